@@ -1,0 +1,284 @@
+"""The venue model: zones joined by gate lanes, event days, badge categories.
+
+Loaded from TOML into frozen pydantic models; unknown keys are refused so a typo fails
+loudly. Every problem becomes one ConfigError naming the file, the key and, where it can
+be found, the line.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+OUTSIDE = "outside"
+_ID = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+
+
+class ConfigError(Exception):
+    """A refused venue file: where and why, printable on one line."""
+
+    def __init__(self, file: str, key: str, problem: str, line: int | None = None):
+        self.file, self.key, self.problem, self.line = file, key, problem, line
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {key}: {problem}" if key else f"{where}: {problem}")
+
+
+class Reentry(StrEnum):
+    FREE = "free"  # any number of entries
+    ANTIPASSBACK = "antipassback"  # must be seen leaving before entering again
+    ONCE = "once"  # a single entry from outside per day
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Zone(_Model):
+    id: str = Field("", description="zone id, the key of its table; filled by the loader")
+    name: str = Field(description="name shown to staff and officers")
+    area_m2: int | None = Field(None, gt=0, description="public floor area, for the record")
+    capacity: int = Field(gt=0, description="legal maximum number of people inside")
+    near_full: float = Field(
+        0.9, gt=0, le=1, description="fraction of capacity at which the zone is near_full"
+    )
+    offline_policy: Literal["lease", "open"] = Field(
+        "lease",
+        description="lease: entry gates grant only their allowance; open: count later",
+    )
+    parent: str | None = Field(
+        None, description="zone this one opens onto; a passage into it is an exit"
+    )
+
+
+class Gate(_Model):
+    """One turnstile lane: a passage from one zone into another."""
+
+    id: str = ""
+    name: str = ""
+    from_zone: str = Field(alias="from", description="zone the person leaves")
+    to_zone: str = Field(alias="to", description="zone the person enters")
+    reader: bool = Field(True, description="has a badge reader; false: anonymous pulses")
+    kind: Literal["tripod", "speedgate", "door"] = "tripod"
+    _is_exit: bool = PrivateAttr(False)
+
+    @property
+    def is_exit(self) -> bool:
+        """An exit goes outside or back into the zone this one opens onto (set by the loader)."""
+        return self._is_exit
+
+
+class Day(_Model):
+    date: date
+    opens: time
+    closes: time
+    note: str = ""
+
+
+class Category(_Model):
+    id: str = ""
+    label_fr: str
+    label_en: str
+    zones: tuple[str, ...] = Field(description="zones a badge of this category may enter")
+    reentry: Reentry = Reentry.ANTIPASSBACK
+    early_minutes: int = Field(0, ge=0, le=600, description="may enter this long before opening")
+    schoolchildren: bool = Field(False, description="counted as schoolchildren in exports")
+
+
+class Leases(_Model):
+    initial: int = Field(20, gt=0, description="first allowance handed to an entry gate")
+    max_per_gate: int = Field(200, gt=0, description="most a single gate may hold at once")
+    low_water: int = Field(5, ge=0, description="top a gate up when it holds this few")
+
+
+class VenueInfo(_Model):
+    id: str = Field(pattern=_ID, description="topic segment: sesame/v1/<id>/...")
+    name: str
+    timezone: str = "Europe/Paris"
+    reset_residue: bool = Field(True, description="record people never scanned out at close")
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {v!r}") from e
+        return v
+
+
+class Venue(_Model):
+    venue: VenueInfo
+    days: tuple[Day, ...]
+    zones: Mapping[str, Zone]
+    gates: Mapping[str, Gate]
+    categories: Mapping[str, Category]
+    leases: Leases = Leases()
+
+    # -- convenience -------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.venue.id
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.venue.timezone)
+
+    def local(self, ts: datetime) -> datetime:
+        return ts.astimezone(self.tz)
+
+    def day_of(self, ts: datetime) -> Day | None:
+        """The event day whose local date is ts's, or None."""
+        d = self.local(ts).date()
+        return next((day for day in self.days if day.date == d), None)
+
+    def opening_window(self, day: Day, early_minutes: int = 0) -> tuple[datetime, datetime]:
+        opens = datetime.combine(day.date, day.opens, self.tz) - timedelta(minutes=early_minutes)
+        return opens, datetime.combine(day.date, day.closes, self.tz)
+
+    def entry_gates(self) -> list[Gate]:
+        return [g for g in self.gates.values() if not g.is_exit]
+
+
+def _ident(kind: str, v: str) -> None:
+    if not re.match(_ID, v):
+        raise ValueError(f"{kind} id {v!r} must be lowercase letters, digits, - or _")
+
+
+def _checks(v: Venue) -> list[tuple[str, str]]:
+    """Cross-field rules, as (key, problem) pairs."""
+    errs: list[tuple[str, str]] = []
+    if not v.days:
+        errs.append(("days", "at least one event day is required"))
+    for i, day in enumerate(v.days):
+        if day.closes <= day.opens:
+            errs.append((f"days[{i}].closes", "closing time must be after opening time"))
+        if i and day.date <= v.days[i - 1].date:
+            errs.append((f"days[{i}].date", "days must be in order and must not overlap"))
+    if not v.zones:
+        errs.append(("zones", "at least one zone is required"))
+    for zid, z in v.zones.items():
+        if zid == OUTSIDE:
+            errs.append((f"zones.{zid}", "'outside' is implicit and cannot be declared"))
+        if z.parent is not None and z.parent not in v.zones:
+            errs.append((f"zones.{zid}.parent", f"unknown zone {z.parent!r}"))
+        if z.parent == zid:
+            errs.append((f"zones.{zid}.parent", "a zone cannot be its own parent"))
+    known = set(v.zones) | {OUTSIDE}
+    if not v.gates:
+        errs.append(("gates", "at least one gate lane is required"))
+    for gid, g in v.gates.items():
+        for key, z in (("from", g.from_zone), ("to", g.to_zone)):
+            if z not in known:
+                errs.append((f"gates.{gid}.{key}", f"unknown zone {z!r}"))
+        if g.from_zone == g.to_zone:
+            errs.append((f"gates.{gid}.to", "a lane must join two different zones"))
+    for cid, c in v.categories.items():
+        for z in c.zones:
+            if z not in v.zones:
+                errs.append((f"categories.{cid}.zones", f"unknown zone {z!r}"))
+    if not v.categories:
+        errs.append(("categories", "at least one badge category is required"))
+    return errs
+
+
+def _fill_ids(data: dict[str, Any]) -> None:
+    for section, kind in (("zones", "zone"), ("gates", "gate"), ("categories", "category")):
+        table = data.get(section)
+        if not isinstance(table, dict):
+            continue
+        for key, item in table.items():
+            _ident(kind, key)
+            if isinstance(item, dict):
+                item.setdefault("id", key)
+                if section == "gates":
+                    item.setdefault("name", key)
+
+
+def parse_venue(data: dict[str, Any], file: str = "<venue>", text: str | None = None) -> Venue:
+    """Build a Venue from already-parsed TOML data; raises ConfigError."""
+    data = _deepcopy(data)
+    try:
+        _fill_ids(data)
+    except ValueError as e:
+        raise ConfigError(file, "", str(e)) from None
+    try:
+        venue = Venue.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        raise ConfigError(file, key, msg, _line_of(text, key)) from None
+    problems = _checks(venue)
+    if problems:
+        key, msg = problems[0]
+        raise ConfigError(file, key, msg, _line_of(text, key))
+    for g in venue.gates.values():
+        parent = venue.zones[g.from_zone].parent if g.from_zone in venue.zones else None
+        g._is_exit = g.to_zone == OUTSIDE or g.to_zone == parent
+    return venue
+
+
+def load_venue(path: str | Path) -> Venue:
+    """Read and check a venue TOML file; raises ConfigError."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(str(p), "", e.strerror or str(e)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(p), "", "not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"\(at line (\d+)", str(e))
+        raise ConfigError(
+            str(p), "", f"TOML syntax: {str(e).split(' (at')[0]}", int(m.group(1)) if m else None
+        ) from None
+    return parse_venue(data, str(p), text)
+
+
+def _deepcopy(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _deepcopy(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_deepcopy(v) for v in x]
+    return x
+
+
+def _line_of(text: str | None, key: str) -> int | None:
+    """Best-effort line of a dotted key in TOML text: its table header, then the key."""
+    if not text or not key:
+        return None
+    parts = key.split(".")
+    lines = text.splitlines()
+    # Find the deepest table header that matches a prefix of the key.
+    start, rest = 0, parts
+    for n in range(len(parts), 0, -1):
+        head = ".".join(parts[:n])
+        pat = re.compile(r"^\s*\[\[?\s*" + re.escape(head) + r"\s*\]\]?\s*(#.*)?$")
+        idx = next((i for i, ln in enumerate(lines) if pat.match(ln)), None)
+        if idx is not None:
+            start, rest = idx, parts[n:]
+            break
+    if not rest:
+        return start + 1
+    leaf = re.sub(r"\[\d+\]$", "", rest[0])
+    pat = re.compile(r"^\s*" + re.escape(leaf) + r"\s*=")
+    for i in range(start, len(lines)):
+        if i > start and lines[i].lstrip().startswith("[") and start:
+            break
+        if pat.match(lines[i]):
+            return i + 1
+    return start + 1 if start else None
