@@ -40,8 +40,12 @@ def _check(args: argparse.Namespace) -> int:
         zones.add_column(col)
     for z in venue.zones.values():
         zones.add_row(
-            z.id, z.name, f"{z.capacity:,}", f"{round(z.capacity * z.near_full):,}",
-            z.offline_policy, z.parent or "outside",
+            z.id,
+            z.name,
+            f"{z.capacity:,}",
+            f"{round(z.capacity * z.near_full):,}",
+            z.offline_policy,
+            z.parent or "outside",
         )
     console.print(zones)
 
@@ -50,8 +54,12 @@ def _check(args: argparse.Namespace) -> int:
         gates.add_column(col)
     for g in venue.gates.values():
         gates.add_row(
-            g.id, g.from_zone, g.to_zone, "exit" if g.is_exit else "entry",
-            "yes" if g.reader else "no (anonymous)", g.kind,
+            g.id,
+            g.from_zone,
+            g.to_zone,
+            "exit" if g.is_exit else "entry",
+            "yes" if g.reader else "no (anonymous)",
+            g.kind,
         )
     console.print(gates)
 
@@ -59,8 +67,9 @@ def _check(args: argparse.Namespace) -> int:
     for col in ("date", "opens", "closes", "note"):
         days.add_column(col)
     for d in venue.days:
-        days.add_row(d.date.isoformat(), d.opens.strftime("%H:%M"), d.closes.strftime("%H:%M"),
-                     d.note)
+        days.add_row(
+            d.date.isoformat(), d.opens.strftime("%H:%M"), d.closes.strftime("%H:%M"), d.note
+        )
     console.print(days)
 
     cats = Table(title="Badge categories")

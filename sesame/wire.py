@@ -69,6 +69,9 @@ class Topics:
     def revoked(self) -> str:
         return f"{self.root}/badges/revoked"
 
+    def corrections(self) -> str:
+        return f"{self.root}/control/corrections"
+
     def split(self, topic: str) -> tuple[str, ...] | None:
         """Topic parts after the root, or None when it is not ours."""
         if not topic.startswith(self.root + "/"):
@@ -441,7 +444,12 @@ class ZoneControl:
 
     def to_json(self) -> bytes:
         return dumps(
-            {"v": VERSION, "state": self.state, "by": self.by, "ts": iso(self.ts) if self.ts else None}
+            {
+                "v": VERSION,
+                "state": self.state,
+                "by": self.by,
+                "ts": iso(self.ts) if self.ts else None,
+            }
         )
 
 
@@ -465,7 +473,12 @@ class VenueControl:
 
     def to_json(self) -> bytes:
         return dumps(
-            {"v": VERSION, "mode": self.mode, "by": self.by, "ts": iso(self.ts) if self.ts else None}
+            {
+                "v": VERSION,
+                "mode": self.mode,
+                "by": self.by,
+                "ts": iso(self.ts) if self.ts else None,
+            }
         )
 
 
@@ -543,3 +556,56 @@ def parse_revocations(obj: dict) -> Revocations | ParseError:
     if not all(isinstance(b, str) and _BADGE.match(b) for b in badges):
         raise _Bad("field 'badges' must be a list of badge ids")
     return Revocations(badges=tuple(badges), ts=_ts(obj, "ts", optional=True))
+
+
+@dataclass(frozen=True)
+class Correction:
+    """`control/corrections` (dashboard → counter): a manual occupancy correction.
+
+    `id` makes a repeated message harmless; the counter applies it once and audits it.
+    """
+
+    id: str
+    zone: str
+    delta: int
+    reason: str
+    by: str
+    ts: datetime
+
+    def to_json(self) -> bytes:
+        return dumps(
+            {
+                "v": VERSION,
+                "id": self.id,
+                "zone": self.zone,
+                "delta": self.delta,
+                "reason": self.reason,
+                "by": self.by,
+                "ts": iso(self.ts),
+            }
+        )
+
+
+_CORR_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+@_total
+def parse_correction(obj: dict) -> Correction | ParseError:
+    _version(obj)
+    reason = _get(obj, "reason", str).strip()
+    if not reason or len(reason) > 500:
+        raise _Bad("field 'reason' must be 1-500 characters")
+    delta = _count(obj, "delta", -100_000, 100_000)
+    if delta == 0:
+        raise _Bad("field 'delta' must not be 0")
+    by = _get(obj, "by", str)
+    if not by or len(by) > 64:
+        raise _Bad("field 'by' must be 1-64 characters")
+    return Correction(
+        id=_ident(obj, "id", _CORR_ID),
+        zone=_ident(obj, "zone", _GATE_ID),
+        delta=delta,
+        reason=reason,
+        by=by,
+        ts=_ts(obj, "ts"),
+    )
