@@ -302,6 +302,9 @@ class GateStatus:
     faults: tuple[str, ...] = ()  # e.g. "CLOCK_IMPLAUSIBLE", "CONTROLLER_SILENT"
     controller: str | None = None  # "ok" | "silent" | None (no controller)
     ts: datetime | None = None
+    # serial of the lease the gate is acting on; with outbox == 0 it lets the counter
+    # reclaim allowance the gate no longer needs (counter/leases.py)
+    lease_serial: int | None = None
 
     def to_json(self) -> bytes:
         d = asdict(self)
@@ -328,6 +331,7 @@ def parse_gate_status(obj: dict) -> GateStatus | ParseError:
         faults=tuple(faults),
         controller=_get(obj, "controller", str, optional=True),
         ts=_ts(obj, "ts", optional=True),
+        lease_serial=_count(obj, "lease_serial", optional=True),
     )
 
 
