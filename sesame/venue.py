@@ -44,8 +44,10 @@ class _Model(BaseModel):
 class Zone(_Model):
     id: str = Field("", description="zone id, the key of its table; filled by the loader")
     name: str = Field(description="name shown to staff and officers")
-    area_m2: int | None = Field(None, gt=0, description="public floor area, for the record")
-    capacity: int = Field(gt=0, description="legal maximum number of people inside")
+    area_m2: int | None = Field(
+        None, gt=0, strict=True, description="public floor area, for the record"
+    )
+    capacity: int = Field(gt=0, strict=True, description="legal maximum number of people inside")
     near_full: float = Field(
         0.9, gt=0, le=1, description="fraction of capacity at which the zone is near_full"
     )
@@ -88,7 +90,9 @@ class Category(_Model):
     label_en: str
     zones: tuple[str, ...] = Field(description="zones a badge of this category may enter")
     reentry: Reentry = Reentry.ANTIPASSBACK
-    early_minutes: int = Field(0, ge=0, le=600, description="may enter this long before opening")
+    early_minutes: int = Field(
+        0, ge=0, le=600, strict=True, description="may enter this long before opening"
+    )
     schoolchildren: bool = Field(False, description="counted as schoolchildren in exports")
 
 
@@ -147,6 +151,12 @@ class Venue(_Model):
         return [g for g in self.gates.values() if not g.is_exit]
 
 
+class _IdError(ValueError):
+    def __init__(self, key: str, problem: str):
+        super().__init__(problem)
+        self.key = key
+
+
 def _ident(kind: str, v: str) -> None:
     if not re.match(_ID, v):
         raise ValueError(f"{kind} id {v!r} must be lowercase letters, digits, - or _")
@@ -195,7 +205,10 @@ def _fill_ids(data: dict[str, Any]) -> None:
         if not isinstance(table, dict):
             continue
         for key, item in table.items():
-            _ident(kind, key)
+            try:
+                _ident(kind, key)
+            except ValueError as e:
+                raise _IdError(f"{section}.{key}", str(e)) from None
             if isinstance(item, dict):
                 item.setdefault("id", key)
                 if section == "gates":
@@ -207,14 +220,14 @@ def parse_venue(data: dict[str, Any], file: str = "<venue>", text: str | None = 
     data = _deepcopy(data)
     try:
         _fill_ids(data)
-    except ValueError as e:
-        raise ConfigError(file, "", str(e)) from None
+    except _IdError as e:
+        raise ConfigError(file, e.key, str(e), _line_of(text, e.key)) from None
     try:
         venue = Venue.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif err["type"] == "missing":
@@ -263,6 +276,23 @@ def _line_of(text: str | None, key: str) -> int | None:
         return None
     parts = key.split(".")
     lines = text.splitlines()
+    first = re.match(r"^([A-Za-z0-9_-]+)\[(\d+)\]$", parts[0])
+    if first:  # an array of tables: days[1].date is under the second [[days]] header
+        head = re.compile(r"^\s*\[\[\s*" + re.escape(first.group(1)) + r"\s*\]\]")
+        starts = [i for i, ln in enumerate(lines) if head.match(ln)]
+        n = int(first.group(2))
+        if n >= len(starts):
+            return None
+        start = starts[n]
+        if len(parts) == 1:
+            return start + 1
+        pat = re.compile(r"^\s*" + re.escape(parts[1]) + r"\s*=")
+        for i in range(start + 1, len(lines)):
+            if lines[i].lstrip().startswith("["):
+                break
+            if pat.match(lines[i]):
+                return i + 1
+        return start + 1
     # Find the deepest table header that matches a prefix of the key.
     start, rest = 0, parts
     for n in range(len(parts), 0, -1):
