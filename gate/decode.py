@@ -1,0 +1,138 @@
+"""QR decoding of camera frames and image files.
+
+Decoders (chosen by name in the gate file or on the command line):
+- ``zxing``: zxing-cpp, the default. Best rate and speed measured on the shared samples.
+- ``pyzbar``: the ZBar library through pyzbar.
+- ``combined``: zxing-cpp first; only when it finds nothing, pyzbar, then zxing-cpp again with
+  its global-histogram binariser, on a sharpened copy, on a contrast-equalised (CLAHE) copy and
+  on a 2x upscale of small images. These extra passes cost
+  time only on frames the first pass misses (measured in bench/bench_decode.py).
+
+Text is returned exactly as encoded (zxing-cpp's ``Plain`` text mode: no GS1 brackets, no
+``<SOH>`` escapes), so control characters reach the decision, which rejects them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import zxingcpp
+
+DECODERS = ("zxing", "pyzbar", "combined")
+DEFAULT_DECODER = "zxing"
+
+# Images larger than this on their longest side are not upscaled by the fallback pass:
+# a 2x upscale of a 720p frame costs more than it rescues.
+_UPSCALE_MAX_SIDE = 800
+
+
+class ImageError(Exception):
+    """An image file that cannot be read as a picture."""
+
+
+def to_gray(img: np.ndarray) -> np.ndarray:
+    """Grayscale uint8 from a BGR, BGRA or grayscale array (what OpenCV hands us)."""
+    if img.ndim == 2:
+        gray = img
+    elif img.ndim == 3 and img.shape[2] == 3:
+        gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    elif img.ndim == 3 and img.shape[2] == 4:
+        gray = cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY)
+    elif img.ndim == 3 and img.shape[2] == 1:
+        gray = img[:, :, 0]
+    else:
+        raise ValueError(f"not an image array: shape {img.shape}")
+    if gray.dtype != np.uint8:
+        gray = cv2.normalize(gray, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    return np.ascontiguousarray(gray)
+
+
+def _zxing(gray: np.ndarray, binarizer: zxingcpp.Binarizer | None = None) -> list[str]:
+    kwargs = {} if binarizer is None else {"binarizer": binarizer}
+    found = zxingcpp.read_barcodes(
+        gray,
+        formats=zxingcpp.BarcodeFormat.QRCode,
+        text_mode=zxingcpp.TextMode.Plain,
+        **kwargs,
+    )
+    return [b.text for b in found if b.valid]
+
+
+def _pyzbar(gray: np.ndarray) -> list[str]:
+    from pyzbar import pyzbar  # loads libzbar; only when asked for
+
+    found = pyzbar.decode(gray, symbols=[pyzbar.ZBarSymbol.QRCODE])
+    # ZBar hands back its text as UTF-8 bytes; anything else becomes U+FFFD (then MALFORMED).
+    return [d.data.decode("utf-8", errors="replace") for d in found]
+
+
+def _upscale(gray: np.ndarray) -> np.ndarray:
+    return cv2.resize(gray, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+
+
+def _sharpen(gray: np.ndarray) -> np.ndarray:
+    """Unsharp mask: brings back module edges of an out-of-focus badge."""
+    soft = cv2.GaussianBlur(gray, (0, 0), 2.0)
+    return cv2.addWeighted(gray, 2.5, soft, -1.5, 0)
+
+
+_CLAHE = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
+
+
+def _combined(gray: np.ndarray) -> list[str]:
+    # Ordered by what each rescued on the shared samples and the distorted badges
+    # (bench/bench_decode.py): ZBar reads some photos zxing-cpp misses; a global threshold
+    # helps uneven light; sharpening helps defocus; local contrast helps motion blur.
+    passes: list[Callable[[np.ndarray], list[str]]] = [
+        _zxing,
+        _pyzbar,
+        lambda g: _zxing(g, zxingcpp.Binarizer.GlobalHistogram),
+        lambda g: _zxing(_sharpen(g)),
+        lambda g: _zxing(_CLAHE.apply(g)),
+    ]
+    if max(gray.shape) <= _UPSCALE_MAX_SIDE:
+        passes.append(lambda g: _zxing(_upscale(g)))
+    for run in passes:
+        found = run(gray)
+        if found:
+            return found
+    return []
+
+
+_DECODE: dict[str, Callable[[np.ndarray], list[str]]] = {
+    "zxing": _zxing,
+    "pyzbar": _pyzbar,
+    "combined": _combined,
+}
+
+
+def check_decoder(name: str) -> str:
+    if name not in _DECODE:
+        raise ValueError(f"unknown decoder {name!r} (choose from {', '.join(DECODERS)})")
+    return name
+
+
+def decode_frame(img: np.ndarray, decoder: str = DEFAULT_DECODER) -> list[str]:
+    """Every QR code text found in one frame, in the decoder's order, without repeats."""
+    run = _DECODE[check_decoder(decoder)]
+    return list(dict.fromkeys(run(to_gray(img))))
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file (PNG, JPEG, WebP, ...) as a grayscale array or raise ImageError."""
+    p = Path(path)
+    try:
+        data = np.fromfile(p, dtype=np.uint8)
+    except OSError as e:
+        raise ImageError(f"{p}: cannot read: {e.strerror or e}") from None
+    img = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    if img is None:
+        raise ImageError(f"{p}: not a readable image")
+    return img
+
+
+def decode_file(path: str | Path, decoder: str = DEFAULT_DECODER) -> list[str]:
+    return decode_frame(load_image(path), decoder)
