@@ -68,7 +68,12 @@ def _b64e(b: bytes) -> str:
 def _b64d(s: str) -> bytes:
     if not _B64.match(s):
         raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+    raw = base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+    # Only the canonical spelling: the decoder ignores a last character's unused bits, so
+    # without this one token would have several valid spellings.
+    if _b64e(raw) != s:
+        raise ValueError("not canonical base64url")
+    return raw
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
