@@ -91,7 +91,12 @@ BAD_FILES = [
         "categories.public.zones",
         155,
     ),  # fmt: skip
-    ("unknown time zone", ('timezone = "Europe/Paris"', 'timezone = "Mars/Olympus"'), "venue.timezone", 8),
+    (
+        "unknown time zone",
+        ('timezone = "Europe/Paris"', 'timezone = "Mars/Olympus"'),
+        "venue.timezone",
+        8,
+    ),
     ("bad zone id", ("[zones.balcons]", "[zones.Balcons]"), "zones.Balcons", 57),
     ("zone named outside", ("[zones.balcons]", "[zones.outside]"), "zones.outside", None),
     ("missing capacity", ("capacity = 1000\n", ""), "zones.salon-honneur.capacity", None),
