@@ -1,0 +1,302 @@
+"""Attendance figures from the counter's database, and their CSV / XLSX / JSON / PNG forms.
+
+The dashboard calls these directly; `sesame export attendance` wraps them. Read-only: they
+open their own connection and can run while the counter writes.
+
+Definitions (per event day, see counter/occupancy.py for which day an event counts toward):
+- entries: passages from `outside` into the venue (a group badge of N makes N passages);
+- unique_visitors: distinct badges that entered, each counting its group size (registry
+  first, else the size the gate reported, else 1); anonymous entries are reported apart;
+- by_category: unique visitors per badge category; arrivals_by_hour: entries per local hour;
+- peak_occupancy.<zone>: highest occupancy through the day with the time it was reached
+  (passages and manual corrections in event-time order);
+- schoolchildren: unique visitors of categories marked `schoolchildren`, and departements:
+  the same by the département in the badge registry ("unknown" when not registered);
+- denials_by_reason: denied scans per reason code; residue: people never scanned out at close.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter as Tally
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from counter.store import connect
+from sesame.venue import OUTSIDE, Venue
+
+Progress = Callable[[int, int], None]
+
+
+def _days(conn, venue: Venue, day: str | None) -> list[str]:
+    if day is not None:
+        return [day]
+    found = {r[0] for r in conn.execute("SELECT DISTINCT day FROM events")}
+    return sorted(found | {d.date.isoformat() for d in venue.days})
+
+
+def _walk(conn, venue: Venue, day: str, minute_series: bool = False):
+    """Occupancy through the day: peaks per zone and, optionally, a per-minute series."""
+    lanes = {g.id: (g.from_zone, g.to_zone) for g in venue.gates.values()}
+    occ = dict.fromkeys(venue.zones, 0)
+    peak = {z: (0, None) for z in venue.zones}
+    series: dict[str, list[tuple[str, int]]] = {z: [] for z in venue.zones}
+    corrections = conn.execute(
+        "SELECT t, zone, delta FROM corrections WHERE day = ? ORDER BY t", (day,)
+    ).fetchall()
+    ci = 0
+    last_minute = None
+    tz = venue.tz
+
+    def bump(zone: str, n: int, t: float) -> None:
+        if zone not in occ:
+            return
+        occ[zone] += n
+        if occ[zone] > peak[zone][0]:
+            peak[zone] = (occ[zone], t)
+
+    def flush(t: float) -> None:
+        nonlocal last_minute
+        m = int(t // 60)
+        if m != last_minute:
+            if last_minute is not None:
+                stamp = datetime.fromtimestamp(last_minute * 60, tz).isoformat()
+                for z in occ:
+                    series[z].append((stamp, max(0, occ[z])))
+            last_minute = m
+
+    rows = conn.execute(
+        "SELECT t, gate FROM events WHERE day = ? AND kind = 'passage' ORDER BY t", (day,)
+    )
+    for t, gate in rows:
+        while ci < len(corrections) and corrections[ci][0] <= t:
+            ct, z, d = corrections[ci]
+            bump(z, d, ct)
+            ci += 1
+        if minute_series:
+            flush(t)
+        fr, to = lanes.get(gate, (OUTSIDE, OUTSIDE))
+        if fr != OUTSIDE:
+            bump(fr, -1, t)
+        if to != OUTSIDE:
+            bump(to, 1, t)
+    for ct, z, d in corrections[ci:]:
+        bump(z, d, ct)
+    if minute_series and last_minute is not None:
+        flush(last_minute * 60 + 60)
+    peaks = {
+        z: {"value": v, "at": datetime.fromtimestamp(t, tz).isoformat() if t else None}
+        for z, (v, t) in peak.items()
+    }
+    return peaks, series
+
+
+def _day_report(conn, venue: Venue, day: str) -> dict:
+    school = {c.id for c in venue.categories.values() if c.schoolchildren}
+    entries = conn.execute(
+        "SELECT count(*) FROM events WHERE day = ? AND kind = 'passage' AND from_zone = ?",
+        (day, OUTSIDE),
+    ).fetchone()[0]
+    anonymous = conn.execute(
+        "SELECT count(*) FROM events WHERE day = ? AND kind = 'passage' AND from_zone = ? "
+        "AND badge IS NULL",
+        (day, OUTSIDE),
+    ).fetchone()[0]
+    visitors = conn.execute(
+        "SELECT e.badge, coalesce(min(e.category), min(b.category)), "
+        "max(coalesce(b.group_size, e.group_size, 1)), min(b.department) "
+        "FROM events e LEFT JOIN badges b ON b.badge_id = e.badge "
+        "WHERE e.day = ? AND e.kind = 'passage' AND e.from_zone = ? AND e.badge IS NOT NULL "
+        "GROUP BY e.badge",
+        (day, OUTSIDE),
+    ).fetchall()
+    by_category: Tally[str] = Tally()
+    departements: Tally[str] = Tally()
+    unique = schoolchildren = 0
+    for _badge, cat, size, dept in visitors:
+        unique += size
+        by_category[cat or "unknown"] += size
+        if cat in school:
+            schoolchildren += size
+            departements[dept or "unknown"] += size
+    hours = conn.execute(
+        "SELECT hour, count(*) FROM events WHERE day = ? AND kind = 'passage' AND from_zone = ? "
+        "GROUP BY hour ORDER BY hour",
+        (day, OUTSIDE),
+    ).fetchall()
+    denials = conn.execute(
+        "SELECT reason, count(*) FROM events WHERE day = ? AND kind = 'denied' GROUP BY reason",
+        (day,),
+    ).fetchall()
+    residue = conn.execute(
+        "SELECT zone, residue FROM day_residues WHERE day = ? ORDER BY zone", (day,)
+    ).fetchall()
+    peaks, _ = _walk(conn, venue, day)
+    return {
+        "unique_visitors": unique,
+        "entries": entries,
+        "anonymous_entries": anonymous,
+        "by_category": dict(sorted(by_category.items())),
+        "arrivals_by_hour": {f"{h:02d}": n for h, n in hours},
+        "peak_occupancy": peaks,
+        "schoolchildren": schoolchildren,
+        "departements": dict(sorted(departements.items())),
+        "denials_by_reason": dict(sorted(denials)),
+        "residue": dict(residue),
+    }
+
+
+def attendance(
+    db_path: str | Path, venue: Venue, day: str | None = None, progress: Progress | None = None
+) -> dict:
+    """Attendance per event day: {"venue", "days": {"YYYY-MM-DD": {...}}, "totals": {...}}."""
+    conn = connect(db_path, readonly=True)
+    try:
+        days = _days(conn, venue, day)
+        report: dict = {"venue": venue.id, "days": {}}
+        for i, d in enumerate(days):
+            report["days"][d] = _day_report(conn, venue, d)
+            if progress:
+                progress(i + 1, len(days))
+        dsel = list(days)
+        marks = ",".join("?" * len(dsel))
+        school = [c.id for c in venue.categories.values() if c.schoolchildren]
+        distinct = conn.execute(
+            "SELECT coalesce(min(e.category), min(b.category)), "
+            "max(coalesce(b.group_size, e.group_size, 1)) FROM events e "
+            "LEFT JOIN badges b ON b.badge_id = e.badge "
+            f"WHERE e.day IN ({marks}) AND e.kind = 'passage' AND e.from_zone = ? "
+            "AND e.badge IS NOT NULL GROUP BY e.badge",
+            (*dsel, OUTSIDE),
+        ).fetchall()
+        per_day = report["days"].values()
+        report["totals"] = {
+            "unique_visitors": sum(s for _, s in distinct),
+            "visits": sum(r["unique_visitors"] for r in per_day),
+            "entries": sum(r["entries"] for r in per_day),
+            "schoolchildren": sum(s for c, s in distinct if c in school),
+            "denials": sum(sum(r["denials_by_reason"].values()) for r in per_day),
+        }
+        return report
+    finally:
+        conn.close()
+
+
+def occupancy_series(
+    db_path: str | Path, venue: Venue, day: str, zone: str | None = None
+) -> dict[str, list[tuple[str, int]]]:
+    """Occupancy per zone, one point per minute with events (local ISO time, people)."""
+    conn = connect(db_path, readonly=True)
+    try:
+        _, series = _walk(conn, venue, day, minute_series=True)
+    finally:
+        conn.close()
+    return {zone: series.get(zone, [])} if zone is not None else series
+
+
+def plot_occupancy(db_path: str | Path, venue: Venue, day: str, out: Path | BinaryIO) -> None:
+    """PNG: each zone's occupancy through the day against its capacity."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    series = occupancy_series(db_path, venue, day)
+    fig, ax = plt.subplots(figsize=(10, 5), dpi=100)
+    try:
+        for i, (zid, points) in enumerate(series.items()):
+            z = venue.zones[zid]
+            colour = f"C{i}"
+            if points:
+                xs = [datetime.fromisoformat(t) for t, _ in points]
+                ax.plot(xs, [n for _, n in points], color=colour, label=f"{z.name}")
+            ax.axhline(z.capacity, color=colour, linestyle="--", linewidth=1,
+                       label=f"{z.name} capacity ({z.capacity})")  # fmt: skip
+        ax.set_title(f"{venue.venue.name}: occupancy on {day}")
+        ax.set_ylabel("people inside")
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=venue.tz))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+        fig.tight_layout()
+        fig.savefig(out, format="png")
+    finally:
+        plt.close(fig)
+
+
+# -- file formats ---------------------------------------------------------------------
+
+_SCALARS = ("unique_visitors", "entries", "anonymous_entries", "schoolchildren")
+_BREAKDOWNS = ("by_category", "arrivals_by_hour", "departements", "denials_by_reason", "residue")
+
+
+def rows(report: dict) -> list[tuple[str, str, str, object]]:
+    """The report in long form: (day, metric, key, value), the CSV and XLSX content."""
+    out: list[tuple[str, str, str, object]] = []
+    for day, r in report["days"].items():
+        for m in _SCALARS:
+            out.append((day, m, "", r[m]))
+        for zone, p in r["peak_occupancy"].items():
+            out.append((day, "peak_occupancy", zone, p["value"]))
+            out.append((day, "peak_occupancy_at", zone, p["at"] or ""))
+        for m in _BREAKDOWNS:
+            for k, v in r[m].items():
+                out.append((day, m, k, v))
+    for k, v in report.get("totals", {}).items():
+        out.append(("total", k, "", v))
+    return out
+
+
+def write_attendance(report: dict, fmt: str, out: Path | BinaryIO) -> None:
+    """Write the report as csv (long form), xlsx (summary + one sheet per breakdown) or json."""
+    if fmt == "json":
+        data = json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8")
+    elif fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["day", "metric", "key", "value"])
+        w.writerows(rows(report))
+        data = buf.getvalue().encode("utf-8")
+    elif fmt == "xlsx":
+        data = _xlsx(report)
+    else:
+        raise ValueError(f"unknown format {fmt!r} (csv, xlsx or json)")
+    if isinstance(out, str | Path):
+        p = Path(out)
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(p)  # never a half-written export
+    else:
+        out.write(data)
+
+
+def _xlsx(report: dict) -> bytes:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Summary"
+    zones = sorted({z for r in report["days"].values() for z in r["peak_occupancy"]})
+    ws.append(["day", *_SCALARS, *(f"peak {z}" for z in zones), *(f"peak {z} at" for z in zones)])
+    for day, r in report["days"].items():
+        ws.append(
+            [day, *(r[m] for m in _SCALARS),
+             *(r["peak_occupancy"][z]["value"] for z in zones),
+             *(r["peak_occupancy"][z]["at"] or "" for z in zones)]
+        )  # fmt: skip
+    for m in _BREAKDOWNS:
+        sheet = wb.create_sheet(m)
+        sheet.append(["day", "key", "value"])
+        for day, r in report["days"].items():
+            for k, v in r[m].items():
+                sheet.append([day, k, v])
+    tot = wb.create_sheet("totals")
+    for k, v in report.get("totals", {}).items():
+        tot.append([k, v])
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()

@@ -1,0 +1,290 @@
+"""The counter's SQLite database: schema, named migrations, and the batched writes.
+
+One writer: the counter's core thread owns the connection it opens here; the dashboard,
+exports and the CLI open their own read-only connections (WAL lets them read while the
+counter writes). Every batch of events is one transaction together with the gate
+sequence state it changes, so a `kill -9` leaves either all of a batch or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+# Named migrations, applied in order, each in its own transaction and recorded in
+# `_migrations`. Never edit one that has shipped: add a new one.
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_events",
+        """
+        CREATE TABLE events (
+            id TEXT PRIMARY KEY,
+            gate TEXT NOT NULL, epoch TEXT NOT NULL, seq INTEGER NOT NULL,
+            ts TEXT NOT NULL,          -- as sent by the gate (ISO 8601 with offset)
+            t REAL NOT NULL,           -- ts as Unix seconds, for ordering
+            day TEXT NOT NULL,         -- event day the event counts toward (see occupancy.py)
+            hour INTEGER NOT NULL,     -- local hour of ts, for arrivals by hour
+            kind TEXT NOT NULL, from_zone TEXT NOT NULL, to_zone TEXT NOT NULL,
+            badge TEXT, category TEXT, reason TEXT, group_size INTEGER,
+            gate_ts TEXT, clock_offset_ms INTEGER,
+            received_at TEXT NOT NULL
+        );
+        CREATE INDEX events_day ON events(day, kind, t);
+        CREATE TABLE gate_seqs (
+            gate TEXT NOT NULL, epoch TEXT NOT NULL,
+            committed INTEGER NOT NULL,  -- every seq up to this one is stored
+            above TEXT NOT NULL,         -- JSON ranges [[a, b], ...] stored beyond it
+            max_seq INTEGER NOT NULL,
+            first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+            PRIMARY KEY (gate, epoch)
+        );
+        CREATE TABLE quarantine (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            topic TEXT NOT NULL, payload BLOB, size INTEGER NOT NULL,
+            reason TEXT NOT NULL, received_at TEXT NOT NULL
+        );
+        """,
+    ),
+    (
+        "0002_registry_and_control",
+        """
+        CREATE TABLE badges (
+            badge_id TEXT PRIMARY KEY, token TEXT, category TEXT, days TEXT,
+            group_size INTEGER NOT NULL DEFAULT 1, organisation TEXT, department TEXT,
+            extra TEXT NOT NULL DEFAULT '{}', imported_at TEXT NOT NULL
+        );
+        CREATE TABLE corrections (
+            id TEXT PRIMARY KEY, zone TEXT NOT NULL, delta INTEGER NOT NULL,
+            reason TEXT NOT NULL, by TEXT NOT NULL, ts TEXT NOT NULL, t REAL NOT NULL,
+            day TEXT NOT NULL, applied_at TEXT NOT NULL
+        );
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL, who TEXT, action TEXT NOT NULL, zone TEXT, detail TEXT
+        );
+        CREATE TABLE control (
+            key TEXT PRIMARY KEY,        -- 'zone:<id>' or 'venue'
+            state TEXT NOT NULL, by TEXT, ts TEXT, updated_at TEXT NOT NULL
+        );
+        CREATE TABLE gates_seen (
+            gate TEXT PRIMARY KEY, online INTEGER, outbox INTEGER, lease_serial INTEGER,
+            status TEXT, last_event_at TEXT, updated_at TEXT NOT NULL
+        );
+        """,
+    ),
+    (
+        "0003_leases_days_snapshots",
+        """
+        CREATE TABLE leases (
+            gate TEXT NOT NULL, day TEXT NOT NULL, zone TEXT NOT NULL,
+            granted INTEGER NOT NULL,    -- cumulative allowance last published
+            exposure INTEGER NOT NULL,   -- the most the gate may still act on
+            PRIMARY KEY (gate, day, zone)
+        );
+        CREATE TABLE lease_serials (
+            gate TEXT PRIMARY KEY, serial INTEGER NOT NULL, day TEXT NOT NULL
+        );
+        CREATE TABLE day_residues (
+            day TEXT NOT NULL, zone TEXT NOT NULL, residue INTEGER NOT NULL,
+            closed_at TEXT NOT NULL, PRIMARY KEY (day, zone)
+        );
+        CREATE TABLE days_state (
+            key TEXT PRIMARY KEY, value TEXT NOT NULL
+        );
+        CREATE TABLE snapshots (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_rowid INTEGER NOT NULL, taken_at TEXT NOT NULL, state TEXT NOT NULL
+        );
+        """,
+    ),
+]
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection with the project's pragmas; read-only ones never create the file."""
+    if readonly:
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"{path}: no such database")
+        conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed (hence acknowledged) batch survives a power cut, not only kill -9.
+        conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply the migrations not yet recorded; returns the names applied."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    done = {r[0] for r in conn.execute("SELECT name FROM _migrations")}
+    applied = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in _statements(sql):
+                conn.execute(stmt)
+            conn.execute("INSERT INTO _migrations VALUES (?, ?)", (name, utcnow()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied
+
+
+def _statements(sql: str) -> Iterable[str]:
+    lines = [ln.split("--")[0] for ln in sql.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+EVENT_COLUMNS = (
+    "id, gate, epoch, seq, ts, t, day, hour, kind, from_zone, to_zone, badge, category, "
+    "reason, group_size, gate_ts, clock_offset_ms, received_at"
+)
+_INSERT_EVENT = f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES ({', '.join('?' * 18)})"
+
+
+class Store:
+    """The writer's handle on the database. Not thread-safe: one thread writes."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.conn = connect(self.path)
+        self.db = sqlite_utils.Database(self.conn)
+        migrate(self.conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- transactions ----------------------------------------------------------------
+    def begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    # -- writes (inside a transaction) --------------------------------------------------
+    def insert_events(self, rows: Sequence[tuple]) -> int:
+        before = self.conn.total_changes
+        self.conn.executemany(_INSERT_EVENT, rows)
+        return self.conn.total_changes - before
+
+    def quarantine(self, rows: Sequence[tuple[str, bytes, str, str]]) -> None:
+        """rows: (topic, payload, reason, received_at); payloads kept up to 64 KiB."""
+        self.conn.executemany(
+            "INSERT INTO quarantine (topic, payload, size, reason, received_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(t, p[:65536], len(p), r, at) for t, p, r, at in rows],
+        )
+
+    def save_seq(self, gate: str, epoch: str, committed: int, above: list, max_seq: int) -> None:
+        now = utcnow()
+        self.conn.execute(
+            "INSERT INTO gate_seqs VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (gate, epoch) DO "
+            "UPDATE SET committed=excluded.committed, above=excluded.above, "
+            "max_seq=excluded.max_seq, last_seen=excluded.last_seen",
+            (gate, epoch, committed, json.dumps(above), max_seq, now, now),
+        )
+
+    def save_correction(self, c: Any, t: float, day: str) -> bool:
+        """Store a correction once by id; False when it was already applied."""
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO corrections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (c.id, c.zone, c.delta, c.reason, c.by, c.ts.isoformat(), t, day, utcnow()),
+        )
+        return cur.rowcount == 1
+
+    def audit(self, action: str, *, who: str | None, zone: str | None, detail: dict) -> None:
+        self.conn.execute(
+            "INSERT INTO audit (at, who, action, zone, detail) VALUES (?, ?, ?, ?, ?)",
+            (utcnow(), who, action, zone, json.dumps(detail, ensure_ascii=False)),
+        )
+
+    def set_control(self, key: str, state: str, by: str | None, ts: str | None) -> None:
+        self.conn.execute(
+            "INSERT INTO control VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+            "state=excluded.state, by=excluded.by, ts=excluded.ts, updated_at=excluded.updated_at",
+            (key, state, by, ts, utcnow()),
+        )
+
+    def set_gate_seen(self, gate: str, **fields: Any) -> None:
+        fields["updated_at"] = utcnow()
+        cols = ", ".join(fields)
+        sets = ", ".join(f"{k}=excluded.{k}" for k in fields)
+        self.conn.execute(
+            f"INSERT INTO gates_seen (gate, {cols}) VALUES (?, {', '.join('?' * len(fields))}) "
+            f"ON CONFLICT (gate) DO UPDATE SET {sets}",
+            (gate, *fields.values()),
+        )
+
+    def save_lease(self, gate: str, day: str, serial: int, grants: dict, exposure: dict) -> None:
+        self.conn.execute(
+            "INSERT INTO lease_serials VALUES (?, ?, ?) ON CONFLICT (gate) DO UPDATE SET "
+            "serial=excluded.serial, day=excluded.day",
+            (gate, serial, day),
+        )
+        self.conn.executemany(
+            "INSERT INTO leases VALUES (?, ?, ?, ?, ?) ON CONFLICT (gate, day, zone) DO UPDATE "
+            "SET granted=excluded.granted, exposure=excluded.exposure",
+            [(gate, day, z, grants[z], exposure.get(z, grants[z])) for z in grants],
+        )
+
+    def save_residues(self, day: str, residues: dict[str, int]) -> None:
+        self.conn.executemany(
+            "INSERT INTO day_residues VALUES (?, ?, ?, ?) ON CONFLICT (day, zone) DO UPDATE "
+            "SET residue=excluded.residue",
+            [(day, z, n, utcnow()) for z, n in residues.items()],
+        )
+
+    def set_state(self, key: str, value: Any) -> None:
+        self.conn.execute(
+            "INSERT INTO days_state VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+            "SET value=excluded.value",
+            (key, json.dumps(value)),
+        )
+
+    def snapshot(self, event_rowid: int, state: dict) -> None:
+        self.conn.execute(
+            "INSERT INTO snapshots (event_rowid, taken_at, state) VALUES (?, ?, ?)",
+            (event_rowid, utcnow(), json.dumps(state)),
+        )
+        # Keep the last few only; the newest is all a restart needs.
+        self.conn.execute(
+            "DELETE FROM snapshots WHERE id NOT IN "
+            "(SELECT id FROM snapshots ORDER BY id DESC LIMIT 3)"
+        )
+
+    # -- reads ---------------------------------------------------------------------------
+    def get_state(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM days_state WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def last_event_rowid(self) -> int:
+        return self.conn.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0]
+
+    def latest_snapshot(self) -> tuple[int, dict] | None:
+        row = self.conn.execute(
+            "SELECT event_rowid, state FROM snapshots ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
