@@ -1,0 +1,89 @@
+"""The turnstile driver over a real pseudo-terminal, a simulated controller on the other end."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gate.turnstile import SerialTurnstile, SimulatedController
+
+
+def _until(cond, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture
+def rig():
+    made = []
+
+    def make(pushes=True, **kw):
+        ctl = SimulatedController(pushes=pushes)
+        drv = SerialTurnstile(ctl.port, **kw)
+        made.append((ctl, drv))
+        return ctl, drv
+
+    yield make
+    for ctl, drv in made:
+        drv.close()
+        ctl.close()
+
+
+def test_open_pass_and_timeout(rig):
+    answers = iter([True, False, True])
+    ctl, drv = rig(pushes=lambda d: next(answers))
+    assert drv.open("in", 1.0) is True
+    assert drv.open("in", 1.0) is False  # nobody pushed: the grant is annulled
+    assert drv.open("out", 1.0) is True
+    assert ctl.passes == 2
+    assert [c.split()[:2] for c in ctl.received if c.startswith("OPEN")] == [
+        ["OPEN", "IN"],
+        ["OPEN", "IN"],
+        ["OPEN", "OUT"],
+    ]
+    assert drv.health == "ok"
+
+
+def test_pulses_are_anonymous_passages(rig):
+    ctl, drv = rig()
+    ctl.pulse("out")
+    ctl.pulse("in")
+    assert drv.pulse(2.0) == "out"
+    assert drv.pulse(2.0) == "in"
+    assert drv.pulse(0.1) is None
+
+
+def test_free_mode_is_sent(rig):
+    ctl, drv = rig()
+    drv.hold_free(True)
+    assert _until(lambda: ctl.free)
+    drv.hold_free(False)
+    assert _until(lambda: not ctl.free)
+
+
+def test_noise_is_survived(rig):
+    ctl, drv = rig()
+    ctl.noise()
+    ctl.noise(b"\xff" * 2000)  # a runaway line without newline
+    ctl.noise(b"PASS deadbe\n")  # an answer to an opening nobody made
+    assert drv.open("in", 1.0) is True
+    assert _until(lambda: drv.noise >= 3)
+    ctl.pulse("out")
+    assert drv.pulse(2.0) == "out"
+    assert drv.health == "ok"
+
+
+def test_silent_controller_is_reported_and_recovers(rig):
+    ctl, drv = rig(ping_every=0.1, silent_after=0.4, answer_margin=0.3)
+    assert _until(lambda: any(c.startswith("PING") for c in ctl.received))
+    ctl.silent = True
+    assert _until(lambda: drv.health == "silent", 3.0)
+    assert drv.open("in", 0.2) is False
+    ctl.silent = False
+    assert _until(lambda: drv.health == "ok", 3.0)
+    assert drv.open("in", 1.0) is True
