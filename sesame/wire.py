@@ -284,7 +284,7 @@ def parse_event(obj: dict) -> Event | ParseError:
         category=_ident(obj, "category", _GATE_ID, optional=True),
         reason=reason,
         gate_ts=_ts(obj, "gate_ts", optional=True),
-        clock_offset_ms=_count(obj, "clock_offset_ms", -(2**40), 2**40, optional=True),
+        clock_offset_ms=_count(obj, "clock_offset_ms", -MAX_SEQ, MAX_SEQ, optional=True),
         group_size=_count(obj, "group_size", 1, 500, optional=True),
     )
 
