@@ -1,0 +1,124 @@
+"""French and English strings for the pages; the browser's language picks one, a switch
+(cookie `lang`) overrides it."""
+
+from __future__ import annotations
+
+LANGS = ("en", "fr")
+
+STRINGS: dict[str, tuple[str, str]] = {
+    # key: (English, French)
+    "title": ("Sesame — live occupancy", "Sesame — fréquentation en direct"),
+    "organiser_title": ("Sesame — attendance", "Sesame — fréquentation"),
+    "login": ("Sign in", "Connexion"),
+    "username": ("Username", "Identifiant"),
+    "password": ("Password", "Mot de passe"),
+    "logout": ("Sign out", "Déconnexion"),
+    "login_failed": ("Wrong username or password", "Identifiant ou mot de passe incorrect"),
+    "login_limited": ("Too many attempts; try again in", "Trop de tentatives ; réessayez dans"),
+    "seconds": ("s", "s"),
+    "live": ("Live", "Direct"),
+    "organiser": ("Attendance", "Fréquentation"),
+    "zones": ("Zones", "Espaces"),
+    "gates": ("Gate lanes", "Portes"),
+    "alerts": ("Alerts", "Alertes"),
+    "audit": ("Audit log", "Journal des actions"),
+    "no_alerts": ("No alerts", "Aucune alerte"),
+    "capacity": ("capacity", "jauge"),
+    "near_full_at": ("near full at", "presque plein à"),
+    "state_open": ("open", "ouvert"),
+    "state_near_full": ("near full", "presque plein"),
+    "state_full": ("FULL", "COMPLET"),
+    "state_closed": ("CLOSED", "FERMÉ"),
+    "state_evacuating": ("EVACUATING", "ÉVACUATION"),
+    "state_unknown": ("no data", "pas de données"),
+    "close_zone": ("Close zone", "Fermer l'espace"),
+    "open_zone": ("Reopen zone", "Rouvrir l'espace"),
+    "closed_by": ("closed by", "fermé par"),
+    "correct": ("Correct count", "Corriger le compte"),
+    "delta": ("Change (+/−)", "Écart (+/−)"),
+    "reason": ("Reason", "Motif"),
+    "submit": ("Apply", "Appliquer"),
+    "cancel": ("Cancel", "Annuler"),
+    "evacuation": ("Evacuation", "Évacuation"),
+    "evacuate_on": ("Start evacuation", "Déclencher l'évacuation"),
+    "evacuate_off": ("End evacuation", "Lever l'évacuation"),
+    "evacuate_confirm": (
+        "Put the whole venue in evacuation mode? Every entry lane refuses entry; exits stay open.",
+        "Passer tout le site en évacuation ? Toutes les entrées sont refusées ; "
+        "les sorties restent ouvertes.",
+    ),
+    "evacuate_off_confirm": (
+        "End evacuation and return to normal operation?",
+        "Lever l'évacuation et revenir au fonctionnement normal ?",
+    ),
+    "confirm": ("Confirm", "Confirmer"),
+    "mode_normal": ("Normal operation", "Fonctionnement normal"),
+    "mode_evacuation": ("EVACUATION IN PROGRESS", "ÉVACUATION EN COURS"),
+    "online": ("online", "en ligne"),
+    "offline": ("OFFLINE", "HORS LIGNE"),
+    "never_seen": ("never seen", "jamais vue"),
+    "last_scan": ("last scan", "dernier passage"),
+    "outbox": ("outbox", "en attente"),
+    "controller": ("controller", "automate"),
+    "gate": ("Lane", "Porte"),
+    "status": ("Status", "État"),
+    "counter": ("Counter", "Compteur"),
+    "counter_offline": ("counter offline", "compteur hors ligne"),
+    "alert_near_full": ("near full", "presque plein"),
+    "alert_full": ("full", "complet"),
+    "alert_gate_offline": ("lane offline", "porte hors ligne"),
+    "alert_counter_offline": ("counter offline", "compteur hors ligne"),
+    "cleared": ("cleared", "levée"),
+    "when": ("When", "Quand"),
+    "who": ("Who", "Qui"),
+    "what": ("What", "Quoi"),
+    "why": ("Why", "Pourquoi"),
+    "outcome": ("Result", "Résultat"),
+    "day_curve": ("Today", "Aujourd'hui"),
+    "day": ("Day", "Jour"),
+    "unique_visitors": ("Unique visitors", "Visiteurs uniques"),
+    "entries": ("Entries", "Entrées"),
+    "schoolchildren": ("Schoolchildren", "Scolaires"),
+    "peak": ("Peak occupancy", "Pic de fréquentation"),
+    "by_category": ("By category", "Par catégorie"),
+    "by_hour": ("Arrivals by hour", "Arrivées par heure"),
+    "departements": ("Schoolchildren by département", "Scolaires par département"),
+    "denials": ("Denials by reason", "Refus par motif"),
+    "download": ("Download", "Télécharger"),
+    "print": ("Print daily report", "Imprimer le rapport du jour"),
+    "no_data": ("No data", "Pas de données"),
+    "connection_lost": ("Connection lost — reconnecting…", "Connexion perdue — reconnexion…"),
+    "forbidden": (
+        "Your role does not give access to this page.",
+        "Votre rôle ne donne pas accès à cette page.",
+    ),
+    "role": ("role", "rôle"),
+    "error": ("Error", "Erreur"),
+}
+
+
+def pick_lang(cookie: str | None, accept_language: str | None) -> str:
+    """The switch wins; else the first of fr/en in Accept-Language by preference."""
+    if cookie in LANGS:
+        return cookie
+    best, best_q = "en", -1.0
+    for i, part in enumerate((accept_language or "").split(",")[:20]):
+        bits = part.strip().split(";")
+        tag = bits[0].strip().lower().split("-")[0]
+        q = 1.0
+        for b in bits[1:]:
+            b = b.strip()
+            if b.startswith("q="):
+                try:
+                    q = float(b[2:])
+                except ValueError:
+                    q = 0.0
+        q -= i * 1e-6  # earlier wins ties
+        if tag in LANGS and q > best_q:
+            best, best_q = tag, q
+    return best
+
+
+def strings(lang: str) -> dict[str, str]:
+    i = 1 if lang == "fr" else 0
+    return {k: v[i] for k, v in STRINGS.items()}

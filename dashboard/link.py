@@ -1,0 +1,73 @@
+"""The dashboard's MQTT edge: subscribe to the venue's retained state, publish controls.
+
+Started without waiting for the broker, so the dashboard serves pages (and says the broker
+is unreachable) while Mosquitto restarts; `sesame.mqtt` reconnects with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sesame import mqtt, wire
+
+if TYPE_CHECKING:
+    from dashboard.app import Settings
+
+log = logging.getLogger("sesame.dashboard")
+PUBLISH_WAIT_S = 3.0
+
+
+class PublishRefused(Exception):
+    """The broker refused the publish (MQTT 5 reason code >= 0x80, e.g. the ACL)."""
+
+
+class Link:
+    def __init__(
+        self,
+        settings: Settings,
+        on_message: Callable[[str, bytes], None],
+        on_state: Callable[[str, str], None] | None = None,
+    ):
+        t = wire.Topics(settings.venue.id)
+        subs = [
+            (t.occupancy("+"), 1),
+            (t.gate_status("+"), 1),
+            (t.counter_status(), 1),
+            (f"{t.root}/control/zones/+", 1),
+            (t.venue_control(), 1),
+        ]
+        self.conn = mqtt.connect(
+            settings.broker_url,
+            f"dashboard-{uuid.uuid4().hex[:10]}",
+            credentials=settings.credentials,
+            subscriptions=subs,
+            on_message=lambda m: on_message(m.topic, m.payload),
+            clean_start=True,  # retained messages give the full state on every connect
+            session_expiry=0,
+            wait=False,
+            on_state=on_state,
+        )
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> str:
+        """'published' once the broker has accepted it, 'queued' when it could not be sent
+        yet (paho sends it on reconnect); raises PublishRefused when the broker refused."""
+        info = self.conn.publish(topic, payload, qos=qos, retain=retain)
+        try:
+            info.wait_for_publish(PUBLISH_WAIT_S)
+        except (RuntimeError, ValueError):
+            return "queued"
+        if not info.is_published():
+            return "queued"
+        if any(mid == info.mid for mid, _ in list(self.conn.refusals)):
+            raise PublishRefused(f"the broker refused the message on {topic}")
+        return "published"
+
+    def close(self) -> None:
+        self.conn.close(timeout=2.0)
+
+
+def connect_link(settings: Settings, on_message, on_state=None) -> Link:
+    return Link(settings, on_message, on_state)

@@ -1,0 +1,77 @@
+"""Run the dashboard with uvicorn, in the foreground (`sesame dashboard`) or in a thread
+(`sesame demo`, tests, benchmarks)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import uvicorn
+from fastapi import FastAPI
+
+from dashboard.app import Settings, create_app
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class ServerThread:
+    """uvicorn in a daemon thread; `start()` returns once it accepts connections."""
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0):
+        self.app = app
+        self.host = host
+        self.port = port or free_port(host)
+        config = uvicorn.Config(
+            app,
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="dashboard", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def dashboard(self):
+        return self.app.state.dashboard
+
+    def start(self, timeout: float = 15.0) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("the dashboard server stopped while starting")
+            if time.monotonic() > deadline:
+                raise TimeoutError("the dashboard server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def serve_in_thread(settings: Settings, host: str = "127.0.0.1", port: int = 0) -> ServerThread:
+    """For `sesame demo`: build the app and serve it; `.url` is the address to print."""
+    return ServerThread(create_app(settings), host, port).start()
+
+
+def serve_forever(settings: Settings, host: str, port: int) -> None:
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)

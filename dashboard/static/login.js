@@ -1,0 +1,29 @@
+// Sign-in: posts JSON to /login and goes where the user was heading.
+"use strict";
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.getElementById("login-form");
+  const err = document.getElementById("login-error");
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    err.hidden = true;
+    const r = await fetch("/login", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({
+        username: document.getElementById("username").value,
+        password: document.getElementById("password").value,
+      }),
+    });
+    if (r.ok) {
+      const me = await r.json();
+      const next = new URLSearchParams(location.search).get("next");
+      const safe = next && next.startsWith("/") && !next.startsWith("//") ? next : null;
+      location.href = safe || (me.role === "organiser" ? "/organiser" : "/");
+      return;
+    }
+    let msg = t("login_failed");
+    if (r.status === 429) msg = t("login_limited") + " " + (r.headers.get("Retry-After") || "?") + " " + t("seconds");
+    err.textContent = msg;
+    err.hidden = false;
+  });
+});

@@ -1,0 +1,60 @@
+// Organiser view: the counter's daily attendance as tables and charts, with downloads.
+"use strict";
+const DAYS = JSON.parse(document.body.dataset.days || "[]");
+const charts = {};
+
+function table(id, obj, fmt) {
+  const tbody = document.querySelector(`#${id} tbody`);
+  tbody.textContent = "";
+  const entries = Object.entries(obj || {});
+  if (!entries.length) { tbody.append(el("tr", {}, el("td", {}, t("no_data")))); return; }
+  for (const [k, v] of entries) {
+    const row = el("tr", { "data-key": k });
+    row.append(el("th", {}, k), el("td", {}, fmt ? fmt(v) : fmtNum(v)));
+    tbody.append(row);
+  }
+}
+
+function bar(id, labels, values) {
+  if (!window.Chart) return;
+  if (charts[id]) charts[id].destroy();
+  charts[id] = new Chart(document.getElementById(id), {
+    type: "bar",
+    data: { labels, datasets: [{ data: values, backgroundColor: "#1f6feb" }] },
+    options: { animation: false, plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } },
+  });
+}
+
+async function load(day) {
+  const q = "?day=" + encodeURIComponent(day);
+  for (const f of ["csv", "xlsx", "png", "json"]) document.getElementById("dl-" + f).href = `/api/exports/attendance${q}&format=${f}`;
+  document.getElementById("print-day").textContent = day;
+  const err = document.getElementById("report-error");
+  err.hidden = true;
+  let report;
+  try { report = await api("GET", `/api/exports/attendance${q}&format=json`); }
+  catch (e) { err.textContent = t("error") + ": " + e.message; err.hidden = false; return; }
+  const d = (report.days || {})[day] || {};
+  document.getElementById("unique-visitors").textContent = fmtNum(d.unique_visitors);
+  document.getElementById("entries").textContent = fmtNum(d.entries);
+  document.getElementById("schoolchildren").textContent = fmtNum(d.schoolchildren);
+  table("categories", d.by_category);
+  table("departements", d.departements);
+  table("denials", d.denials_by_reason);
+  table("peaks", d.peak_occupancy, (p) => p && typeof p === "object" ? `${fmtNum(p.value)} (${fmtTime(p.at, undefined)})` : fmtNum(p));
+  const hours = d.arrivals_by_hour || {};
+  bar("chart-hours", Object.keys(hours), Object.values(hours));
+  const cats = d.by_category || {};
+  bar("chart-categories", Object.keys(cats), Object.values(cats));
+  const img = document.getElementById("occupancy-png");
+  img.src = `/api/exports/attendance${q}&format=png`;
+  document.body.dataset.loaded = day;
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const sel = document.getElementById("day");
+  for (const d of DAYS) sel.append(el("option", { value: d }, d));
+  sel.addEventListener("change", () => load(sel.value));
+  document.getElementById("print").addEventListener("click", () => window.print());
+  if (DAYS.length) load(DAYS[0]);
+});
