@@ -78,11 +78,12 @@ def render_qr(text: str, module_px: int = 6, border: int = 4) -> np.ndarray:
 def in_frame(
     qr: np.ndarray, size: tuple[int, int] = (640, 480), at: tuple[int, int] | None = None
 ) -> np.ndarray:
-    """Paste a QR onto a mid-grey frame (w, h) with some texture, centred unless `at`."""
-    w, h = size
+    """Paste a QR onto a mid-grey frame (w, h) with some texture, centred unless `at`.
+    The frame grows to fit a QR larger than it."""
+    qh, qw = qr.shape
+    w, h = max(size[0], qw + 40), max(size[1], qh + 40)
     yy, xx = np.mgrid[0:h, 0:w]
     frame = (110 + 30 * np.sin(xx / 37.0) * np.cos(yy / 23.0)).astype(np.uint8)
-    qh, qw = qr.shape
     x, y = at if at is not None else ((w - qw) // 2, (h - qh) // 2)
     frame[y : y + qh, x : x + qw] = qr
     return frame

@@ -118,7 +118,10 @@ def check_decoder(name: str) -> str:
 def decode_frame(img: np.ndarray, decoder: str = DEFAULT_DECODER) -> list[str]:
     """Every QR code text found in one frame, in the decoder's order, without repeats."""
     run = _DECODE[check_decoder(decoder)]
-    return list(dict.fromkeys(run(to_gray(img))))
+    if img.size == 0:  # a camera glitch can hand over an empty frame
+        return []
+    gray = to_gray(img)
+    return list(dict.fromkeys(run(gray)))
 
 
 def load_image(path: str | Path) -> np.ndarray:
