@@ -186,6 +186,73 @@ def _hide(url: str) -> str:
     return url
 
 
+# -- TLS and protocol probe ----------------------------------------------------------
+
+
+def tls_context(url: BrokerURL) -> ssl.SSLContext:
+    """Verify the broker against the given CA (else the system's), check its name, and
+    present a client certificate when one is given."""
+    ctx = ssl.create_default_context(cafile=str(url.ca) if url.ca else None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if url.cert and url.key:
+        ctx.load_cert_chain(str(url.cert), str(url.key))
+    return ctx
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, digit = divmod(n, 128)
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _mqtt_string(b: bytes) -> bytes:
+    return len(b).to_bytes(2, "big") + b
+
+
+def probe_mqtt5(url: BrokerURL, timeout: float = 3.0) -> bool | None:
+    """Does the broker speak MQTT 5? One bare CONNECT: clean start, no properties, empty
+    client id (no session is touched) and no credentials (amqtt never answers a v5 CONNECT
+    with them; Mosquitto logs the probe as "not authorised"). True: an MQTT 5 answer,
+    accepted or refused; False: "unsupported protocol version", or closed or silent;
+    None: the broker is unreachable."""
+    import socket
+
+    body = _mqtt_string(b"MQTT") + bytes([5, 0x02]) + (10).to_bytes(2, "big") + b"\x00"
+    body += _mqtt_string(b"")
+    packet = b"\x10" + _varint(len(body)) + body
+    try:
+        sock: socket.socket = socket.create_connection((url.host, url.port), timeout=timeout)
+    except OSError:
+        return None
+    try:
+        if url.tls:
+            sock = tls_context(url).wrap_socket(sock, server_hostname=url.host)
+        sock.sendall(packet)
+        answer = b""
+        while len(answer) < 4:
+            chunk = sock.recv(4 - len(answer))
+            if not chunk:
+                break
+            answer += chunk
+        if len(answer) < 4 or answer[0] != 0x20:
+            return False
+        reason = answer[3]
+        if reason in (0x01, RC_UNSUPPORTED_PROTOCOL):  # 0x01: the 3.1.1 return code
+            return False
+        if reason == 0:
+            sock.sendall(b"\xe0\x00")  # DISCONNECT
+        return True
+    except TimeoutError:
+        return False
+    except (OSError, ssl.SSLError):
+        return None
+    finally:
+        sock.close()
+
+
 # -- the connection ---------------------------------------------------------------------
 
 
@@ -249,18 +316,15 @@ class Connection:
         if self.url.username:
             client.username_pw_set(self.url.username, self.url.password)
         if self.url.tls:
-            client.tls_set(
-                ca_certs=str(self.url.ca) if self.url.ca else None,
-                certfile=str(self.url.cert) if self.url.cert else None,
-                keyfile=str(self.url.key) if self.url.key else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+            client.tls_set_context(tls_context(self.url))
         if will is not None:
             topic, payload, *rest = will
             qos = rest[0] if len(rest) > 0 else 1
             retain = rest[1] if len(rest) > 1 else True
             client.will_set(topic, payload, qos=qos, retain=retain)
         client.reconnect_delay_set(BACKOFF_MIN, BACKOFF_MAX)
+        if os.environ.get("SESAME_MQTT_DEBUG"):  # paho's own packet log
+            client.enable_logger(logging.getLogger("sesame.mqtt.paho"))
         # Unlimited local queue while offline: callers bound their own (the gate's outbox).
         client.max_queued_messages_set(0)
         client.on_pre_connect = self._on_pre_connect
@@ -305,6 +369,12 @@ class Connection:
 
     def _on_pre_connect(self, client: paho.Client, userdata: Any) -> None:
         self._connack_seen = False
+        if self._auto and not self._confirmed:
+            # Some brokers (amqtt) never answer an MQTT 5 CONNECT that carries properties, so
+            # ask first with a bare one; the answer fixes the protocol for the real CONNECT.
+            v5 = probe_mqtt5(self.url)
+            if v5 is not None and v5 != (self.protocol == "5"):
+                self._switch_protocol()
 
     def _on_connect(self, client, userdata, flags, reason: ReasonCode, properties) -> None:
         self._connack_seen = True
@@ -341,9 +411,6 @@ class Connection:
     def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
         was = self._connected.is_set()
         self._connected.clear()
-        if not self._connack_seen and self._auto and not self._confirmed and not self._closing:
-            # Closed before any CONNACK: some brokers drop an unknown protocol silently.
-            self._switch_protocol()
         if was and not self._closing:
             self.last_error = str(reason)
             self._state("disconnected", str(reason))
