@@ -132,8 +132,10 @@ def parse_broker_url(url: str | None, credentials: str | Path | None = None) -> 
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as e:
-        raise ValueError(f"bad broker URL {_hide(url)!r}: {e}") from None
+    except ValueError:
+        raise ValueError(f"bad broker URL {_hide(url)!r}: port must be 1-65535") from None
+    if port == 0:
+        raise ValueError(f"bad broker URL {_hide(url)!r}: port must be 1-65535")
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise ValueError(
@@ -284,6 +286,8 @@ class Connection:
         self.protocol: Literal["5", "3.1.1"] = "3.1.1" if protocol == "3.1.1" else "5"
         self.subscriptions = list(subscriptions)
         self.refusals: collections.deque[tuple[int, int]] = collections.deque(maxlen=10_000)
+        self.subscribe_refusals: list[tuple[str, int]] = []  # (filter, reason code)
+        self._sub_mid: int | None = None
         self.on_message = on_message
         self.on_state = on_state
         self.on_refused = on_refused
@@ -333,6 +337,7 @@ class Connection:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _connect_properties(self) -> Properties | None:
@@ -386,7 +391,7 @@ class Connection:
             if self.subscriptions:
                 # Re-subscribe every time: a broker that lost the session (restart without
                 # persistence, expiry) would otherwise leave us deaf without an error.
-                client.subscribe(self.subscriptions)
+                self._sub_mid = client.subscribe(self.subscriptions)[1]
             self._connected.set()
             self._state(
                 "connected", f"MQTT {self.protocol}, session present: {bool(flags.session_present)}"
@@ -427,6 +432,16 @@ class Connection:
             if self.on_refused is not None:
                 self.on_refused(mid, code)
 
+    def _on_subscribe(self, client, userdata, mid: int, reasons: list, properties) -> None:
+        # A refused filter (0x80 and above) leaves us deaf without any other sign: say so.
+        if mid != self._sub_mid:
+            return
+        for (topic, _qos), reason in zip(self.subscriptions, reasons, strict=False):
+            code = reason.value if isinstance(reason, ReasonCode) else int(reason)
+            if code >= 0x80:
+                self.subscribe_refusals.append((topic, code))
+                log.warning("%s refused subscription %r (%d)", self.url.display, topic, code)
+
     def _state(self, state: State, detail: str) -> None:
         if self.on_state is not None:
             try:
@@ -445,10 +460,16 @@ class Connection:
     def publish(
         self, topic: str, payload: bytes, qos: int = 1, retain: bool = False
     ) -> paho.MQTTMessageInfo:
-        """Queue a message; safe from any thread. While offline paho keeps it and sends it on
-        reconnect (within the same process only)."""
+        """Queue a message; safe from any thread. While offline a QoS 1 message is kept in
+        memory and sent on reconnect (lost if the process dies: the gate's outbox covers that);
+        `info.wait_for_publish()` then returns once the broker has it."""
         with self._publish_lock:
-            return self.client.publish(topic, payload, qos=qos, retain=retain)
+            info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        if qos > 0 and info.rc == paho.MQTT_ERR_NO_CONN:
+            # paho keeps a QoS>0 message and sends it on reconnect, but marks the info as
+            # failed, so wait_for_publish() would raise although it will be delivered.
+            info.rc = paho.MQTT_ERR_SUCCESS
+        return info
 
     def ack(self, message: paho.MQTTMessage) -> None:
         """With manual_ack=True: acknowledge a QoS 1 message once it is safely stored."""
