@@ -14,6 +14,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 system_packages() {
   local want=(libzbar0 mosquitto mosquitto-clients chromium chromium-driver fonts-dejavu-core)
   if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then want+=(python3-venv); fi
+  # The dashboard's chart library comes from npm; Debian's nodejs/npm suffice.
+  if ! command -v npm >/dev/null 2>&1; then want+=(nodejs npm); fi
   local missing=()
   for p in "${want[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -44,9 +46,22 @@ python_env() {
   fi
 }
 
+browser_assets() {
+  # Third-party front-end code is a dependency, installed here, never committed.
+  local stamp=dashboard/node_modules/.sesame-installed
+  local want
+  want="$(sha256sum dashboard/package-lock.json | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "installing dashboard browser libraries (npm ci)"
+    npm ci --prefix dashboard --no-audit --no-fund --loglevel=error >/dev/null
+    echo "$want" > "$stamp"
+  fi
+}
+
 setup() {
   system_packages
   python_env
+  browser_assets
 }
 
 cmd="${1:-}"
