@@ -31,6 +31,7 @@ class SheetBadge:
     token: str
     name: str
     category: str  # the label printed, e.g. "Scolaire / School group"
+    matrix: np.ndarray | None = None  # the encoded code when already made (for the PNG)
 
 
 def px(mm: float) -> int:
@@ -57,8 +58,18 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
 
 
 def qr_matrix(token: str) -> np.ndarray:
-    """The code's modules (True = dark), error correction M: survives a crease or a smudge."""
-    return np.array(segno.make(token, error="m", micro=False).matrix, dtype=bool)
+    """The code's modules (True = dark), error correction M: survives a crease or a smudge.
+
+    zxing-cpp's encoder (C++, best mask chosen) takes ~2 ms a code where segno's pure-Python
+    mask search takes ~20 ms: the difference between 4 s and 40 s for 2,000 badges.
+    """
+    try:
+        import zxingcpp
+
+        code = zxingcpp.create_barcode(token, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
+        return np.asarray(code.to_image(scale=1, add_quiet_zones=False)) < 128
+    except (ImportError, AttributeError):  # zxing-cpp older than 2.3 has no encoder
+        return np.array(segno.make(token, error="m", micro=False).matrix, dtype=bool)
 
 
 def qr_image(token: str, module_px: int, border: int = 4) -> Image.Image:
@@ -68,8 +79,9 @@ def qr_image(token: str, module_px: int, border: int = 4) -> Image.Image:
 
 def matrix_image(matrix: np.ndarray, module_px: int, border: int = 4) -> Image.Image:
     light = np.pad(~matrix, border, constant_values=True)
-    big = np.repeat(np.repeat(light, module_px, axis=0), module_px, axis=1)
-    return Image.fromarray(big.astype(np.uint8) * 255, mode="L").convert("1")
+    small = Image.fromarray(light)  # a bool array becomes a 1-bit image (True = white)
+    side = light.shape[0] * module_px
+    return small.resize((side, side), Image.Resampling.NEAREST)
 
 
 def render_pages(badges: Iterable[SheetBadge]) -> Iterator[Image.Image]:
@@ -94,7 +106,7 @@ def render_pages(badges: Iterable[SheetBadge]) -> Iterator[Image.Image]:
         col, row = slot % COLS, slot // COLS
         x0, y0 = margin + col * cell_w, margin + row * cell_h
         draw.rectangle((x0, y0, x0 + cell_w - 1, y0 + cell_h - 1), outline=0, width=1)  # cut line
-        matrix = qr_matrix(b.token)
+        matrix = b.matrix if b.matrix is not None else qr_matrix(b.token)
         code = matrix_image(matrix, max(1, px(QR_MM) // len(matrix)), border=2)
         cx = x0 + (cell_w - code.width) // 2
         page.paste(code, (cx, y0 + px(2)))
@@ -136,7 +148,7 @@ class PdfWriter:
 
     def add_page(self, image: Image.Image) -> None:
         img = image if image.mode == "1" else image.convert("1")
-        data = zlib.compress(img.tobytes(), 6)  # rows packed MSB first; 1 = white as in DeviceGray
+        data = zlib.compress(img.tobytes(), 3)  # rows packed MSB first; 1 = white as in DeviceGray
         img_id, content_id, page_id = self.next_id, self.next_id + 1, self.next_id + 2
         self.next_id += 3
         self._obj(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sesame import badge_sheets, tokens, wire
@@ -116,13 +117,15 @@ def issue(
     try:
         png_dir = tmp / "png"
         png_dir.mkdir()
+        matrices = {}
         for b in issued:
-            write_png(b.token, png_dir / f"{b.badge_id}.png")
+            matrices[b.badge_id] = write_png(b.token, png_dir / f"{b.badge_id}.png")
             tick(1)
         write_manifest(tmp / MANIFEST, issued, registrations.extra_columns)
         pages = 0
         if pdf:
-            pages = badge_sheets.write_sheets(tmp / SHEETS, _sheet_items(issued, venue, tick))
+            items = _sheet_items(issued, matrices, venue, tick)
+            pages = badge_sheets.write_sheets(tmp / SHEETS, items)
         os.sync()  # contents on disk before the rename makes them visible
         os.rename(tmp, target)  # replaces an empty directory; fails on a non-empty one
         _fsync_dir(target.parent)
@@ -133,20 +136,26 @@ def issue(
 
 
 def _sheet_items(
-    issued: Iterable[IssuedBadge], venue: Venue | None, tick: Callable[[int], None]
+    issued: Iterable[IssuedBadge],
+    matrices: dict[str, np.ndarray],
+    venue: Venue | None,
+    tick: Callable[[int], None],
 ) -> Iterable[badge_sheets.SheetBadge]:
     for b in issued:
         reg = b.registration
         label = category_label(venue, reg.category)
         if reg.group_size > 1:
             label = f"{label} ×{reg.group_size}"
-        yield badge_sheets.SheetBadge(b.badge_id, b.token, reg.name, label)
+        yield badge_sheets.SheetBadge(b.badge_id, b.token, reg.name, label, matrices[b.badge_id])
         tick(1)
 
 
-def write_png(token: str, path: Path) -> None:
-    """The badge code alone, with its quiet zone: what a phone shows or a gate scans."""
-    badge_sheets.qr_image(token, PNG_SCALE).save(path, format="PNG", optimize=False)
+def write_png(token: str, path: Path) -> np.ndarray:
+    """The badge code alone, with its quiet zone: what a phone shows or a gate scans.
+    Returns the code's modules so the sheets need not encode it again."""
+    matrix = badge_sheets.qr_matrix(token)
+    badge_sheets.matrix_image(matrix, PNG_SCALE).save(path, format="PNG", compress_level=3)
+    return matrix
 
 
 def write_manifest(path: Path, issued: Sequence[IssuedBadge], extra: Sequence[str]) -> None:
@@ -177,15 +186,12 @@ def read_manifest(path: str | Path) -> list[dict[str, str]]:
 
 
 def qr_facts(token: str, printed_mm: float = 25.0) -> dict:
-    """QR version, modules per side and module size when the code (with quiet zone) is printed
-    `printed_mm` wide: what decides whether a lane's scanner can read a small badge."""
-    import segno
-
-    qr = segno.make(token, error="m", micro=False)
-    modules = qr.symbol_size(border=0)[0]
+    """QR version, modules per side and module size when the code (with its 4-module quiet
+    zone) is printed `printed_mm` wide: what decides whether a lane's scanner reads it."""
+    modules = len(badge_sheets.qr_matrix(token))
     return {
-        "version": qr.version,
-        "error": qr.error,
+        "version": (modules - 17) // 4,
+        "error": "M",
         "modules": modules,
         "module_mm": round(printed_mm / (modules + 8), 3),
         "token_chars": len(token),
