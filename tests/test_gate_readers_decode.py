@@ -20,7 +20,7 @@ from bench.bench_decode_images import (
 from gate.decode import DECODERS, ImageError, decode_file, decode_frame, load_image
 
 # Measured on the 92 shared images (bench/bench_decode.py): exact text found.
-SAMPLE_FLOORS = {"zxing": 85, "pyzbar": 68, "combined": 88}
+SAMPLE_FLOORS = {"zxing": 85, "pyzbar": 68, "combined": 87, "thorough": 88}
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +42,12 @@ def test_decode_rate_on_the_shared_samples(samples, sample_results, decoder: str
     assert sum(sample_results[decoder]) >= SAMPLE_FLOORS[decoder]
 
 
-def test_combined_reads_every_image_either_single_decoder_reads(sample_results) -> None:
-    for z, p, c in zip(*(sample_results[d] for d in ("zxing", "pyzbar", "combined")), strict=True):
-        assert c or not (z or p)
-    assert sum(sample_results["combined"]) / len(sample_results["combined"]) >= 0.92
+def test_thorough_reads_every_image_either_single_decoder_reads(sample_results) -> None:
+    results = zip(*(sample_results[d] for d in ("zxing", "pyzbar", "thorough")), strict=True)
+    for z, p, t in results:
+        assert t or not (z or p)
+    for d in ("combined", "thorough"):  # the project's target for the pipeline
+        assert sum(sample_results[d]) / len(sample_results[d]) >= 0.92
 
 
 def test_control_characters_come_out_exactly(samples) -> None:
@@ -58,22 +60,23 @@ def test_control_characters_come_out_exactly(samples) -> None:
 
 # Rendered badges: 6 real signed tokens per distortion. Floors = what the decoder reaches.
 N_BADGES = 6
-DISTORTION_FLOORS = {  # name: (zxing, combined)
-    "clean": (6, 6),
-    "blur_sigma1.5": (6, 6),
-    "blur_sigma3": (0, 6),
-    "motion_blur_9px": (0, 1),
-    "rotate_17deg": (6, 6),
-    "rotate_45deg": (6, 6),
-    "rotate_135deg": (6, 6),
-    "shrink_2px_module": (6, 6),
-    "shrink_1.5px_module": (5, 6),
-    "noise_sigma25": (6, 6),
-    "noise_sigma60": (6, 6),
-    "perspective_30pct": (6, 6),
-    "low_contrast_dim": (6, 6),
-    "jpeg_q15": (6, 6),
-    "blur+noise+rotate": (6, 6),
+CHECKED = ("zxing", "combined", "thorough")
+DISTORTION_FLOORS = {  # name: floors for CHECKED
+    "clean": (6, 6, 6),
+    "blur_sigma1.5": (6, 6, 6),
+    "blur_sigma3": (0, 6, 6),
+    "motion_blur_9px": (0, 0, 1),
+    "rotate_17deg": (6, 6, 6),
+    "rotate_45deg": (6, 6, 6),
+    "rotate_135deg": (6, 6, 6),
+    "shrink_2px_module": (6, 6, 6),
+    "shrink_1.5px_module": (5, 6, 6),
+    "noise_sigma25": (6, 6, 6),
+    "noise_sigma60": (6, 6, 6),
+    "perspective_30pct": (6, 6, 6),
+    "low_contrast_dim": (6, 6, 6),
+    "jpeg_q15": (6, 6, 6),
+    "blur+noise+rotate": (6, 6, 6),
 }
 
 
@@ -89,8 +92,8 @@ def test_every_distortion_has_a_floor() -> None:
 @pytest.mark.parametrize("name", sorted(DISTORTIONS))
 def test_rendered_badge_after_distortion(tokens, name: str) -> None:
     frames = [DISTORTIONS[name](t, i) for i, t in enumerate(tokens)]
-    got = {d: [decode_frame(f, d) for f in frames] for d in ("zxing", "combined")}
-    for d, floor in zip(("zxing", "combined"), DISTORTION_FLOORS[name], strict=True):
+    got = {d: [decode_frame(f, d) for f in frames] for d in CHECKED}
+    for d, floor in zip(CHECKED, DISTORTION_FLOORS[name], strict=True):
         hits = sum(t in codes for t, codes in zip(tokens, got[d], strict=True))
         assert hits >= floor, f"{d}: {hits}/{N_BADGES} after {name}"
         # a miss is "nothing read", never another badge's text

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from bench.bench_decode_images import DISTORTIONS, in_frame, render_qr
+from gate.decode import DECODERS
+from gate.scan_cli import DECODER_NAMES
 from sesame.cli import main
 from sesame.tokens import Claims, generate_keypair, load_private_key, sign
 
@@ -133,14 +135,18 @@ def test_revoked_list_file(tmp_path, capsys, keys) -> None:
     assert (out["decision"], out["reason"]) == ("DENIED", "REVOKED")
 
 
-@pytest.mark.parametrize("decoder", ["zxing", "pyzbar", "combined"])
+@pytest.mark.parametrize("decoder", DECODERS)
 def test_decoder_choice(tmp_path, capsys, keys, decoder) -> None:
     token = sign(Claims("B000007", "staff", None), keys["priv"])
     image = badge_png(tmp_path / "b.png", token, "blur_sigma3")
     code, out, _ = scan(capsys, "--image", image, "--decoder", decoder)
     assert out["decoder"] == decoder
-    # measured: only the combined pipeline (its sharpening pass) reads this blur
-    assert out["text"] == (token if decoder == "combined" else None)
+    # measured: only the pipelines with a sharpening pass read this blur
+    assert out["text"] == (token if decoder in ("combined", "thorough") else None)
+
+
+def test_the_command_line_offers_every_decoder() -> None:
+    assert DECODER_NAMES == DECODERS
 
 
 def test_bad_invocations_are_one_line_errors(tmp_path, capsys, keys) -> None:
