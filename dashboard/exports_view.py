@@ -3,7 +3,8 @@ through the counter's own export functions (`counter.exports`)."""
 
 from __future__ import annotations
 
-import tempfile
+import io
+import sqlite3
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,20 +57,23 @@ def _db(dash: Dashboard) -> str:
 def attendance(dash: Dashboard, day: date | None, fmt: str) -> Response:
     exports = _exports()
     db = _db(dash)
-    name = f"attendance-{dash.venue.id}-{day.isoformat() if day else 'all'}.{fmt}"
+    dstr = day.isoformat() if day else None
+    name = f"attendance-{dash.venue.id}-{dstr or 'all'}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
-    with tempfile.TemporaryDirectory(prefix="sesame-export-") as tmp:
-        out = Path(tmp) / name
+    if fmt == "png" and dstr is None:
+        raise ApiError(422, "INVALID", "day: required for the PNG chart")
+    try:
+        buf = io.BytesIO()
         if fmt == "png":
-            if day is None:
-                raise ApiError(422, "INVALID", "day: required for the PNG chart")
-            exports.plot_occupancy(db, dash.venue, day, out)
+            exports.plot_occupancy(db, dash.venue, dstr, buf)
         else:
-            report = exports.attendance(db, dash.venue, day)
+            report = exports.attendance(db, dash.venue, dstr)
             if fmt == "json":
                 return Response(wire.dumps(report), media_type=MEDIA["json"])
-            exports.write_attendance(report, fmt, out)
-        return Response(out.read_bytes(), media_type=MEDIA[fmt], headers=headers)
+            exports.write_attendance(report, fmt, buf)
+    except sqlite3.Error as e:
+        raise ApiError(503, "NO_DATABASE", f"the counter's database cannot be read: {e}") from None
+    return Response(buf.getvalue(), media_type=MEDIA[fmt], headers=headers)
 
 
 def _minute(ts: Any) -> str:
@@ -88,9 +92,13 @@ def series(dash: Dashboard, day: date | None) -> dict[str, Any]:
         except ImportError:
             exports = None
         if exports is not None:
-            for zone, points in exports.occupancy_series(
-                str(dash.settings.db_path), dash.venue, day
-            ).items():
+            try:
+                history_points = exports.occupancy_series(
+                    str(dash.settings.db_path), dash.venue, day.isoformat()
+                )
+            except sqlite3.Error:
+                history_points = {}  # the live points still show
+            for zone, points in history_points.items():
                 if zone not in zones:
                     continue
                 for ts, occ in points:

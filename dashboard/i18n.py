@@ -76,6 +76,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "outcome": ("Result", "Résultat"),
     "day_curve": ("Today", "Aujourd'hui"),
     "day": ("Day", "Jour"),
+    "day_curve_png": ("Occupancy through the day", "Fréquentation au fil de la journée"),
     "unique_visitors": ("Unique visitors", "Visiteurs uniques"),
     "entries": ("Entries", "Entrées"),
     "schoolchildren": ("Schoolchildren", "Scolaires"),

@@ -35,7 +35,7 @@ function el(tag, attrs, ...children) {
 function fmtTime(iso, tz) {
   if (!iso) return "–";
   const d = new Date(iso);
-  const opts = { hour: "2-digit", minute: "2-digit", second: "2-digit" };
+  const opts = { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" };
   if (tz) opts.timeZone = tz;
   try { return d.toLocaleTimeString(document.documentElement.lang, opts); }
   catch (e) { return d.toLocaleTimeString(); }

@@ -1,6 +1,7 @@
 // Organiser view: the counter's daily attendance as tables and charts, with downloads.
 "use strict";
 const DAYS = JSON.parse(document.body.dataset.days || "[]");
+const TZ = document.body.dataset.tz || undefined;
 const charts = {};
 
 function table(id, obj, fmt) {
@@ -41,9 +42,10 @@ async function load(day) {
   table("categories", d.by_category);
   table("departements", d.departements);
   table("denials", d.denials_by_reason);
-  table("peaks", d.peak_occupancy, (p) => p && typeof p === "object" ? `${fmtNum(p.value)} (${fmtTime(p.at, undefined)})` : fmtNum(p));
-  const hours = d.arrivals_by_hour || {};
-  bar("chart-hours", Object.keys(hours), Object.values(hours));
+  table("peaks", d.peak_occupancy, (p) => p && typeof p === "object" ? `${fmtNum(p.value)} (${fmtTime(p.at, TZ)})` : fmtNum(p));
+  // keys like "09" and "10": JavaScript orders integer-like keys first, so sort explicitly
+  const hours = Object.entries(d.arrivals_by_hour || {}).sort(([a], [b]) => a.localeCompare(b));
+  bar("chart-hours", hours.map(([h]) => h + ":00"), hours.map(([, n]) => n));
   const cats = d.by_category || {};
   bar("chart-categories", Object.keys(cats), Object.values(cats));
   const img = document.getElementById("occupancy-png");

@@ -1,0 +1,192 @@
+"""The dashboard in a real headless Chromium (Debian's, driven by Playwright): a safety
+officer watches a passage change the count without reloading and closes a zone; an
+organiser downloads an export; a viewer gets no action buttons and is refused anyway."""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+
+import pytest
+
+from sesame import mqtt, wire
+from tests.fixtures.dashboard import (
+    ACCOUNTS,
+    ROLE_USER,
+    build_counter_db,
+    passage,
+    sample_day_events,
+)
+
+TOPICS = wire.Topics("grand-palais")
+
+
+@pytest.fixture
+def page_for(chromium, request):
+    contexts = []
+
+    def make(server, role: str | None, locale: str = "en-GB"):
+        ctx = chromium.new_context(locale=locale, viewport={"width": 1280, "height": 900},
+                                   accept_downloads=True)  # fmt: skip
+        contexts.append(ctx)
+        page = ctx.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.js_errors = errors
+        if role:
+            user = ROLE_USER[role]
+            page.goto(server.url + "/login")
+            page.fill("#username", user)
+            page.fill("#password", ACCOUNTS[user][1])
+            page.click("#login-button")
+            page.wait_for_url(lambda u: "/login" not in u)
+        return page
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+
+
+def retained(url: str, topic: str, timeout: float = 10.0) -> bytes:
+    """What a client connecting now receives as the retained message on `topic`."""
+    got: list[bytes] = []
+    done = threading.Event()
+
+    def on(m):
+        if m.retain:
+            got.append(m.payload)
+            done.set()
+
+    conn = mqtt.connect(url, "", clean_start=True, session_expiry=0,
+                        subscriptions=[(topic, 1)], on_message=on)  # fmt: skip
+    try:
+        assert done.wait(timeout), f"no retained message on {topic}"
+        return got[0]
+    finally:
+        conn.close()
+
+
+def test_safety_officer_live_view(mosquitto, dashboard_factory, tmp_path, page_for, artifacts):
+    from counter.service import Counter
+    from sesame.venue import load_venue
+
+    venue = load_venue("config/grand-palais.toml")
+    db = tmp_path / "sesame.db"
+    counter = Counter(venue, db, mosquitto.url("counter"), tick_s=0.2, status_s=1).start()
+    gate = mqtt.connect(mosquitto.url("gate-churchill-in-1"), "gate-churchill-in-1")
+    try:
+        server = dashboard_factory(db_path=db)
+        page = page_for(server, "safety")
+        page.wait_for_selector("body[data-ready='1']")
+        assert page.locator("#zone-nef .occupancy").inner_text() == "0"
+        page.evaluate("() => { window.__sameDocument = true; }")  # gone if the page reloads
+
+        # a passage published on the broker by a gate: counter -> occupancy -> browser
+        for seq in (1, 2, 3):
+            topic, payload = passage("churchill-in-1", seq, f"2018-11-25T13:0{seq}:00+01:00",
+                                     f"B{seq}", "public")  # fmt: skip
+            gate.publish(topic, payload, 1, False)
+        page.wait_for_function(
+            "() => document.querySelector('#zone-nef .occupancy').textContent === '3'", timeout=5000
+        )
+        assert page.evaluate("() => window.__sameDocument") is True
+        assert page.locator("#zone-nef").get_attribute("data-level") == "open"
+        # the lane's status shows up too
+        st = wire.GateStatus("churchill-in-1", online=True, outbox=2, controller="ok")
+        gate.publish(TOPICS.gate_status("churchill-in-1"), st.to_json(), 1, True)
+        page.wait_for_selector("#gate-churchill-in-1[data-online='online']")
+
+        # close a zone: the retained control message is on the broker, the audit log shows it
+        page.click("#zone-salon-honneur .close-zone")
+        page.wait_for_selector("#audit tr[data-action='close_zone']")
+        msg = wire.parse_zone_control(
+            retained(mosquitto.url("counter"), TOPICS.zone_control("salon-honneur"))
+        )
+        assert (msg.state, msg.by) == ("closed", "sophie")
+        page.wait_for_selector("#zone-salon-honneur[data-control='closed']")
+
+        # a correction with its reason
+        page.fill("#zone-nef .delta", "-1")
+        page.fill("#zone-nef .reason", "double pulse on lane 1")
+        page.click("#zone-nef .apply-correction")
+        page.wait_for_selector("#audit tr[data-action='correction']")
+        assert "double pulse on lane 1" in page.locator("#audit").inner_text()
+        page.wait_for_function(
+            "() => document.querySelector('#zone-nef .occupancy').textContent === '2'", timeout=5000
+        )
+
+        # evacuation needs a confirmation: cancelling does nothing
+        page.click("#evacuate")
+        page.click("#confirm-cancel")
+        assert page.locator("#mode").get_attribute("data-mode") == "normal"
+        page.click("#evacuate")
+        page.fill("#confirm-reason", "drill")
+        page.click("#confirm-ok")
+        page.wait_for_selector("#mode[data-mode='evacuation']")
+        vc = wire.parse_venue_control(retained(mosquitto.url("counter"), TOPICS.venue_control()))
+        assert vc.mode == "evacuation"
+        page.screenshot(path=str(artifacts / "dashboard-live.png"), full_page=True)
+        assert page.js_errors == []
+    finally:
+        gate.close()
+        counter.stop()
+
+
+def test_organiser_view_and_download(mosquitto, dashboard_factory, tmp_path, page_for, artifacts):
+    db = build_counter_db(tmp_path / "sesame.db", sample_day_events())
+    server = dashboard_factory(db_path=db)
+    page = page_for(server, "organiser")
+    assert page.url.endswith("/organiser")
+    page.wait_for_selector("body[data-loaded='2018-11-22']")
+    assert page.locator("#unique-visitors").inner_text() == "6"
+    assert page.locator("#schoolchildren").inner_text() == "3"
+    assert "BAD_SIGNATURE" in page.locator("#denials").inner_text()
+    page.wait_for_function("() => document.getElementById('occupancy-png').naturalWidth > 0")
+    with page.expect_download() as dl:
+        page.click("#dl-csv")
+    download = dl.value
+    assert download.suggested_filename == "attendance-grand-palais-2018-11-22.csv"
+    rows = list(csv.reader(io.StringIO(open(download.path(), encoding="utf-8").read())))
+    assert rows[0] == ["day", "metric", "key", "value"]
+    assert ["2018-11-22", "unique_visitors", "", "6"] in rows
+    with page.expect_download() as dl:
+        page.click("#dl-xlsx")
+    assert open(dl.value.path(), "rb").read(2) == b"PK"  # a zip container: xlsx
+    page.screenshot(path=str(artifacts / "dashboard-organiser.png"), full_page=True)
+    assert page.js_errors == []
+
+
+def test_viewer_has_no_actions_and_is_refused(dashboard, page_for):
+    page = page_for(dashboard, "viewer")
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.locator("#zone-nef").count() == 1
+    for sel in (".close-zone", ".open-zone", ".correction", "#evacuate", "#nav-organiser"):
+        assert page.locator(sel).count() == 0, sel
+    # the server refuses the action even with the page's own CSRF token
+    status = page.evaluate(
+        """async () => {
+            const csrf = document.querySelector('meta[name="csrf-token"]').content;
+            const r = await fetch('/api/zones/nef/close', {method: 'POST',
+                headers: {'Content-Type': 'application/json', 'X-CSRF-Token': csrf},
+                body: '{}'});
+            return [r.status, (await r.json()).error.code];
+        }"""
+    )
+    assert status == [403, "FORBIDDEN"]
+    assert page.goto(dashboard.url + "/organiser").status == 403
+
+
+def test_french_from_the_browser_and_the_switch(dashboard, page_for):
+    page = page_for(dashboard, None, locale="fr-FR")
+    page.goto(dashboard.url + "/")  # anonymous: sent to the sign-in page
+    assert "/login" in page.url
+    assert page.locator("#login-button").inner_text() == "Connexion"
+    page.fill("#username", "victor")
+    page.fill("#password", "wrong password")
+    page.click("#login-button")
+    page.wait_for_selector("#login-error:not([hidden])")
+    assert "incorrect" in page.locator("#login-error").inner_text()
+    page.click("button[data-lang='en']")
+    page.wait_for_function("() => document.documentElement.lang === 'en'")
+    assert page.locator("#login-button").inner_text() == "Sign in"
