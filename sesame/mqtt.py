@@ -62,6 +62,10 @@ class ConnectRefused(Exception):
         self.message = message
 
 
+class TLSFailed(ConnectionError):
+    """The TLS handshake failed: unknown CA, wrong host name, certificate refused..."""
+
+
 class ConnectTimeout(TimeoutError):
     """No successful CONNACK within the allowed time (broker down or unreachable)."""
 
@@ -199,6 +203,38 @@ def tls_context(url: BrokerURL) -> ssl.SSLContext:
     if url.cert and url.key:
         ctx.load_cert_chain(str(url.cert), str(url.key))
     return ctx
+
+
+def check_tls(url: BrokerURL, timeout: float = 5.0) -> None:
+    """One TLS handshake with the broker; raises TLSFailed when it fails (an unreachable
+    broker is not a TLS failure: that is left to the reconnect loop)."""
+    import socket
+
+    try:
+        sock = socket.create_connection((url.host, url.port), timeout=timeout)
+    except OSError:
+        return
+    try:
+        with tls_context(url).wrap_socket(sock, server_hostname=url.host) as tls:
+            # TLS 1.3 reports a refused client certificate only at the first read.
+            tls.settimeout(0.2)
+            try:
+                closed = tls.recv(1) == b""
+            except TimeoutError:
+                closed = False  # the broker waits for our CONNECT, as it should
+            if closed:
+                raise TLSFailed(
+                    f"TLS with {url.display} failed: the broker closed the connection after "
+                    "the handshake (client certificate refused?)"
+                )
+    except TLSFailed:
+        raise
+    except ssl.SSLError as e:
+        raise TLSFailed(f"TLS with {url.display} failed: {e.reason or e}") from None
+    except OSError:  # reset or unreachable: not a certificate problem
+        return
+    finally:
+        sock.close()
 
 
 def _varint(n: int) -> bytes:
@@ -518,7 +554,8 @@ def connect(
     network thread. `on_state(state, detail)` hears "connected" / "disconnected" / "refused".
 
     wait=True (default): raises ConnectRefused when the broker refuses the credentials or the
-    client, ConnectTimeout when no CONNACK came within `timeout` seconds (None: forever).
+    client, TLSFailed when the TLS handshake fails, ConnectTimeout when no CONNACK came
+    within `timeout` seconds (None: forever).
     wait=False: returns at once and keeps trying in the background; refusals are reported
     through on_state and retried with backoff (for offline-first gates).
     """
@@ -538,6 +575,8 @@ def connect(
         on_refused=on_refused,
     )
     conn._raise_on_refusal = wait
+    if wait and parsed.tls:
+        check_tls(parsed)  # a certificate problem is a configuration error: say so now
     conn._start()
     if not wait:
         return conn
