@@ -117,6 +117,7 @@ class Engine:
         self.stats = Stats()
         self._heap: list[tuple[int, int, int]] = []
         self._n = 0
+        self._last = 0
         self._hops = _next_hops(venue)
 
     def _push(self, at: int, idx: int) -> None:
@@ -157,6 +158,10 @@ class Engine:
                 s.slot = gate.id
                 self._push(start, idx)
                 return
+        # one action per millisecond: events never tie, so their order is the same
+        # everywhere (the wire carries milliseconds)
+        t = max(t, self._last + 1)
+        self._last = t
         self.pace(t)
         service = SERVICE_MS[gate.kind]
         if not gate.reader:
