@@ -25,11 +25,8 @@ from sesame.venue import OUTSIDE, Venue
 
 
 def iso_ms(at: int, venue: Venue) -> str:
-    return (
-        datetime.fromtimestamp(at / 1000, UTC)
-        .astimezone(venue.tz)
-        .isoformat(timespec="milliseconds")
-    )
+    t = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=at)  # exact, no float
+    return t.astimezone(venue.tz).isoformat(timespec="milliseconds")
 
 
 def day_figures(venue: Venue, passages: list[Passage], badges: dict[str, Badge]) -> dict:
