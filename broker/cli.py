@@ -44,6 +44,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--port", type=int, help="listen on this port instead of the configured one")
     r.set_defaults(func=_run)
 
+    a = bsub.add_parser(
+        "client-args",
+        help="print mosquitto_sub/mosquitto_pub options for a credential file",
+        description="Print the options that connect mosquitto_sub or mosquitto_pub with a "
+        "generated credential file, e.g. mosquitto_sub $(sesame broker client-args "
+        "run/broker/credentials/dashboard.json) -t 'sesame/v1/grand-palais/#' -v",
+    )
+    a.add_argument("credentials", help="credential file (DIR/credentials/<account>.json)")
+    a.set_defaults(func=_client_args)
+
 
 def _setup(args: argparse.Namespace) -> int:
     from broker.setup import setup
@@ -120,3 +130,25 @@ def _run(args: argparse.Namespace) -> int:
     )
     os.execv(mosquitto_binary(), ["mosquitto", "-c", str(conf)])
     return 0  # not reached
+
+
+def _client_args(args: argparse.Namespace) -> int:
+    from sesame.mqtt import parse_broker_url
+
+    try:
+        url = parse_broker_url(None, args.credentials)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    opts = ["-h", url.host, "-p", str(url.port)]
+    if url.username:
+        opts += ["-u", url.username]
+    if url.password is not None:
+        opts += ["-P", url.password]
+    if url.tls:
+        opts += ["--cafile", str(url.ca)] if url.ca else ["--capath", "/etc/ssl/certs"]
+        if url.cert and url.key:
+            opts += ["--cert", str(url.cert), "--key", str(url.key)]
+    if any(" " in o for o in opts):
+        raise CliError("a path or value contains a space; pass the options by hand")
+    print(" ".join(opts))
+    return 0
