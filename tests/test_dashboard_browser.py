@@ -80,6 +80,11 @@ def test_safety_officer_live_view(mosquitto, dashboard_factory, tmp_path, page_f
         page = page_for(server, "safety")
         page.wait_for_selector("body[data-ready='1']")
         assert page.locator("#zone-nef .occupancy").inner_text() == "0"
+        # the day curves are drawn by Chart.js, installed at set-up and served by the app
+        assert page.evaluate(
+            "() => typeof Chart === 'function' && !!Chart.getChart("
+            "document.querySelector('#zone-nef canvas'))"
+        )
         page.evaluate("() => { window.__sameDocument = true; }")  # gone if the page reloads
 
         # a passage published on the broker by a gate: counter -> occupancy -> browser

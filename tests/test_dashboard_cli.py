@@ -1,0 +1,58 @@
+"""`sesame users add|remove|list` and `sesame dashboard` argument checks, through the real
+command line in a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from dashboard.accounts import Store
+
+
+def sesame(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sesame", *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_users_add_list_remove(tmp_path):
+    acc = str(tmp_path / "accounts.db")
+    r = sesame("users", "add", "sophie", "--role", "safety", "--password-stdin",
+               "--accounts", acc, input="a long password\n")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert Store(acc).authenticate("sophie", "a long password").role == "safety"
+    r = sesame("users", "add", "sophie", "--role", "viewer", "--password-stdin",
+               "--accounts", acc, input="another password\n")  # fmt: skip
+    assert r.returncode == 2 and "already exists" in r.stderr and len(r.stderr.splitlines()) == 1
+    r = sesame("users", "add", "olga", "--role", "organiser", "--password-stdin",
+               "--accounts", acc, input="short\n")  # fmt: skip
+    assert r.returncode == 2 and "password" in r.stderr
+    r = sesame("users", "add", "olga", "--role", "admin", "--password-stdin", "--accounts", acc)
+    assert r.returncode == 2
+    # no terminal and no --password-stdin: a clear refusal, not a hang
+    r = sesame("users", "add", "olga", "--role", "viewer", "--accounts", acc, input="")
+    assert r.returncode == 2 and "--password-stdin" in r.stderr
+    assert sesame("users", "list", "--accounts", acc).stdout == "sophie\tsafety\n"
+    assert sesame("users", "remove", "sophie", "--accounts", acc).returncode == 0
+    r = sesame("users", "remove", "sophie", "--accounts", acc)
+    assert r.returncode == 1 and "no user" in r.stderr
+    assert sesame("users", "list", "--accounts", acc).stdout == ""
+
+
+def test_dashboard_refuses_bad_arguments_in_one_line(tmp_path):
+    bad_venue = tmp_path / "v.toml"
+    bad_venue.write_text("[venue]\nid = 'x'\nname = 'x'\nbogus = 1\n")
+    cases = [
+        (["--venue", str(bad_venue)], "v.toml"),
+        (["--db", str(tmp_path / "missing.db")], "missing.db"),
+        (["--broker", "http://example:1883"], "scheme"),
+        (["--port", "70000"], "port"),
+    ]
+    for args, needle in cases:
+        r = sesame("dashboard", "--accounts", str(tmp_path / "a.db"), *args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
