@@ -71,6 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument(
         "--venue", default="config/grand-palais.toml", help="venue file (for the topic root)"
     )
+    r.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds to wait for the broker (default 10)"
+    )
     r.set_defaults(func=_revoke)
 
 
@@ -219,14 +222,14 @@ def _publish_revocations(args: argparse.Namespace, revs) -> None:
             credentials=args.credentials,
             clean_start=True,
             session_expiry=0,
-            timeout=10,
+            timeout=args.timeout,
         )
     except (ValueError, mqtt.ConnectRefused, mqtt.ConnectTimeout) as e:
         raise CliError(f"list saved in {args.list} but not published: {e}", 1) from None
     try:
         info = conn.publish(topic, revs.to_json(), qos=1, retain=True)
         try:
-            info.wait_for_publish(timeout=10)
+            info.wait_for_publish(timeout=args.timeout)
         except (RuntimeError, ValueError):
             pass  # reported below as not published
         refused = [code for mid, code in conn.refusals if mid == info.mid]

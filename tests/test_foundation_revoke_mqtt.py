@@ -1,0 +1,90 @@
+"""`sesame badges revoke --broker`: the full list reaches gates as the retained
+`badges/revoked` message, through a real Mosquitto with the project's generated ACL."""
+
+from __future__ import annotations
+
+import threading
+
+from sesame import mqtt, wire
+from sesame.cli import main
+from tests.fixtures.foundation import REFERENCE_VENUE
+
+TOPIC = wire.Topics("grand-palais").revoked()
+
+
+def _retained(broker, account: str = "admin", timeout: float = 10.0) -> wire.Revocations | None:
+    """What a client connecting now receives on badges/revoked (retained), or None."""
+    got: list[bytes] = []
+    arrived = threading.Event()
+
+    def on_message(msg):
+        got.append(msg.payload)
+        arrived.set()
+
+    conn = mqtt.connect(
+        broker.url(account),
+        f"test-reader-{threading.get_ident()}",
+        subscriptions=[(TOPIC, 1)],
+        on_message=on_message,
+        clean_start=True,
+        session_expiry=0,
+    )
+    try:
+        if not arrived.wait(timeout):
+            return None
+    finally:
+        conn.close()
+    parsed = wire.parse_revocations(got[-1])
+    assert parsed, parsed
+    return parsed
+
+
+def _revoke(broker_arg: str, lst, *ids: str, timeout: float = 10) -> int:
+    return main(["badges", "revoke", *ids, "--list", str(lst), "--broker", broker_arg,
+                 "--venue", str(REFERENCE_VENUE), "--timeout", str(timeout)])  # fmt: skip
+
+
+def test_revocations_are_published_retained(mosquitto, tmp_path, capsys):
+    lst = tmp_path / "revoked.json"
+    creds = str(mosquitto.credentials("admin"))
+    assert _revoke(creds, lst, "B000002", "B000003") == 0
+    assert f"published 2 revoked id(s), retained, to {TOPIC}" in capsys.readouterr().out
+    assert _retained(mosquitto).badges == ("B000002", "B000003")
+
+    # the next revocation publishes the full list, not a delta; a gate account reads it
+    assert _revoke(creds, lst, "B000007") == 0
+    assert _retained(mosquitto, "gate-churchill-in-1").badges == ("B000002", "B000003", "B000007")
+
+    # still there after a broker restart (retained and persisted on graceful stop)
+    mosquitto.restart()
+    assert _retained(mosquitto).badges == ("B000002", "B000003", "B000007")
+
+
+def test_republish_without_ids(mosquitto, tmp_path, capsys):
+    lst = tmp_path / "revoked.json"
+    assert main(["badges", "revoke", "B1", "--list", str(lst)]) == 0  # offline first
+    assert _retained(mosquitto, timeout=1.0) is None
+    assert _revoke(mosquitto.url("admin"), lst) == 0
+    assert _retained(mosquitto).badges == ("B1",)
+
+
+def test_refused_publish_is_an_error(mosquitto, tmp_path, capsys):
+    """The dashboard account may not write badges/revoked: the ACL drops the message, and
+    the command must say so rather than report success (MQTT 5 PUBACK reason code)."""
+    lst = tmp_path / "revoked.json"
+    assert _revoke(str(mosquitto.credentials("dashboard")), lst, "B000004") == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "saved in" in err and "not published" in err and "135" in err
+    assert wire.parse_revocations(lst.read_bytes()).badges == ("B000004",)
+    assert _retained(mosquitto, timeout=1.0) is None
+
+
+def test_unreachable_broker_keeps_the_local_list(mosquitto, tmp_path, capsys):
+    lst = tmp_path / "revoked.json"
+    url = mosquitto.url("admin")
+    mosquitto.stop()
+    assert _revoke(url, lst, "B000005", timeout=1.5) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not published" in err
+    assert wire.parse_revocations(lst.read_bytes()).badges == ("B000005",)
