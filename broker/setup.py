@@ -112,7 +112,9 @@ def acl_rules(venue: Venue) -> dict[str, list[tuple[str, str]]]:
             ("read", f"{r}/gates/{g}/lease"),
             ("read", f"{r}/gates/{g}/ack"),
             ("read", f"{r}/zones/+/occupancy"),
-            ("read", f"{r}/control/#"),
+            # Zone and venue control, not control/corrections (dashboard -> counter only).
+            ("read", f"{r}/control/zones/+"),
+            ("read", f"{r}/control/venue"),
             ("read", f"{r}/counter/status"),
             ("read", f"{r}/badges/revoked"),
         ]

@@ -116,10 +116,20 @@ def test_gate_reads_its_lease_and_ack_but_not_another_gates(broker):
         counter.publish(T.ack(gate), f"ack-{gate}".encode(), retain=True).wait_for_publish(5)
     counter.publish(T.counter_status(), b"status", retain=True).wait_for_publish(5)
     counter.close()
+    dashboard = connect(broker.url("dashboard"), "dash-corr", clean_start=True)
+    dashboard.publish(T.corrections(), b"correction", retain=True).wait_for_publish(5)
+    dashboard.close()
     gate, got = _subscriber(
         broker,
         f"gate-{GATE_A}",
-        [T.lease(GATE_A), T.ack(GATE_A), T.lease(GATE_B), T.events(), T.counter_status()],
+        [
+            T.lease(GATE_A),
+            T.ack(GATE_A),
+            T.lease(GATE_B),
+            T.events(),
+            T.counter_status(),
+            T.corrections(),
+        ],
         "gate-a-reads",
     )
     try:
