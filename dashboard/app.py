@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     FileResponse,
@@ -139,6 +140,10 @@ async def parse_body(request: Request, model: type[BaseModel]) -> Any:
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "send application/json")
     if not isinstance(data, dict):
         raise ApiError(422, "INVALID", "body must be a JSON object")
+    try:  # JSON may carry lone surrogates ("\\ud800") that no UTF-8 message can hold
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(422, "INVALID", "body holds text that is not valid Unicode") from None
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -340,6 +345,9 @@ def create_app(settings: Settings, *, link: Publisher | None = None) -> FastAPI:
     Actor = Annotated[Session, Depends(actor)]
     Exporter = Annotated[Session, Depends(exporter)]
     AnyoneChange = Annotated[Session, Depends(anyone_change)]
+    # documented as the venue's zones (so generated requests reach the bodies); an unknown
+    # zone is still answered 404 by zone_or_404
+    ZoneId = Annotated[str, PathParam(json_schema_extra={"enum": sorted(dash.venue.zones)})]
     Day = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 
     def lang_of(request: Request) -> str:
@@ -556,11 +564,11 @@ def create_app(settings: Settings, *, link: Publisher | None = None) -> FastAPI:
 
     # -- safety actions ----------------------------------------------------------
     @app.post("/api/zones/{zone}/close", openapi_extra=_body_doc(ZoneActionBody))
-    async def close_zone(zone: str, request: Request, s: Actor):
+    async def close_zone(zone: ZoneId, request: Request, s: Actor):
         return await _zone_state(zone, "closed", request, s)
 
     @app.post("/api/zones/{zone}/open", openapi_extra=_body_doc(ZoneActionBody))
-    async def open_zone(zone: str, request: Request, s: Actor):
+    async def open_zone(zone: ZoneId, request: Request, s: Actor):
         return await _zone_state(zone, "open", request, s)
 
     async def _zone_state(zone: str, state: str, request: Request, s: Session):
@@ -585,7 +593,7 @@ def create_app(settings: Settings, *, link: Publisher | None = None) -> FastAPI:
         return acted(entry)
 
     @app.post("/api/zones/{zone}/corrections", openapi_extra=_body_doc(CorrectionBody))
-    async def correction(zone: str, request: Request, s: Actor):
+    async def correction(zone: ZoneId, request: Request, s: Actor):
         zone_or_404(zone)
         body = await parse_body(request, CorrectionBody)
         if body.delta == 0:
