@@ -116,7 +116,9 @@ class PasswordFileAuth(BaseAuthPlugin):
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        self.hashes = read_password_file(Path(self.config.config_dir) / PASSWD)
+        config_dir = Path(self.config.config_dir)
+        self.hashes = read_password_file(config_dir / PASSWD)
+        self.rules = parse_acl((config_dir / ACL).read_text(encoding="utf-8"))
 
     async def authenticate(self, *, session) -> bool:
         user, password = session.username, session.password
@@ -126,7 +128,18 @@ class PasswordFileAuth(BaseAuthPlugin):
         ok = bool(hashed and password is not None and check_password(password, hashed))
         if not ok:
             log.warning("refused connection from %r (user %r)", session.client_id, user)
-        return ok
+            return False
+        # amqtt publishes a Last Will without any topic check: a gate could otherwise leave
+        # a will on another gate's events topic and die. Refuse such a connection.
+        if session.will_flag and not allowed(self.rules, user, session.will_topic or "", "publish"):
+            log.warning(
+                "refused connection from %r: user %r may not publish its will on %r",
+                session.client_id,
+                user,
+                session.will_topic,
+            )
+            return False
+        return True
 
 
 class AclFileTopics(BaseTopicPlugin):

@@ -458,7 +458,12 @@ class Connection:
 
     def _on_message(self, client, userdata, message: paho.MQTTMessage) -> None:
         if self.on_message is not None:
-            self.on_message(message)
+            try:
+                self.on_message(message)
+            except Exception:
+                # paho would re-raise and end its network thread: one bad message must not
+                # deafen the component. Without manual_ack the message counts as received.
+                log.exception("on_message failed for %s", message.topic)
 
     def _on_publish(self, client, userdata, mid: int, reason: ReasonCode, properties) -> None:
         code = reason.value if isinstance(reason, ReasonCode) else int(reason)
@@ -466,7 +471,10 @@ class Connection:
             self.refusals.append((mid, code))
             log.warning("%s refused publish %d: %s (%d)", self.url.display, mid, reason, code)
             if self.on_refused is not None:
-                self.on_refused(mid, code)
+                try:
+                    self.on_refused(mid, code)
+                except Exception:
+                    log.exception("on_refused callback failed")
 
     def _on_subscribe(self, client, userdata, mid: int, reasons: list, properties) -> None:
         # A refused filter (0x80 and above) leaves us deaf without any other sign: say so.

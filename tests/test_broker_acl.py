@@ -152,6 +152,52 @@ def test_gate_reads_its_lease_and_ack_but_not_another_gates(broker):
         gate.close()
 
 
+_WILL_SPOOFER = """
+import sys, time
+from sesame.mqtt import ConnectRefused, connect
+try:
+    connect(sys.argv[1], "will-spoofer", clean_start=True, timeout=5,
+            will=(sys.argv[2], b"forged will", 1, False))
+    print("connected", flush=True)
+except ConnectRefused:
+    print("refused", flush=True)
+time.sleep(60)
+"""
+
+
+def test_gate_cannot_spoof_through_its_last_will(broker):
+    """A Last Will on another gate's events topic never reaches the counter (Mosquitto
+    drops it; the embedded broker, which would publish it unchecked, refuses the client)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    counter, got = _subscriber(broker, "counter", [T.events()], "counter-will")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WILL_SPOOFER, broker.url(f"gate-{GATE_A}"), T.events(GATE_B)],
+        stdout=subprocess.PIPE,
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+    )
+    try:
+        outcome = proc.stdout.readline()
+        assert outcome in (b"connected\n", b"refused\n")
+        proc.kill()  # an unclean end: the broker would now publish the will
+        proc.wait(5)
+        gate_a = connect(broker.url(f"gate-{GATE_A}"), "gate-a-marker", clean_start=True)
+        time.sleep(0.5)  # the will is sent as soon as the broker sees the socket close
+        gate_a.publish(T.events(GATE_A), b"marker").wait_for_publish(5)
+        gate_a.close()
+        assert _until_marker(got, b"marker") == [(T.events(GATE_A), b"marker")]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        counter.close()
+
+
 def test_refused_publish_reports_reason_135_over_mqtt5(mosquitto):
     refused = []
     gate_a = connect(

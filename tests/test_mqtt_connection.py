@@ -226,3 +226,29 @@ def test_refused_subscription_is_recorded(embedded_broker):
         assert conn.is_connected()
     finally:
         conn.close()
+
+
+def test_a_failing_on_message_does_not_deafen_the_client(mosquitto):
+    got: list[bytes] = []
+
+    def on_message(m):
+        got.append(m.payload)
+        if m.payload == b"boom":
+            raise ValueError("handler bug")
+
+    sub = connect(
+        mosquitto.url("counter"),
+        "counter-boom",
+        clean_start=True,
+        subscriptions=[(T.events(), 1)],
+        on_message=on_message,
+    )
+    gate = connect(mosquitto.url(f"gate-{GATE}"), "gate-boom", clean_start=True)
+    try:
+        gate.publish(T.events(GATE), b"boom").wait_for_publish(5)
+        gate.publish(T.events(GATE), b"after").wait_for_publish(5)
+        assert _wait(lambda: got == [b"boom", b"after"], 5), got
+        assert sub.is_connected()
+    finally:
+        gate.close()
+        sub.close()
