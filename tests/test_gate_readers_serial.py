@@ -202,7 +202,13 @@ def test_keystroke_plus_serial_double_send_is_one_scan(scanner) -> None:
 def test_bad_reader_configs_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown reader type"):
         open_reader({"type": "nfc"})
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="unknown serial reader option.*parity"):
         open_reader({"type": "serial", "port": "/dev/null", "parity": "odd"})
+    with pytest.raises(ValueError, match="unknown camera reader option.*fps"):
+        open_reader({"type": "camera", "source": 0, "fps": 30})
+    with pytest.raises(ValueError, match="debounce_s"):
+        open_reader({"type": "keyboard", "debounce_s": "two seconds"})
+    with pytest.raises(ValueError, match="unknown multi reader option"):
+        open_reader({"type": "multi", "readers": [], "extra": 1})
     with pytest.raises(ValueError, match="at least one"):
         open_reader({"type": "multi", "readers": []})

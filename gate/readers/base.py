@@ -7,6 +7,7 @@ raise from it: a device that disappears shows in `health` and is reopened with b
 
 from __future__ import annotations
 
+import inspect
 import logging
 import queue
 import re
@@ -252,22 +253,43 @@ def open_reader(cfg: Any, clock: Clock = time.monotonic) -> CodeReader:
     """
     c = _cfg_dict(cfg)
     kind = c.pop("type", None)
-    debounce = float(c.pop("debounce_s", DEFAULT_DEBOUNCE_S))
-    if kind == "camera":
-        from gate.readers.camera import CameraReader
-
-        return CameraReader(debounce=debounce, clock=clock, **c).start()
-    if kind == "serial":
-        from gate.readers.serial_scanner import SerialScannerReader
-
-        return SerialScannerReader(debounce=debounce, clock=clock, **c).start()
-    if kind == "keyboard":
-        from gate.readers.keyboard import KeyboardReader
-
-        return KeyboardReader(debounce=debounce, clock=clock, **c).start()
+    try:
+        debounce = float(c.pop("debounce_s", DEFAULT_DEBOUNCE_S))
+    except (TypeError, ValueError):
+        raise ValueError("reader debounce_s must be a number of seconds") from None
+    if debounce < 0:
+        raise ValueError("reader debounce_s must not be negative")
     if kind == "multi":
-        subs = [open_reader(sub, clock) for sub in c.pop("readers", [])]
-        if c:
-            raise ValueError(f"unknown reader option(s): {', '.join(sorted(c))}")
+        sub_cfgs = c.pop("readers", [])
+        _no_unknown(kind, c, ["readers"])
+        if not sub_cfgs:
+            raise ValueError("a multi reader needs at least one reader in readers = [...]")
+        subs: list[CodeReader] = []
+        try:
+            for sub in sub_cfgs:
+                subs.append(open_reader(sub, clock))
+        except Exception:
+            for r in subs:  # do not leave a half-opened set of devices running
+                r.close()
+            raise
         return MergedReader(subs, debounce=debounce, clock=clock)
-    raise ValueError(f"unknown reader type {kind!r} (camera, serial, keyboard or multi)")
+    if kind == "camera":
+        from gate.readers.camera import CameraReader as cls
+    elif kind == "serial":
+        from gate.readers.serial_scanner import SerialScannerReader as cls
+    elif kind == "keyboard":
+        from gate.readers.keyboard import KeyboardReader as cls
+    else:
+        raise ValueError(f"unknown reader type {kind!r} (camera, serial, keyboard or multi)")
+    params = inspect.signature(cls.__init__).parameters
+    _no_unknown(kind, c, [n for n in params if n not in ("self", "debounce", "clock")])
+    return cls(debounce=debounce, clock=clock, **c).start()
+
+
+def _no_unknown(kind: str, options: dict[str, Any], known: Iterable[str]) -> None:
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(
+            f"unknown {kind} reader option(s): {', '.join(unknown)}"
+            f" (known: {', '.join(['type', 'debounce_s', *known])})"
+        )
