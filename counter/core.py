@@ -50,6 +50,7 @@ class Core:
         self.topics = wire.Topics(venue.id)
         self.days = DayClock(venue)
         self.lanes = lz.leased_lanes(venue)
+        self.returning = lz.returning_zones(venue)
         self.lease_zones = sorted(z.id for z in venue.zones.values() if z.offline_policy == "lease")
         self._lease_day: str | None = None
         self.tracker = Tracker()
@@ -377,7 +378,7 @@ class Core:
             cap = self.venue.zones[zone].capacity
             accepting = not self.evacuating and zone not in self.closed_zones
             plan = lz.plan_zone(
-                zone, cap, self.book.raw(zone), {g: self.leases[g] for g in gates}, demand,
+                zone, cap, self._committed_load(zone), {g: self.leases[g] for g in gates}, demand,
                 initial=pol.initial, max_per_gate=pol.max_per_gate, low_water=pol.low_water,
                 accepting=accepting,
             )  # fmt: skip
@@ -390,6 +391,10 @@ class Core:
                 lease.serial += 1
                 self.store.save_lease(g, day, lease.serial, lease.grants, lease.exposure)
             out.append(Out(self.topics.lease(g), self.lease_message(g).to_json()))
+
+    def _committed_load(self, zone: str) -> int:
+        """People the zone must have room for: inside, plus those who may walk back in."""
+        return self.book.raw(zone) + sum(self.book.raw(y) for y in self.returning[zone])
 
     def lease_message(self, gate: str) -> wire.Lease:
         lease = self.leases[gate]

@@ -18,6 +18,8 @@ can be inside without the counter knowing yet.
   exposure only once the lane confirms that serial with an empty outbox (`confirm`).
   An offline lane's allowance stays reserved: it may be granting with it right now.
 - Exits are never leased; zones with `offline_policy = "open"` are not leased.
+- People in zones that open back onto a zone (its `returning_zones`) count against its
+  headroom: exits are never blocked, so their way back must always have room.
 """
 
 from __future__ import annotations
@@ -55,6 +57,31 @@ def leased_lanes(venue: Venue) -> dict[str, list[str]]:
             continue
         z = venue.zones.get(g.to_zone)
         out[g.id] = [g.to_zone] if z is not None and z.offline_policy == "lease" else []
+    return out
+
+
+def returning_zones(venue: Venue) -> dict[str, set[str]]:
+    """For each zone, the zones whose occupants may walk back into it through an exit lane
+    (never blocked, never leased), directly or through other such zones.
+
+    Their occupants count against the zone's headroom: someone in the Salon d'honneur may
+    step back into the Nef at any moment, so the Nef keeps room for them.
+    """
+    feeds: dict[str, set[str]] = {z: set() for z in venue.zones}
+    for g in venue.gates.values():
+        if g.is_exit and g.to_zone in feeds and g.from_zone in venue.zones:
+            feeds[g.to_zone].add(g.from_zone)
+    out: dict[str, set[str]] = {}
+    for z in venue.zones:
+        seen: set[str] = set()
+        todo = list(feeds[z])
+        while todo:
+            y = todo.pop()
+            if y in seen or y == z:
+                continue
+            seen.add(y)
+            todo.extend(feeds[y])
+        out[z] = seen
     return out
 
 
