@@ -59,6 +59,7 @@ class GateAgent:
         pass_timeout: float = PASS_TIMEOUT,
         heartbeat: float = 5.0,
         ack_timeout: float = 10.0,
+        on_decision: Callable[[Decision], None] | None = None,
     ):
         if gate_id not in venue.gates:
             raise ValueError(f"gate {gate_id!r} is not a lane of venue {venue.id!r}")
@@ -87,7 +88,8 @@ class GateAgent:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._free = False
-        self._status_faults: tuple[str, ...] = ()
+        self.on_decision = on_decision  # called after each scan is recorded (CLI log line)
+        self.last_tick = time.monotonic()  # the scan loop is alive (systemd watchdog)
         self.link = None
         if broker_url is not None or credentials is not None:
             from gate.link import Link
@@ -147,6 +149,7 @@ class GateAgent:
     def _loop(self) -> None:
         next_beat = 0.0
         while not self._stop.is_set():
+            self.last_tick = time.monotonic()
             try:
                 if self.reader is not None:
                     text = self.reader.read(0.1)
@@ -236,7 +239,7 @@ class GateAgent:
                 )
             else:
                 final = replace(dec, passages=passed)
-            self._shown(dec if passed else final, passed)
+            self._shown(final, passed)
             return final
 
     def anonymous_pass(self) -> wire.Event:
@@ -281,6 +284,11 @@ class GateAgent:
 
     def _shown(self, dec: Decision, passed: int | None) -> None:
         self.last, self.last_passed = dec, passed
+        if self.on_decision is not None:
+            try:
+                self.on_decision(dec)
+            except Exception:
+                log.exception("%s: on_decision callback failed", self.gate_id)
 
     # -- messages from the broker ----------------------------------------------------------
     def on_message(self, topic: str, payload: bytes, retained: bool) -> None:

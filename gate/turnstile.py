@@ -101,6 +101,7 @@ class SerialTurnstile:
         self.port = port
         self.health = "ok"
         self.noise = 0  # lines that were not protocol answers
+        self.heard = 0  # valid lines from the controller (doctor: is anyone there?)
         self._answers: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         self._pulses: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._write_lock = threading.Lock()
@@ -154,6 +155,7 @@ class SerialTurnstile:
             self.noise += 1
             return
         self._last_heard = time.monotonic()
+        self.heard += 1
         self.health = "ok"
 
     def _ping_loop(self) -> None:
