@@ -104,3 +104,29 @@ def test_a_missing_camera_is_disconnected_and_retried_until_closed(tmp_path) -> 
 def test_unknown_decoder_in_the_gate_file_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown decoder"):
         open_reader({"type": "camera", "source": 0, "decoder": "tesseract"})
+
+
+def test_a_live_source_that_appears_later_is_opened_and_reopened(tmp_path) -> None:
+    # A live source (not a file at start) is retried with backoff; when the device comes up
+    # (here: a recording appears at its path) the reader opens it, and when it stops
+    # delivering frames the reader goes back to retrying.
+    (token,) = make_tokens(1)
+    source = tmp_path / "video0"
+    reader = CameraReader(str(source), debounce=30.0, backoff_max=0.1).start()
+    try:
+        time.sleep(0.3)
+        assert reader.health == "disconnected" and not reader.is_file
+        staged = tmp_path / "staged.avi"
+        write_video(staged, [(token, 1.0)])
+        staged.replace(source)
+        assert reader.read(20) == token
+        source.unlink()  # the device goes away: played to its end, then cannot be reopened
+        deadline = time.monotonic() + 20
+        while reader.health != "disconnected" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)
+        assert reader.health == "disconnected"
+        assert not reader.finished.is_set()  # still retrying
+        assert reader.read(0.05) is None  # the same badge replayed is within the window
+    finally:
+        reader.close()

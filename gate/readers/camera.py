@@ -62,6 +62,8 @@ class CameraReader(ThreadedReader):
             cap.release()
             return None
         if not self.is_file:
+            # Decode the newest frame, not one queued while the previous was being decoded.
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
             if self.width:
                 cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
             if self.height:
@@ -74,33 +76,39 @@ class CameraReader(ThreadedReader):
             while not self._stop.is_set():
                 cap = self._open()
                 if cap is None:
-                    self.health = HEALTH_DISCONNECTED
                     if self.is_file:
                         self.health = f"error: cannot open video {self.source}"
                         return
+                    self.health = HEALTH_DISCONNECTED
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, self.backoff_max)
                     continue
-                backoff = self.backoff_initial
                 self.health = HEALTH_OK
                 try:
-                    self._pump(cap)
+                    got_frames = self._pump(cap)
                 finally:
                     cap.release()
                 self.health = HEALTH_DISCONNECTED
                 if self.is_file:
                     return
                 log.warning("%s: %s stopped delivering frames; reopening", self.name, self.source)
+                # a camera that opens but gives no frame must not spin: back off as well
+                backoff = self.backoff_initial if got_frames else min(backoff * 2, self.backoff_max)
+                self._stop.wait(backoff)
         finally:
             self.finished.set()
 
-    def _pump(self, cap: cv2.VideoCapture) -> None:
+    def _pump(self, cap: cv2.VideoCapture) -> bool:
+        """Decode frames until the source stops; True if it gave at least one frame."""
+        got = False
         while not self._stop.is_set():
             ok, frame = cap.read()
             if not ok or frame is None:
-                return
+                return got
+            got = True
             if self.is_file:
                 self._media_s = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             self.frames += 1
             for text in decode_frame(frame, self.decoder):
                 self._emit(text)
+        return got
