@@ -291,8 +291,7 @@ def credential_json(
     host: str | None = None,
     port: int | None = None,
 ) -> str:
-    host = host or settings.host
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    shown = public_host(host or settings.host)
     data = {
         "username": account,
         "password": password,
@@ -302,6 +301,15 @@ def credential_json(
         # Relative to the credential file: copy the credentials/ folder onto the gate.
         data |= {"ca": "ca.crt", "cert": f"{account}.crt", "key": f"{account}.key"}
     return json.dumps(data, indent=2) + "\n"
+
+
+def public_host(host: str) -> str:
+    """The name clients use: a wildcard listener is reached by this machine's name."""
+    if host in ("0.0.0.0", "::", ""):
+        import socket
+
+        return socket.gethostname()
+    return host
 
 
 def _url_host(host: str) -> str:

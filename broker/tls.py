@@ -150,7 +150,9 @@ def ensure_tls(out: Path, host: str, accounts: list[str]) -> None:
         ca = make_ca()
         write_pair(*ca, tls / "ca.key", tls / "ca.crt")
     ca_key, ca_cert = ca
-    names = ["127.0.0.1", "localhost"] + ([host] if host not in ("0.0.0.0", "::") else [])
+    from broker.setup import public_host
+
+    names = ["127.0.0.1", "localhost", public_host(host)]
     old = _load(tls / "server.key", tls / "server.crt")
     server = issue(
         ca_key, ca_cert, "sesame-broker", server_names=names, key=old[0] if old else None

@@ -438,7 +438,8 @@ class Connection:
         if code == RC_UNSUPPORTED_PROTOCOL and self._auto and not self._confirmed:
             self._switch_protocol()
             return
-        if code in _FATAL_CONNACK and not self._ever_connected and self._raise_on_refusal:
+        fatal = code in _FATAL_CONNACK or (code == RC_UNSUPPORTED_PROTOCOL and not self._auto)
+        if fatal and not self._ever_connected and self._raise_on_refusal:
             self._fatal = ConnectRefused(code, message)
             client.disconnect()  # stop paho's retry loop; connect() raises
             return
@@ -514,6 +515,13 @@ class Connection:
             # failed, so wait_for_publish() would raise although it will be delivered.
             info.rc = paho.MQTT_ERR_SUCCESS
         return info
+
+    def subscribe(self, filters: Sequence[tuple[str, int]]) -> None:
+        """Add subscriptions; kept and re-subscribed on every reconnect like the first ones."""
+        new = [f for f in filters if f not in self.subscriptions]
+        self.subscriptions.extend(new)
+        if new and self.is_connected():
+            self.client.subscribe(new)
 
     def ack(self, message: paho.MQTTMessage) -> None:
         """With manual_ack=True: acknowledge a QoS 1 message once it is safely stored."""

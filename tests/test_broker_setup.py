@@ -67,6 +67,15 @@ def test_files_accounts_and_modes(tmp_path):
         assert check_password(password, hashes[account])
 
 
+def test_wildcard_listener_gives_clients_this_machines_name(tmp_path):
+    import socket
+
+    setup(load_venue(VENUE), tmp_path, host="0.0.0.0", port=18831)
+    assert "listener 18831 0.0.0.0" in (tmp_path / "mosquitto.conf").read_text().splitlines()
+    cred = json.loads((tmp_path / "credentials" / "counter.json").read_text())
+    assert cred["broker"] == f"mqtt://{socket.gethostname()}:18831"
+
+
 def test_acl_gives_each_gate_only_its_own_topics(tmp_path):
     setup(load_venue(VENUE), tmp_path)
     text = (tmp_path / "acl").read_text()

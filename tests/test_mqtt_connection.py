@@ -101,13 +101,15 @@ def test_reconnects_and_resubscribes_after_broker_restart(request, which):
         on_state=lambda state, detail: states.append(state),
     )
     try:
+        sub.subscribe([(T.gate_status(), 1)])  # added later: kept across reconnects too
         broker.restart()  # the embedded broker forgets every session: only re-subscribing helps
         assert _wait(lambda: "disconnected" in states)
         assert sub.wait_connected(15)
         gate = connect(broker.url(f"gate-{GATE}"), "gate-resub", clean_start=True)
         gate.publish(T.events(GATE), b"after-restart").wait_for_publish(5)
+        gate.publish(T.gate_status(GATE), b"status-after-restart").wait_for_publish(5)
         gate.close()
-        assert _collect(got, 1) == [b"after-restart"]
+        assert sorted(_collect(got, 2)) == [b"after-restart", b"status-after-restart"]
         assert states[0] == "connected" and states[-1] == "connected"
     finally:
         sub.close()
