@@ -59,15 +59,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = bsub.add_parser(
         "revoke",
         help="add badge ids to the revocation list gates receive",
-        description="Adds the ids to the local list (JSON) and, with --broker, publishes the "
-        "full list retained on badges/revoked. With --broker and no ids, re-publishes.",
+        description="Adds the ids to the local list (JSON) and, with --broker or "
+        "--credentials, publishes the full list retained on badges/revoked. With a broker and "
+        "no ids, re-publishes the list.",
     )
     r.add_argument("ids", nargs="*", metavar="ID", help="badge ids, e.g. B000123")
     r.add_argument(
         "--list", default=DEFAULT_REVOKED, help=f"revocation list file (default: {DEFAULT_REVOKED})"
     )
     r.add_argument("--broker", help="broker URL (mqtt://host:port) or credential file")
-    r.add_argument("--credentials", help="credential file (JSON) from `sesame broker setup`")
+    r.add_argument(
+        "--credentials",
+        help="credential file (JSON) from `sesame broker setup` (its broker is used when "
+        "--broker is not given)",
+    )
     r.add_argument(
         "--venue", default="config/grand-palais.toml", help="venue file (for the topic root)"
     )
@@ -190,7 +195,8 @@ def _read_image(path: str) -> str | None:
 def _revoke(args: argparse.Namespace) -> int:
     from sesame import badges
 
-    if not args.ids and not args.broker:
+    publish = bool(args.broker or args.credentials)  # a credential file names its broker
+    if not args.ids and not publish:
         raise CliError("give badge ids to revoke (or --broker to re-publish the list)")
     try:
         revs, added = badges.revoke(args.list, args.ids)
@@ -204,7 +210,7 @@ def _revoke(args: argparse.Namespace) -> int:
         + (f", {already} already on the list" if already else "")
         + f"; {args.list} lists {len(revs.badges):,}"
     )
-    if args.broker:
+    if publish:
         _publish_revocations(args, revs)
     return 0
 

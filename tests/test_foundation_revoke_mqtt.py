@@ -40,7 +40,9 @@ def _retained(broker, account: str = "admin", timeout: float = 10.0) -> wire.Rev
 
 
 def _revoke(broker_arg: str, lst, *ids: str, timeout: float = 10) -> int:
-    return main(["badges", "revoke", *ids, "--list", str(lst), "--broker", broker_arg,
+    """--credentials for a credential file (it names its broker), --broker for a URL."""
+    option = "--credentials" if broker_arg.endswith(".json") else "--broker"
+    return main(["badges", "revoke", *ids, "--list", str(lst), option, broker_arg,
                  "--venue", str(REFERENCE_VENUE), "--timeout", str(timeout)])  # fmt: skip
 
 
