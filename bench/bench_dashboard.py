@@ -197,7 +197,7 @@ def bench_viewers(url: str, broker: MosquittoProcess, pid: int, viewers: int, ra
         pstop.set()
         th.join()
         cpu1, t1 = cpu_seconds(pid), time.monotonic()
-        await asyncio.sleep(1)  # let the tail arrive
+        await asyncio.sleep(3)  # let the tail arrive (the viewers share one Python process)
         stop.set()
         for t in tasks:
             t.cancel()
