@@ -303,9 +303,13 @@ class GateAgent:
                 return
             if self.outbox.ack(ack.epoch, ack.seq) and self.link is not None:
                 self.link.wake()
+                if self.outbox.depth() == 0:
+                    self._publish_status()  # the counter may reclaim allowance now
             return
         if self._apply(key, payload, live=not retained):
             self.outbox.put_state(key, payload, self.clock.read().best)
+            if parts[0] == "gates":
+                self._publish_status()  # confirm the lease serial we now act on
 
     def _apply(self, key: str, payload: bytes, live: bool) -> bool:
         """Take one retained value; True when it was valid (and worth keeping on disk)."""
@@ -388,6 +392,7 @@ class GateAgent:
             faults=tuple(self.faults()) if online else (),
             controller=self.turnstile.health,
             ts=self.clock.read().best,
+            lease_serial=self.lease.serial if self.lease is not None else None,
         ).to_json()
 
     def _publish_status(self) -> None:

@@ -55,6 +55,12 @@ def register(gsub: argparse._SubParsersAction) -> None:
         description="One line per check; exit 1 when any check fails.",
     )
     _common(d)
+    d.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        help="seconds to wait for the controller and the broker (default 5)",
+    )
     d.set_defaults(func=doctor)
 
 
@@ -235,6 +241,7 @@ def doctor(args) -> int:
         hw,
         broker=args.broker,
         credentials=args.credentials or hw.agent.credentials,
+        timeout=args.timeout,
     ):
         print(check.line(), flush=True)
         ok = ok and check.ok
