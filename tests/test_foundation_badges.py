@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import zxingcpp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, PdfParser
 from pyzbar import pyzbar
 
@@ -356,3 +358,31 @@ def test_revoke_command(tmp_path, capsys):
     assert "not a revocation list" in capsys.readouterr().err
     assert lst.read_text() == "{garbage"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["revoked.json"]
+
+
+_cells = st.sampled_from(
+    ["", "all", "ALL", "public", "school", "vip", "2018-11-22", "2018-11-22;2018-11-25",
+     "2018-02-30", "1", "0", "501", "-3", "x", '"', "a,b", "é", "\x00", "\ufeff", " ; "]
+) | st.text(max_size=10)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    header=st.permutations(["name", "category", "days", "group_size", "organisation"]),
+    rows=st.lists(st.lists(_cells, min_size=0, max_size=7), max_size=6),
+    sep=st.sampled_from([",", ";"]),
+    raw_tail=st.binary(max_size=8),
+)
+def test_any_registration_file_is_refused_cleanly(reference_venue, header, rows, sep, raw_tail):
+    """Whatever the file holds, parsing returns registrations or a RegistrationError with a
+    line inside the file; never another exception."""
+    text = sep.join(header) + "\n" + "".join(sep.join(r) + "\n" for r in rows)
+    raw = text.encode("utf-8", "surrogatepass") + raw_tail
+    try:
+        regs = parse_registrations(raw, "r.csv", reference_venue)
+    except RegistrationError as e:
+        assert str(e).startswith("r.csv")
+        assert e.line is None or 1 <= e.line <= raw.count(b"\n") + 1
+    else:
+        for r in regs.rows:
+            assert r.name and r.category in reference_venue.categories and 1 <= r.group_size <= 500

@@ -3,13 +3,17 @@ line naming the file, the key (and the line where there is one), exit code 2."""
 
 from __future__ import annotations
 
+import copy
 import re
+import tomllib
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sesame.cli import main
-from sesame.venue import OUTSIDE, ConfigError, Reentry, load_venue
+from sesame.venue import OUTSIDE, ConfigError, Reentry, load_venue, parse_venue
 from tests.fixtures.foundation import REFERENCE_VENUE
 
 
@@ -176,3 +180,50 @@ def test_one_line_error_from_the_installed_command(tmp_path, venue_text):
     assert re.fullmatch(
         rf"sesame config: error: {re.escape(str(path))}:43: zones\.nef\.capacity: .+\n", proc.stderr
     )
+
+
+# -- hostile venue files -------------------------------------------------------------------
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats() | st.text(max_size=12),
+    lambda kids: (
+        st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _paths(obj, prefix=()):
+    """Every (path) to a value in nested dicts/lists."""
+    yield prefix
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _paths(v, (*prefix, i))
+
+
+REFERENCE_DATA = tomllib.loads(REFERENCE_VENUE.read_text(encoding="utf-8"))
+PATHS = [p for p in _paths(REFERENCE_DATA) if p]
+
+
+@settings(max_examples=300, deadline=None)
+@given(edits=st.lists(st.tuples(st.sampled_from(PATHS), _values), min_size=1, max_size=3))
+def test_any_damaged_venue_is_refused_cleanly(edits):
+    """Replace values anywhere in the reference venue with anything: the loader returns a
+    venue or raises ConfigError, never another exception."""
+    data = copy.deepcopy(REFERENCE_DATA)
+    for path, value in edits:
+        target = data
+        try:
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier edit removed this place
+    text = REFERENCE_VENUE.read_text(encoding="utf-8")
+    try:
+        parse_venue(data, "venue.toml", text)
+    except ConfigError as e:
+        assert e.file == "venue.toml" and str(e).startswith("venue.toml")
