@@ -58,7 +58,7 @@ def test_planning_never_promises_more_than_capacity(state):
             assert accepting and demand[g].online
             assert lease.grants["z"] - demand[g].spent <= pol["max_per_gate"]
     # Confirmation lowers exposure to the grant, never below what was spent.
-    for g, lease in leases.items():
+    for lease in leases.values():
         lz.confirm(lease, lease.serial, outbox_empty=True)
         assert lease.exposure["z"] == lease.grants["z"]
 
@@ -122,7 +122,7 @@ def test_core_tops_up_lanes_that_obey_until_the_zone_is_exactly_full(make_core, 
     used = dict.fromkeys(grants, 0)
 
     def take(outs):
-        for topic, payload in published(outs, "lease").items():
+        for _topic, payload in published(outs, "lease").items():
             le = wire.parse_lease(payload)
             if le.gate in grants:
                 grants[le.gate] = le.grants["hall"]
