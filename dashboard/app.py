@@ -222,7 +222,7 @@ class Dashboard:
             self.hub.publish(event, data)
 
     def start_link(self) -> None:
-        if self.link is not None or not self.settings.broker_url:
+        if self.link is not None or not (self.settings.broker_url or self.settings.credentials):
             return
         from dashboard.link import connect_link
 

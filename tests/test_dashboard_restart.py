@@ -30,8 +30,9 @@ def spawn(mosquitto, accounts, port: int) -> subprocess.Popen:
             str(VENUE_FILE),
             "--accounts",
             str(accounts),
-            "--broker",
-            mosquitto.url("dashboard"),
+            # the credential file alone names the broker, as `sesame broker setup` writes it
+            "--credentials",
+            str(mosquitto.credentials("dashboard")),
             "--port",
             str(port),
         ],  # fmt: skip
