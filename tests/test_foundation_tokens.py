@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import stat
+import string
 from datetime import date
 
 import pytest
@@ -77,18 +78,24 @@ def test_any_single_byte_change_fails(badge_keypair, data):
     assert err.value.reason in (Reason.MALFORMED, Reason.BAD_SIGNATURE, Reason.UNKNOWN_KEY)
 
 
-def test_every_position_changed_fails(badge_keypair):
-    """Exhaustive companion of the property: each position, flipped to a still-valid
-    base64url character, so the failure must come from the signature, not the format."""
-    token = badge_keypair.sign("B000778", "school", DAYS, 30)
+def test_every_position_and_every_character_fails(badge_keypair):
+    """Exhaustive companion of the property: every position changed to every other base64url
+    character (or the separator), so the failure must come from the signature check, not the
+    format. This is what caught the last signature character's unused bits being ignored."""
+    token = badge_keypair.sign("B000778", "school", (date(2018, 11, 22),), 30)
     ring = badge_keypair.ring
+    alphabet = string.ascii_letters + string.digits + "-_."
+    accepted = []
     for i, ch in enumerate(token):
-        repl = "A" if ch != "A" else "B"
-        if ch == ".":
-            repl = "-"
-        tampered = token[:i] + repl + token[i + 1 :]
-        with pytest.raises(TokenError):
-            tokens.verify(tampered, ring)
+        for repl in alphabet:
+            if repl == ch:
+                continue
+            try:
+                tokens.verify(token[:i] + repl + token[i + 1 :], ring)
+            except TokenError:
+                continue
+            accepted.append((i, ch, repl))
+    assert accepted == []
 
 
 def test_signed_by_another_key(badge_keypair):
