@@ -90,12 +90,20 @@ def test_manifest_is_the_registry(issued_badges):
 
 
 def test_every_png_decodes_to_exactly_its_token_with_two_decoders(issued_badges):
+    """zxing-cpp and ZBar directly, and the gate's own file decoder (gate/decode.py) as a lane
+    reads a badge; `sesame badges verify --image` reads through sesame/qr.py."""
+    from gate.decode import decode_file as gate_decode
+    from sesame.qr import decode_file as verify_decode
+
     pngs = sorted((issued_badges.out / "png").glob("*.png"))
     assert [p.stem for p in pngs] == [r["badge_id"] for r in issued_badges.rows]
     for row, png in zip(issued_badges.rows, pngs, strict=True):
         img = Image.open(png)
         assert _zxing(img) == [row["token"]], png.name
         assert _zbar(img) == [row["token"]], png.name
+        assert gate_decode(png, "zxing") == [row["token"]], png.name
+        assert gate_decode(png, "pyzbar") == [row["token"]], png.name
+        assert verify_decode(png) == row["token"]
 
 
 def test_pngs_still_decode_when_printed_small(issued_badges):
