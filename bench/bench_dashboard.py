@@ -149,6 +149,8 @@ async def viewer(url: str, cookies, lat: list[float], stop: asyncio.Event, count
             async for line in r.aiter_lines():
                 if line.startswith("event: "):
                     event = line[7:]
+                    if event == "snapshot":
+                        counts[1] += 1
                 elif line.startswith("data: ") and event == "zone":
                     # the occupancy's ts is the publish time: arrival - ts = delay
                     i = line.find('"ts":"')
@@ -165,7 +167,7 @@ def bench_viewers(url: str, broker: MosquittoProcess, pid: int, viewers: int, ra
                                          "password": USERS["bench-viewer"][1]})  # fmt: skip
     cookies = r.cookies
     lat: list[float] = []
-    counts = [0]
+    counts = [0, 0]  # updates received, viewers connected
     pub = mqtt.connect(broker.url("counter"), "bench-counter-2")
     zones = list(VENUE.zones)
 
@@ -186,7 +188,10 @@ def bench_viewers(url: str, broker: MosquittoProcess, pid: int, viewers: int, ra
         stop = asyncio.Event()
         tasks = [asyncio.create_task(viewer(url, cookies, lat, stop, counts))
                  for _ in range(viewers)]  # fmt: skip
-        await asyncio.sleep(2)  # all connected and past their snapshot
+        deadline = time.monotonic() + 30
+        while counts[1] < viewers and time.monotonic() < deadline:  # all past their snapshot
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
         lat.clear()
         counts[0] = 0
         pstop, sent = threading.Event(), [0]

@@ -162,10 +162,13 @@ def test_organiser_view_and_download(mosquitto, dashboard_factory, tmp_path, pag
     assert page.js_errors == []
 
 
-def test_viewer_has_no_actions_and_is_refused(dashboard, page_for):
-    page = page_for(dashboard, "viewer")
+def test_viewer_has_no_actions_and_is_refused(dashboard, page_for, artifacts):
+    page = page_for(dashboard, "viewer", locale="fr-FR")
+    page.set_viewport_size({"width": 820, "height": 1180})  # a tablet, portrait
     page.wait_for_selector("body[data-ready='1']")
     assert page.locator("#zone-nef").count() == 1
+    assert page.locator("main h2").first.inner_text() == "Espaces"  # French from the browser
+    page.screenshot(path=str(artifacts / "dashboard-live-tablet-viewer-fr.png"), full_page=True)
     for sel in (".close-zone", ".open-zone", ".correction", "#evacuate", "#nav-organiser"):
         assert page.locator(sel).count() == 0, sel
     # the server refuses the action even with the page's own CSRF token

@@ -37,7 +37,7 @@ function makeChart(canvas, z) {
       animation: false, responsive: true, maintainAspectRatio: false, parsing: false,
       plugins: { legend: { display: false }, tooltip: { enabled: true } },
       scales: {
-        x: { type: "linear", ticks: { maxTicksLimit: 6, callback: (v) => fmtTime(new Date(v).toISOString(), TZ).slice(0, 5) } },
+        x: { type: "linear", ticks: { maxTicksLimit: 6, callback: (v) => (v > 1e11 ? fmtTime(new Date(v).toISOString(), TZ).slice(0, 5) : "") } },
         y: { beginAtZero: true, suggestedMax: z.capacity },
       },
     },
