@@ -240,6 +240,8 @@ class EmbeddedBroker(BrokerBase):
     def start(self, timeout: float = 20.0) -> EmbeddedBroker:
         if self.running:
             return self
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        ready = f"listening on {self.host}:{self.port} ".encode()
         root = Path(__file__).resolve().parents[1]
         env = dict(os.environ, PYTHONPATH=f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
         with open(self.log_path, "ab") as logf:
@@ -265,12 +267,17 @@ class EmbeddedBroker(BrokerBase):
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 break
-            if port_open(self.host, self.port):
+            if port_open(self.host, self.port) and ready in self._log_bytes(offset):
                 return self
             time.sleep(0.05)
         text = self.log()[-600:]
         self.kill()
         raise BrokerStartError(f"embedded broker did not start on {self.host}:{self.port}: {text}")
+
+    def _log_bytes(self, offset: int) -> bytes:
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            return f.read()
 
     @property
     def running(self) -> bool:

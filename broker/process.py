@@ -127,6 +127,7 @@ class MosquittoProcess(BrokerBase):
         self.conf_path = self.run_dir / "mosquitto.conf"
         self.log_path = self.run_dir / "mosquitto.log"
         self.proc: subprocess.Popen | None = None
+        self._log_offset = 0
         binary = mosquitto_binary()
         if binary is None:
             raise BrokerStartError("mosquitto is not installed")
@@ -152,6 +153,8 @@ class MosquittoProcess(BrokerBase):
             return self
         for attempt in range(5):
             self._write_conf()
+            # readiness looks only at this run's lines (the log is appended to)
+            self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
             self.proc = subprocess.Popen(
                 [self.binary, "-c", str(self.conf_path)],
                 stdin=subprocess.DEVNULL,
@@ -162,7 +165,9 @@ class MosquittoProcess(BrokerBase):
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     break
-                if port_open(self.host, self.port):
+                # Our own "running" line as well as an open port: another program that took
+                # the port in the meantime would open it too.
+                if port_open(self.host, self.port) and self._logged_running():
                     return self
                 time.sleep(0.02)
             err = self._failure_text()
@@ -173,6 +178,13 @@ class MosquittoProcess(BrokerBase):
                 continue
             raise BrokerStartError(f"mosquitto did not start on {self.host}:{self.port}: {err}")
         raise AssertionError("unreachable")
+
+    def _logged_running(self) -> bool:
+        if self.proc is None or self.proc.poll() is not None or not self.log_path.exists():
+            return False
+        with open(self.log_path, "rb") as f:
+            f.seek(self._log_offset)
+            return f"listen socket on port {self.port}".encode() in f.read()
 
     def _failure_text(self) -> str:
         text = ""

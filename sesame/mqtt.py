@@ -336,7 +336,6 @@ class Connection:
         self._connected = threading.Event()
         self._ever_connected = False
         self._fatal: ConnectRefused | None = None
-        self._connack_seen = False  # for the socket being opened now
         self._raise_on_refusal = True
         self._closing = False
         self._publish_lock = threading.Lock()
@@ -409,7 +408,6 @@ class Connection:
     # -- paho callbacks (network thread) --
 
     def _on_pre_connect(self, client: paho.Client, userdata: Any) -> None:
-        self._connack_seen = False
         if self._auto and not self._confirmed:
             # Some brokers (amqtt) never answer an MQTT 5 CONNECT that carries properties, so
             # ask first with a bare one; the answer fixes the protocol for the real CONNECT.
@@ -418,7 +416,6 @@ class Connection:
                 self._switch_protocol()
 
     def _on_connect(self, client, userdata, flags, reason: ReasonCode, properties) -> None:
-        self._connack_seen = True
         code = reason.value if isinstance(reason, ReasonCode) else int(reason)
         if code < 0x80:
             self._confirmed = True
