@@ -23,6 +23,7 @@ ZONE_STATES = ("open", "near_full", "full", "closed", "evacuating")
 _GATE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _EPOCH = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _BADGE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_SEQ = 2**53  # JSON-safe integer range
 
 
@@ -373,6 +374,9 @@ def parse_lease(obj: dict) -> Lease | ParseError:
         if not _GATE_ID.match(z) or type(n) is not int or not 0 <= n <= MAX_SEQ:
             raise _Bad("field 'grants' must map zone ids to counts")
     day = _get(obj, "day", str)
+    # canonical ISO only: strptime alone takes "2018-1-2", which a gate would never match
+    if not _ISO_DAY.match(day):
+        raise _Bad("field 'day' must be an ISO date YYYY-MM-DD")
     datetime.strptime(day, "%Y-%m-%d")
     return Lease(
         gate=_ident(obj, "gate", _GATE_ID),

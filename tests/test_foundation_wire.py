@@ -152,6 +152,8 @@ def test_event_refusals(payload, word):
         (wire.parse_lease, _with(MESSAGES[5][0], grants={"nef": -1})),
         (wire.parse_lease, _with(MESSAGES[5][0], grants={"Nef!": 1})),
         (wire.parse_lease, _with(MESSAGES[5][0], day="22/11/2018")),
+        (wire.parse_lease, _with(MESSAGES[5][0], day="2018-11-2")),
+        (wire.parse_lease, _with(MESSAGES[5][0], day="2018-02-30")),
         (wire.parse_ack, _with(MESSAGES[6][0], seq=-1)),
         (wire.parse_occupancy, _with(MESSAGES[8][0], state="overflowing")),
         (wire.parse_occupancy, _with(MESSAGES[8][0], capacity=-1)),
