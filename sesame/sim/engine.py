@@ -223,6 +223,8 @@ class Engine:
             late = t > self.closes - 45 * MINUTE
             if t - s.waiting_since <= v.patience and not late:
                 wait = self.rng.randint(60, 240) * 1000
+                if reason == "LEASE_EXHAUSTED":  # the lane is topped up within moments
+                    wait = self.rng.randint(5, 20) * 1000
                 if reason == "OUTSIDE_OPENING_HOURS":
                     early = self.venue.categories[v.badge.category].early_minutes
                     wait = max(

@@ -103,7 +103,20 @@ class InProcessLane:
         passed = self.turnstile.rotations - before
         if dec.reason == "NO_PASSAGE":  # granted, but nobody pushed
             return ScanResult(True, None, passed)
+        if dec.reason == "LEASE_EXHAUSTED":
+            self._await_top_up()
         return ScanResult(dec.granted, str(dec.reason) if dec.reason else None, passed)
+
+    def _await_top_up(self, timeout: float = 0.3) -> None:
+        """Simulated time runs far faster than the counter answers: give the lease top-up
+        the (real) moment it takes before the visitor scans again."""
+        lease = self.agent.lease
+        serial = (lease.day, lease.serial) if lease else None
+        wait_until(
+            lambda: (ls := self.agent.lease) is not None and (ls.day, ls.serial) != serial,
+            timeout,
+            step=0.005,
+        )
 
     def pulse(self, at: int, count: int) -> int:
         self.clock.set(at)

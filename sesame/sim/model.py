@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import math
 import random
+import re
+import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 
-from sesame.venue import OUTSIDE, Venue
+from sesame.venue import OUTSIDE, Venue, load_venue, parse_venue
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
@@ -432,10 +435,52 @@ def day_bounds(venue: Venue, d: date) -> tuple[int, int]:
     return ms(o), ms(c)
 
 
+def derive_venue_file(
+    src: Path, out: Path, *, capacity_factor: float = 1.0, largest_group: int = 1
+) -> tuple[Path, list[str]]:
+    """A copy of a venue file for a replay, and what was changed (one line each).
+
+    - capacities times `capacity_factor` (a small replay still fills the Nef);
+    - leases: a lane tops up only when it holds `low_water` or fewer, and a group badge of N
+      needs N at once, so `low_water` must be at least the largest group and `initial`
+      above it, or a school class on one badge is refused for good at a lane holding less.
+    Text edits keep the file's comments; the result is loaded and checked like any venue.
+    """
+    text = src.read_text(encoding="utf-8")
+    notes: list[str] = []
+    if capacity_factor != 1.0:
+
+        def cap(m: re.Match) -> str:
+            n = max(1, round(int(m.group(2)) * capacity_factor))
+            return f"{m.group(1)}{n}"
+
+        text = re.sub(r"(?m)^(capacity\s*=\s*)(\d+)", cap, text)
+        notes.append(f"capacities x{capacity_factor:g}")
+    venue = parse_venue(tomllib.loads(text), str(out), text)
+    low, initial = venue.leases.low_water, venue.leases.initial
+    if largest_group > low:
+        text = _set_lease(text, "low_water", largest_group)
+        notes.append(f"leases.low_water {low} -> {largest_group} (largest group badge)")
+    if 2 * largest_group > initial:
+        text = _set_lease(text, "initial", 2 * largest_group)
+        notes.append(f"leases.initial {initial} -> {2 * largest_group}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    load_venue(out)  # refuse to hand on a file that does not load
+    return out, notes
+
+
+def _set_lease(text: str, key: str, value: int) -> str:
+    pat = re.compile(rf"(?ms)^(\[leases\].*?^{key}\s*=\s*)(\d+)")
+    if pat.search(text):
+        return pat.sub(lambda m: f"{m.group(1)}{value}", text, count=1)
+    if re.search(r"(?m)^\[leases\]", text):
+        return re.sub(r"(?m)^(\[leases\].*)$", lambda m: f"{m.group(1)}\n{key} = {value}", text)
+    return text + f"\n[leases]\n{key} = {value}\n"
+
+
 def scaled_venue(venue: Venue, factor: float) -> Venue:
     """The same venue with every capacity scaled: a small replay still fills the Nef."""
-    from sesame.venue import parse_venue
-
     data = venue.model_dump(by_alias=True)
     for z in data["zones"].values():
         z["capacity"] = max(1, round(z["capacity"] * factor))
