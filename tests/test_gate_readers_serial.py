@@ -132,6 +132,44 @@ def test_garbage_and_a_5kb_line_give_malformed_text_and_the_reader_goes_on(scann
     assert reader.health == "ok"
 
 
+def test_scanner_lines_through_the_decision(scanner, reader) -> None:
+    # The reader's output goes straight into the lane's decision: garbage and a 5 kB line are
+    # MALFORMED, a flipped byte does not pass, and a good badge right after is GRANTED.
+    from datetime import datetime
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from sesame.decision import MemoryDict, decide
+    from sesame.tokens import Claims, key_id, sign
+    from sesame.venue import load_venue
+
+    venue = load_venue(Path(__file__).resolve().parents[1] / "config" / "grand-palais.toml")
+    key = Ed25519PrivateKey.generate()
+    keys = {key_id(key.public_key()): key.public_key()}
+    good = sign(Claims("S000001", "public", None), key)
+    flipped = good[:-10] + ("A" if good[-10] != "A" else "B") + good[-9:]
+    scanner.send(b"\xff\xfe\x00SES1.\x80\r\n" + b"Q" * 5000 + b"\r\n")
+    scanner.send(flipped.encode() + b"\r\n" + good.encode() + b"\r\n")
+    scans = read_n(reader, 4)
+    assert scans[2:] == [flipped, good]
+    reasons = [
+        decide(
+            text,
+            venue=venue,
+            gate=venue.gates["churchill-in-1"],
+            keys=keys,
+            revoked=(),
+            zone_states={},
+            venue_mode="normal",
+            lease_left=None,
+            memory=MemoryDict(),
+            now=datetime.fromisoformat("2018-11-22T10:00:00+01:00"),
+        ).reason
+        for text in scans
+    ]
+    assert reasons == [Reason.MALFORMED, Reason.MALFORMED, Reason.BAD_SIGNATURE, None]
+
+
 def test_unplug_and_replug_reopens_the_port(scanner, reader) -> None:
     scanner.send(b"SES1.before\r\n")
     assert read_n(reader, 1) == ["SES1.before"]
