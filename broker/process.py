@@ -246,3 +246,28 @@ class MosquittoProcess(BrokerBase):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def start_local_broker(
+    config_dir: str | Path,
+    *,
+    run_dir: str | Path | None = None,
+    port: int | None = None,
+    embedded: bool = False,
+) -> BrokerBase:
+    """Start the development broker for a set-up folder: Mosquitto when installed, else (or
+    with embedded=True) the embedded broker. For `sesame demo`, benchmarks, end-to-end runs.
+    The result has .url(account), .credentials(account), .host, .port, .stop(), .kill(),
+    .restart(), .close()."""
+    import logging
+
+    if not embedded and mosquitto_binary() is not None:
+        return MosquittoProcess(config_dir, port=port, run_dir=run_dir).start()
+    from broker.embedded import EmbeddedBroker
+
+    logging.getLogger("sesame.broker").warning(
+        "mosquitto is not installed: using the embedded broker (development default)"
+        if not embedded
+        else "using the embedded broker (development default)"
+    )
+    return EmbeddedBroker(config_dir, port=port, run_dir=run_dir).start()

@@ -247,3 +247,25 @@ def test_cli_run_then_mosquitto_sub_with_a_credential_file(broker_config, tmp_pa
             proc.wait()
     if embedded:
         assert b"DEVELOPMENT DEFAULT" in proc.stderr.read()
+
+
+def test_start_local_broker_prefers_mosquitto(broker_config, tmp_path, monkeypatch):
+    from broker import process
+    from broker.embedded import EmbeddedBroker
+
+    b = process.start_local_broker(broker_config, run_dir=tmp_path / "a")
+    try:
+        assert isinstance(b, MosquittoProcess)
+        connect(b.url("admin"), "local-a", clean_start=True).close()
+    finally:
+        b.close()
+    # without Mosquitto installed: the embedded broker, same accounts
+    monkeypatch.setattr(process, "mosquitto_binary", lambda: None)
+    b = process.start_local_broker(broker_config, run_dir=tmp_path / "b")
+    try:
+        assert isinstance(b, EmbeddedBroker)
+        conn = connect(b.url("admin"), "local-b", clean_start=True)
+        assert conn.protocol == "3.1.1"
+        conn.close()
+    finally:
+        b.close()

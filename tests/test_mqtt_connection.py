@@ -254,3 +254,27 @@ def test_a_failing_on_message_does_not_deafen_the_client(mosquitto):
     finally:
         gate.close()
         sub.close()
+
+
+def test_reconnects_after_broker_kill_9(mosquitto):
+    """SIGKILL (power cut): the client notices, retries with backoff and comes back."""
+    got: queue.Queue = queue.Queue()
+    states: list[str] = []
+    sub = connect(
+        mosquitto.url("counter"),
+        "counter-kill",
+        subscriptions=[(T.events(), 1)],
+        on_message=lambda m: got.put(m.payload),
+        on_state=lambda state, detail: states.append(state),
+    )
+    try:
+        mosquitto.kill()
+        assert _wait(lambda: "disconnected" in states)
+        mosquitto.start()
+        assert sub.wait_connected(40)
+        gate = connect(mosquitto.url(f"gate-{GATE}"), "gate-kill", clean_start=True)
+        gate.publish(T.events(GATE), b"after-kill").wait_for_publish(5)
+        gate.close()
+        assert _collect(got, 1) == [b"after-kill"]
+    finally:
+        sub.close()
