@@ -181,6 +181,14 @@ def _checks(v: Venue) -> list[tuple[str, str]]:
             errs.append((f"zones.{zid}.parent", f"unknown zone {z.parent!r}"))
         if z.parent == zid:
             errs.append((f"zones.{zid}.parent", "a zone cannot be its own parent"))
+        elif z.parent in v.zones:
+            # follow parents: a cycle would leave no way out to `outside`
+            seen, cur = {zid}, z.parent
+            while cur is not None and cur in v.zones and cur not in seen:
+                seen.add(cur)
+                cur = v.zones[cur].parent
+            if cur is not None and cur in seen:
+                errs.append((f"zones.{zid}.parent", "zone parents form a cycle"))
     known = set(v.zones) | {OUTSIDE}
     if not v.gates:
         errs.append(("gates", "at least one gate lane is required"))
@@ -196,6 +204,10 @@ def _checks(v: Venue) -> list[tuple[str, str]]:
                 errs.append((f"categories.{cid}.zones", f"unknown zone {z!r}"))
     if not v.categories:
         errs.append(("categories", "at least one badge category is required"))
+    if v.leases.initial > v.leases.max_per_gate:
+        errs.append(("leases.initial", "must not exceed leases.max_per_gate"))
+    if v.leases.low_water >= v.leases.max_per_gate:
+        errs.append(("leases.low_water", "must be below leases.max_per_gate"))
     return errs
 
 

@@ -105,6 +105,18 @@ BAD_FILES = [
     ("zone named outside", ("[zones.balcons]", "[zones.outside]"), "zones.outside", None),
     ("missing capacity", ("capacity = 1000\n", ""), "zones.salon-honneur.capacity", None),
     (
+        "zone parents in a cycle",
+        ('[zones.nef]\nname = "Nef"', '[zones.nef]\nparent = "balcons"\nname = "Nef"'),
+        "zones.nef.parent",
+        None,
+    ),
+    (
+        "lease above the per-gate maximum",
+        ("initial = 20 ", "initial = 500 "),
+        "leases.initial",
+        None,
+    ),
+    (
         "lane joining a zone to itself",
         ('from = "nef"\nto = "salon-honneur"', 'from = "nef"\nto = "nef"'),
         "gates.salon-in-1.to",
