@@ -69,7 +69,8 @@ class Settings:
     broker_url: str | None = None
     credentials: str | Path | None = None  # broker credentials file for the dashboard account
     cookie_secure: bool = False  # set when served over HTTPS
-    login_limit: int = 5  # failed attempts per user and per address in 5 minutes
+    login_limit: int = 5  # failed sign-ins per user in 5 minutes
+    login_limit_address: int = 20  # per client address (a control room shares one)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
@@ -207,7 +208,8 @@ class Dashboard:
         self.topics = wire.Topics(self.venue.id)
         self.store = Store(settings.accounts_path)
         self.sessions = Sessions(settings.clock)
-        self.limiter = RateLimiter(settings.clock, limit=settings.login_limit)
+        self.user_limiter = RateLimiter(settings.clock, limit=settings.login_limit)
+        self.addr_limiter = RateLimiter(settings.clock, limit=settings.login_limit_address)
         self.state = LiveState(self.venue)
         self.hub = Hub()
         self.link = link
@@ -322,7 +324,14 @@ def create_app(settings: Settings, *, link: Publisher | None = None) -> FastAPI:
 
     # -- auth dependencies -------------------------------------------------------
     def session_of(request: Request) -> Session | None:
-        return dash.sessions.get(request.cookies.get(COOKIE))
+        s = dash.sessions.get(request.cookies.get(COOKIE))
+        if s is None:
+            return None
+        # an account removed or given another role since sign-in loses its session now
+        if dash.store.get_user(s.user.username) != s.user:
+            dash.sessions.drop(s.sid)
+            return None
+        return s
 
     def need(roles: frozenset[str], *, change: bool):
         def dep(request: Request) -> Session:
@@ -441,8 +450,8 @@ def create_app(settings: Settings, *, link: Publisher | None = None) -> FastAPI:
             raise ApiError(403, "CSRF", "cross-site sign-in refused")
         body = await parse_body(request, LoginBody)
         ip = request.client.host if request.client else "?"
-        keys = (f"ip:{ip}", f"user:{body.username.lower()}")
-        wait = dash.limiter.retry_after(*keys)
+        ukey, akey = f"user:{body.username.lower()}", f"ip:{ip}"
+        wait = max(dash.user_limiter.retry_after(ukey), dash.addr_limiter.retry_after(akey))
         if wait:
             raise ApiError(
                 429,
@@ -452,9 +461,10 @@ def create_app(settings: Settings, *, link: Publisher | None = None) -> FastAPI:
             )
         user = await asyncio.to_thread(dash.store.authenticate, body.username, body.password)
         if user is None:
-            dash.limiter.failed(*keys)
+            dash.user_limiter.failed(ukey)
+            dash.addr_limiter.failed(akey)
             raise ApiError(401, "BAD_CREDENTIALS", "wrong username or password")
-        dash.limiter.succeeded(f"user:{body.username.lower()}")
+        dash.user_limiter.succeeded(ukey)
         s = dash.sessions.create(user)
         form = request.headers.get("content-type", "").startswith(
             "application/x-www-form-urlencoded"

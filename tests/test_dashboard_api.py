@@ -184,6 +184,20 @@ def test_login_is_rate_limited(dashboard):
         )
 
 
+def test_removed_account_loses_its_session_at_once(dashboard, signed_in):
+    c = signed_in("viewer")
+    assert c.get("/api/zones").status_code == 200
+    dashboard.dashboard.store.remove_user(ROLE_USER["viewer"])
+    assert_error(c.get("/api/zones"), 401, "UNAUTHENTICATED")
+
+
+def test_sign_in_limit_per_address_spans_usernames(dashboard):
+    with httpx.Client(base_url=dashboard.url) as c:
+        for i in range(20):  # a spray over many names from one address
+            assert_error(c.post("/login", json={"username": f"u{i}", "password": "x"}), 401)
+        assert_error(c.post("/login", json={"username": "new", "password": "x"}), 429)
+
+
 def test_pages_refuse_the_wrong_role(shared_clients):
     viewer = shared_clients["viewer"]
     assert viewer.get("/").status_code == 200
