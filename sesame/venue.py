@@ -204,10 +204,6 @@ def _checks(v: Venue) -> list[tuple[str, str]]:
                 errs.append((f"categories.{cid}.zones", f"unknown zone {z!r}"))
     if not v.categories:
         errs.append(("categories", "at least one badge category is required"))
-    if v.leases.initial > v.leases.max_per_gate:
-        errs.append(("leases.initial", "must not exceed leases.max_per_gate"))
-    if v.leases.low_water >= v.leases.max_per_gate:
-        errs.append(("leases.low_water", "must be below leases.max_per_gate"))
     return errs
 
 

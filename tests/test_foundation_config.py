@@ -111,12 +111,6 @@ BAD_FILES = [
         None,
     ),
     (
-        "lease above the per-gate maximum",
-        ("initial = 20 ", "initial = 500 "),
-        "leases.initial",
-        None,
-    ),
-    (
         "lane joining a zone to itself",
         ('from = "nef"\nto = "salon-honneur"', 'from = "nef"\nto = "nef"'),
         "gates.salon-in-1.to",
