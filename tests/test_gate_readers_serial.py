@@ -202,6 +202,29 @@ def test_scanner_absent_at_start_is_picked_up_when_plugged(tmp_path, clock) -> N
         sim.unplug()
 
 
+def test_a_port_that_is_there_but_unusable_is_an_error_not_a_disconnection(tmp_path) -> None:
+    not_a_tty = tmp_path / "ttyACM0"
+    not_a_tty.write_bytes(b"")
+    r = SerialScannerReader(str(not_a_tty), backoff_max=0.1).start()
+    try:
+        wait_for(lambda: r.health.startswith("error:"))
+        assert "ioctl" in r.health  # says why, for `sesame gate doctor` and the status
+    finally:
+        r.close()
+
+
+def test_a_second_process_cannot_steal_scans(scanner, reader) -> None:
+    intruder = SerialScannerReader(str(scanner.link), backoff_max=0.1).start()
+    try:
+        wait_for(lambda: intruder.health.startswith("error:"))
+        assert "lock" in intruder.health
+        scanner.send(b"SES1.one\r\nSES1.two\r\nSES1.three\r\n")
+        assert read_n(reader, 3) == ["SES1.one", "SES1.two", "SES1.three"]
+        assert intruder.read(0.2) is None
+    finally:
+        intruder.close()
+
+
 def test_close_is_prompt_while_disconnected(tmp_path) -> None:
     r = open_reader({"type": "serial", "port": str(tmp_path / "nothing"), "debounce_s": 1})
     time.sleep(0.2)

@@ -51,6 +51,7 @@ class CameraReader(ThreadedReader):
         self.width, self.height = width, height
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.frames = 0  # frames decoded, for the status and the benchmarks
+        self.bad_frames = 0  # frames the decoder failed on
         self.finished = threading.Event()
         self._media_s = 0.0
         if self.is_file:
@@ -109,6 +110,12 @@ class CameraReader(ThreadedReader):
             if self.is_file:
                 self._media_s = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             self.frames += 1
-            for text in decode_frame(frame, self.decoder):
+            try:
+                codes = decode_frame(frame, self.decoder)
+            except Exception as e:  # one odd frame must not stop the lane's camera
+                self.bad_frames += 1
+                log.warning("%s: frame %d not decodable: %s", self.name, self.frames, e)
+                continue
+            for text in codes:
                 self._emit(text)
         return got

@@ -8,6 +8,7 @@ when it comes back, whatever ttyACM number it gets.
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 
@@ -24,6 +25,19 @@ from gate.readers.base import (
 )
 
 log = logging.getLogger(__name__)
+
+
+# The port is simply not there (unplugged, or not yet re-created by udev).
+_ABSENT = {errno.ENOENT, errno.ENODEV, errno.ENXIO}
+
+
+def _open_failure(e: Exception) -> str:
+    """`disconnected` for a missing device; `error: ...` for one that is there but unusable
+    (permission denied: the service user is not in `dialout`; not a tty; locked by another
+    process) — the reader keeps retrying either way, the status says which."""
+    if getattr(e, "errno", None) in _ABSENT:
+        return HEALTH_DISCONNECTED
+    return f"error: {e}"
 
 
 class SerialScannerReader(ThreadedReader):
@@ -50,11 +64,14 @@ class SerialScannerReader(ThreadedReader):
         ever_open = False
         while not self._stop.is_set():
             try:
-                ser = serial.Serial(self.port, self.baudrate, timeout=0.1)
+                # exclusive: a second process (a doctor run, a stray agent) must not take
+                # half the scans; it gets an error instead.
+                ser = serial.Serial(self.port, self.baudrate, timeout=0.1, exclusive=True)
             except (serial.SerialException, OSError) as e:
-                if self.health == HEALTH_OK or not ever_open:
-                    log.info("%s: %s not available: %s", self.name, self.port, e)
-                self.health = HEALTH_DISCONNECTED
+                health = _open_failure(e)
+                if health != self.health:
+                    log.warning("%s: %s: %s", self.name, self.port, e)
+                self.health = health
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.backoff_max)
                 continue
