@@ -41,7 +41,9 @@ MAX_PACKET = 4 * 1024 * 1024 + 64 * 1024
 # publishers still get PUBACKs (measured; DESIGN.md). A gate offline for an hour at 60/min
 # is 3,600 messages; the counter offline during a peak can be far more.
 MAX_QUEUED = 100_000
-MAX_INFLIGHT = 100
+# QoS 1 messages Mosquitto sends to one client before its PUBACKs: the counter acknowledges
+# only after committing a batch (manual_ack), so this bounds its batch size.
+MAX_INFLIGHT = 1000
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes
 PASSWORD_BYTES = 18  # 24 base64url characters
 
