@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,7 +104,9 @@ def issue(
 ) -> IssueResult:
     """Issue every badge into `out`, which must not exist yet (or be empty).
 
-    `progress(n)` is called as work advances (n units; one per PNG, one per sheet badge).
+    One pass: each code is encoded once, written as its PNG and, with `pdf`, drawn on the
+    current sheet, so memory stays at one page however large the batch. `progress(n)` is
+    called with n=1 per badge done.
     """
     target = Path(out)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -117,15 +119,14 @@ def issue(
     try:
         png_dir = tmp / "png"
         png_dir.mkdir()
-        matrices = {}
-        for b in issued:
-            matrices[b.badge_id] = write_png(b.token, png_dir / f"{b.badge_id}.png")
-            tick(1)
-        write_manifest(tmp / MANIFEST, issued, registrations.extra_columns)
+        items = _badges_with_pngs(issued, png_dir, venue, tick)
         pages = 0
         if pdf:
-            items = _sheet_items(issued, matrices, venue, tick)
             pages = badge_sheets.write_sheets(tmp / SHEETS, items)
+        else:
+            for _ in items:
+                pass
+        write_manifest(tmp / MANIFEST, issued, registrations.extra_columns)
         os.sync()  # contents on disk before the rename makes them visible
         os.rename(tmp, target)  # replaces an empty directory; fails on a non-empty one
         _fsync_dir(target.parent)
@@ -135,18 +136,17 @@ def issue(
     return IssueResult(target, tuple(issued), pages)
 
 
-def _sheet_items(
-    issued: Iterable[IssuedBadge],
-    matrices: dict[str, np.ndarray],
-    venue: Venue | None,
-    tick: Callable[[int], None],
-) -> Iterable[badge_sheets.SheetBadge]:
+def _badges_with_pngs(
+    issued: Iterable[IssuedBadge], png_dir: Path, venue: Venue | None, tick: Callable[[int], None]
+) -> Iterator[badge_sheets.SheetBadge]:
+    """Write each badge's PNG, then hand it on for the sheets with its encoded code."""
     for b in issued:
+        matrix = write_png(b.token, png_dir / f"{b.badge_id}.png")
         reg = b.registration
         label = category_label(venue, reg.category)
         if reg.group_size > 1:
             label = f"{label} ×{reg.group_size}"
-        yield badge_sheets.SheetBadge(b.badge_id, b.token, reg.name, label, matrices[b.badge_id])
+        yield badge_sheets.SheetBadge(b.badge_id, b.token, reg.name, label, matrix)
         tick(1)
 
 

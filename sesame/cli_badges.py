@@ -115,7 +115,7 @@ def _issue(args: argparse.Namespace) -> int:
         raise CliError(str(e)) from None
 
     n = len(regs.rows)
-    total = n * (2 if args.pdf else 1)
+    total = n
     try:
         if n >= PROGRESS_FROM:
             from rich.progress import Progress
