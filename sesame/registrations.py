@@ -24,6 +24,12 @@ from sesame.venue import Venue
 REQUIRED = ("name", "category", "days")
 OPTIONAL = ("group_size", "organisation", "department")
 KNOWN = REQUIRED + OPTIONAL
+ALIASES = {
+    "département": "department",
+    "departement": "department",
+    "organization": "organisation",
+    "group size": "group_size",
+}
 MAX_GROUP = 500  # same bound as the token's group size
 MAX_NAME = 200
 MAX_ROWS = 1_000_000
@@ -131,6 +137,13 @@ def _decode(raw: bytes, file: str) -> str:
     return text
 
 
+def _column(name: str) -> str:
+    """Known columns match case-insensitively, with their French or US spelling."""
+    key = name.strip().lower()
+    key = ALIASES.get(key, key)
+    return key if key in KNOWN else name.strip()
+
+
 def _header(reader, file: str) -> tuple[list[str], int]:
     try:
         for record in reader:
@@ -141,7 +154,7 @@ def _header(reader, file: str) -> tuple[list[str], int]:
     except csv.Error as e:
         raise RegistrationError(file, reader.line_num, f"unreadable CSV: {e}") from None
     line = reader.line_num
-    header = [c.strip().lower() if c.strip().lower() in KNOWN else c.strip() for c in record]
+    header = [_column(c) for c in record]
     for i, c in enumerate(header):
         if not c:
             raise RegistrationError(file, line, f"header: column {i + 1} has no name")

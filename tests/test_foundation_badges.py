@@ -202,13 +202,13 @@ def test_several_bad_rows_are_counted_on_the_one_line(reference_venue):
 
 
 def test_spreadsheet_variants_are_read(reference_venue):
-    """Excel's UTF-8 BOM, semicolon separators, CRLF, blank lines, upper-case header,
-    columns in another order, optional columns missing."""
+    """Excel's UTF-8 BOM, semicolon separators, CRLF, blank lines, upper-case header, the
+    French spelling of a column, columns in another order, optional columns missing."""
     text = (
-        "\ufeffDays;Name;Category\r\n"
+        "\ufeffDays;Name;Category;Département\r\n"
         "\r\n"
-        '"2018-11-22;2018-11-23";Élodie Brun;PUBLIC\r\n'
-        "all;Jean Durand;staff\r\n"
+        '"2018-11-22;2018-11-23";Élodie Brun;PUBLIC;2A\r\n'
+        "all;Jean Durand;staff;75\r\n"
     )
     regs = parse_registrations(text.encode("utf-8"), "r.csv", reference_venue)
     assert [(r.name, r.category, r.group_size, r.line) for r in regs.rows] == [
@@ -216,6 +216,7 @@ def test_spreadsheet_variants_are_read(reference_venue):
         ("Jean Durand", "staff", 1, 4),
     ]
     assert regs.rows[0].days == (date(2018, 11, 22), date(2018, 11, 23))
+    assert [r.department for r in regs.rows] == ["2A", "75"] and regs.extra_columns == ()
 
 
 def test_every_event_day_is_stored_as_all(reference_venue):
