@@ -71,7 +71,10 @@ class Settings:
     cookie_secure: bool = False  # set when served over HTTPS
     login_limit: int = 5  # failed sign-ins per user in 5 minutes
     login_limit_address: int = 20  # per client address (a control room shares one)
+    # time stamped on actions and audit entries (`sesame demo` sets the replayed day's)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # real elapsed time, for session expiry and the sign-in limit (never the replay's)
+    wall_clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
 _STATUS_CODES = {
@@ -207,9 +210,9 @@ class Dashboard:
         self.venue = settings.venue
         self.topics = wire.Topics(self.venue.id)
         self.store = Store(settings.accounts_path)
-        self.sessions = Sessions(settings.clock)
-        self.user_limiter = RateLimiter(settings.clock, limit=settings.login_limit)
-        self.addr_limiter = RateLimiter(settings.clock, limit=settings.login_limit_address)
+        self.sessions = Sessions(settings.wall_clock)
+        self.user_limiter = RateLimiter(settings.wall_clock, limit=settings.login_limit)
+        self.addr_limiter = RateLimiter(settings.wall_clock, limit=settings.login_limit_address)
         self.state = LiveState(self.venue)
         self.hub = Hub()
         self.link = link
