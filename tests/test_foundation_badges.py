@@ -395,3 +395,21 @@ def test_any_registration_file_is_refused_cleanly(reference_venue, header, rows,
     else:
         for r in regs.rows:
             assert r.name and r.category in reference_venue.categories and 1 <= r.group_size <= 500
+
+
+def test_bad_key_or_venue_is_one_line(tmp_path, capsys, badge_keypair):
+    base = ["badges", "issue", "--registrations", str(EXAMPLE_REGISTRATIONS), "--out"]
+    broken_venue = tmp_path / "v.toml"
+    broken_venue.write_text("[venue\n")
+    for extra in (
+        ["--key", str(badge_keypair.public)],  # the public key where the private one goes
+        ["--key", str(tmp_path / "missing.key")],
+        ["--key", str(EXAMPLE_REGISTRATIONS)],  # not a key at all
+        ["--key", str(badge_keypair.private), "--venue", str(broken_venue)],
+        ["--key", str(badge_keypair.private), "--prefix", "9"],
+    ):
+        out = tmp_path / "out"
+        assert main([*base, str(out), *extra]) == 2, extra
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("sesame badges: error: "), err
+        assert not out.exists()
