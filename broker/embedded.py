@@ -119,6 +119,7 @@ class PasswordFileAuth(BaseAuthPlugin):
         config_dir = Path(self.config.config_dir)
         self.hashes = read_password_file(config_dir / PASSWD)
         self.rules = parse_acl((config_dir / ACL).read_text(encoding="utf-8"))
+        self.owners: dict[str, str] = {}  # client id -> the account that first used it
 
     async def authenticate(self, *, session) -> bool:
         user, password = session.username, session.password
@@ -128,6 +129,17 @@ class PasswordFileAuth(BaseAuthPlugin):
         ok = bool(hashed and password is not None and check_password(password, hashed))
         if not ok:
             log.warning("refused connection from %r (user %r)", session.client_id, user)
+            return False
+        # amqtt hands a resumed session's queued messages to whoever presents its client id,
+        # without a read check: bind each client id to the first account that used it.
+        owner = self.owners.setdefault(session.client_id, user)
+        if owner != user:
+            log.warning(
+                "refused connection from %r: client id belongs to user %r, not %r",
+                session.client_id,
+                owner,
+                user,
+            )
             return False
         # amqtt publishes a Last Will without any topic check: a gate could otherwise leave
         # a will on another gate's events topic and die. Refuse such a connection.

@@ -204,6 +204,36 @@ def test_gate_cannot_spoof_through_its_last_will(broker):
         counter.close()
 
 
+def test_another_account_cannot_read_the_counters_queued_session(broker):
+    """A gate presenting the counter's client id gets none of the events queued for it
+    (Mosquitto re-checks the ACL on delivery; the embedded broker binds client ids to
+    accounts). Mosquitto still drops that queue: the gates' outbox and the end-to-end ack
+    cover it (docs/mqtt.md)."""
+    counter = connect(broker.url("counter"), "counter-main", subscriptions=[(T.events(), 1)])
+    counter.close()  # offline, session kept: events queue up for it
+    gate_a = connect(broker.url(f"gate-{GATE_A}"), "gate-a-queue", clean_start=True)
+    for i in range(3):
+        gate_a.publish(T.events(GATE_A), f"e{i}".encode()).wait_for_publish(5)
+    gate_a.close()
+    stolen: queue.Queue = queue.Queue()
+    try:
+        thief = connect(
+            broker.url(f"gate-{GATE_B}"),
+            "counter-main",
+            on_message=lambda m: stolen.put((m.topic, m.payload)),
+            timeout=5,
+        )
+    except ConnectRefused:
+        return  # the embedded broker refuses the client id outright
+    try:
+        # the thief's own status is readable: its arrival shows delivery has happened
+        thief.subscribe([(T.gate_status(GATE_B), 1)])
+        thief.publish(T.gate_status(GATE_B), b"marker").wait_for_publish(5)
+        assert _until_marker(stolen, b"marker") == [(T.gate_status(GATE_B), b"marker")]
+    finally:
+        thief.close()
+
+
 def test_refused_publish_reports_reason_135_over_mqtt5(mosquitto):
     refused = []
     gate_a = connect(
