@@ -225,6 +225,32 @@ def load_revocations(path: str | Path) -> wire.Revocations:
     return parsed
 
 
+def revoked_ids(path: str | Path) -> frozenset[str]:
+    """Badge ids from a revocation file: the JSON list `sesame badges revoke` keeps, or plain
+    text with one id per line (# comments allowed). Raises BadgeError on anything else, so a
+    list in the wrong shape is never read as "nothing revoked"."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise BadgeError(f"{p}: {e.strerror or e}") from None
+    if raw.lstrip()[:1] == b"{":
+        return frozenset(load_revocations(p).badges)
+    try:
+        lines = raw.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise BadgeError(f"{p}: not UTF-8 text") from None
+    ids = []
+    for n, line in enumerate(lines, 1):
+        b = line.strip()
+        if not b or b.startswith("#"):
+            continue
+        if not BADGE_ID.match(b):
+            raise BadgeError(f"{p}:{n}: {b!r} is not a badge id")
+        ids.append(b)
+    return frozenset(ids)
+
+
 def save_revocations(path: str | Path, revs: wire.Revocations) -> None:
     """Atomic: a temporary file beside the list, fsynced, then renamed over it."""
     p = Path(path)

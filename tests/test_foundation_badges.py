@@ -413,3 +413,16 @@ def test_bad_key_or_venue_is_one_line(tmp_path, capsys, badge_keypair):
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith("sesame badges: error: "), err
         assert not out.exists()
+
+
+def test_revoked_ids_reads_both_list_shapes(tmp_path):
+    lst = tmp_path / "revoked.json"
+    badges.revoke(lst, ["B000002", "B000007"])
+    assert badges.revoked_ids(lst) == {"B000002", "B000007"}
+    txt = tmp_path / "revoked.txt"
+    txt.write_text("# lost at the cloakroom\nB000002\n\n  B000009  \n")
+    assert badges.revoked_ids(txt) == {"B000002", "B000009"}
+    for bad in ('{"v":1,"badges":"B1"}', "B 1\n", '["B1"]'):
+        txt.write_text(bad)
+        with pytest.raises(badges.BadgeError):
+            badges.revoked_ids(txt)
