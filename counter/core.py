@@ -53,6 +53,7 @@ class Core:
         self.returning = lz.returning_zones(venue)
         self.lease_zones = sorted(z.id for z in venue.zones.values() if z.offline_policy == "lease")
         self._lease_day: str | None = None
+        self._publish_all_leases = False
         self.tracker = Tracker()
         self.book = Book(list(venue.zones))
         # passages[day][gate] = committed passages through that lane that day (its spend)
@@ -259,6 +260,7 @@ class Core:
         self.store.set_state("closed_days", sorted(self.book.closed))
         self.recent.clear()
         self._load_leases(cur)  # serials carry on from lease_serials: gates ignore stale ones
+        self._publish_all_leases = True  # every lane needs the new day's lease
         if zones is not None:
             zones.update(self.venue.zones)
 
@@ -385,9 +387,11 @@ class Core:
             for g, grant in plan.items():
                 lz.apply(self.leases[g], zone, grant)
                 changed.add(g)
+        if self._publish_all_leases:
+            force, self._publish_all_leases = True, False
         for g in sorted(self.leases if force else changed):
             lease = self.leases[g]
-            if g in changed:
+            if g in changed or lease.serial == 0:
                 lease.serial += 1
                 self.store.save_lease(g, day, lease.serial, lease.grants, lease.exposure)
             out.append(Out(self.topics.lease(g), self.lease_message(g).to_json()))
