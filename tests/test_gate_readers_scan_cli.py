@@ -11,27 +11,35 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from bench.bench_decode_images import DISTORTIONS, in_frame, render_qr
 from gate.decode import DECODERS
 from gate.scan_cli import DECODER_NAMES
 from sesame.cli import main
-from sesame.tokens import Claims, generate_keypair, load_private_key, sign
+from sesame.tokens import Claims, sign
 
 REPO = Path(__file__).resolve().parent.parent
 VENUE = str(REPO / "config" / "grand-palais.toml")
 THURSDAY_10AM = "2018-11-22T10:00"
 
 
+def _fixed_key(seed: int, folder: Path) -> tuple[Ed25519PrivateKey, str]:
+    """A key from a fixed seed, so tokens (Ed25519 signs deterministically) and the QR images
+    made from them are the same on every run; its public key written as PEM."""
+    key = Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32)
+    pub = folder / f"key-{seed}.pub"
+    pub.write_bytes(key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    return key, str(pub)
+
+
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
-    ours = generate_keypair(tmp_path_factory.mktemp("keys"))
-    theirs = generate_keypair(tmp_path_factory.mktemp("other-venue"))
-    return {
-        "priv": load_private_key(ours[0]),
-        "pub": str(ours[1]),
-        "other": load_private_key(theirs[0]),
-    }
+    folder = tmp_path_factory.mktemp("keys")
+    ours, pub = _fixed_key(21, folder)
+    theirs, _ = _fixed_key(22, folder)
+    return {"priv": ours, "pub": pub, "other": theirs}
 
 
 def badge_png(path: Path, text: str, distort: str | None = None) -> str:
