@@ -147,6 +147,8 @@ def _issue(args: argparse.Namespace) -> int:
         f"  largest code: QR version {facts['version']}, {facts['modules']} modules; "
         f"printed 25 mm wide a module is {facts['module_mm']} mm"
     )
+    if venue is None:
+        print("  note: categories and days were not checked against a venue (use --venue)")
     return 0
 
 
