@@ -88,6 +88,7 @@ class GateAgent:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._free = False
+        self.locked = False  # staff lock of the lane (GATE_LOCKED); exits still open
         self.on_decision = on_decision  # called after each scan is recorded (CLI log line)
         self.last_tick = time.monotonic()  # the scan loop is alive (systemd watchdog)
         self.link = None
@@ -112,6 +113,7 @@ class GateAgent:
     def start(self) -> None:
         self.state = "running"
         self._stop.clear()
+        self.outbox.prune(self.venue.local(self.clock.read().best).date())
         if self.link is not None:
             self.link.start()
         t = threading.Thread(target=self._loop, name=f"gate-{self.gate_id}", daemon=True)
@@ -212,6 +214,8 @@ class GateAgent:
                 lease_left=self.lease_left(self.gate.to_zone, day),
                 memory=self.outbox,
                 now=now,
+                # a controller that does not answer cannot open the lane: say so up front
+                gate_locked=self.locked or self.turnstile.health == "silent",
             )
             self.last_scan = now
             if not dec.granted:

@@ -256,3 +256,19 @@ def test_live_counter_clock_far_away_is_flagged(agents, make_token, gate_clock):
         retained=False,
     )
     assert b.faults() == [] and b.clock.read().best == gate_clock()
+
+
+def test_locked_lane_or_silent_controller_denies_entries_not_exits(agents, make_token):
+    ts = MemoryTurnstile()
+    a = agents(turnstile=ts)
+    lease(a, 10)
+    a.locked = True
+    assert a.handle_scan(make_token()).reason == Reason.GATE_LOCKED
+    a.locked = False
+    ts.health = "silent"
+    assert a.handle_scan(make_token()).reason == Reason.GATE_LOCKED
+    assert "CONTROLLER_SILENT" in a.faults()
+    assert ts.openings == []  # nothing was opened
+    out = agents("churchill-out-1", turnstile=MemoryTurnstile())
+    out.locked = True
+    assert out.handle_scan(None).granted
