@@ -44,7 +44,7 @@ def test_close_does_not_wait_for_input() -> None:
     assert reader.read(0.1) is None
     t0 = time.monotonic()
     reader.close()
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 2.0  # the read loop wakes every 0.1 s to check
     os.close(w_fd)
     os.close(r_fd)
 
