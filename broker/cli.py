@@ -80,6 +80,8 @@ def _setup(args: argparse.Namespace) -> int:
         print(f"  kept the passwords of {len(result.kept)} accounts (--rotate to renew them)")
     if result.removed:
         print(f"  removed accounts: {', '.join(result.removed)}")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"run it with: sesame broker run --config {out}")
     return 0
 

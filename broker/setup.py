@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sesame.venue import Venue
@@ -271,6 +271,7 @@ class SetupResult:
     kept: list[str]
     removed: list[str]
     passwords: dict[str, str]  # new passwords only
+    warnings: list[str] = field(default_factory=list)
 
 
 def credentials_path(out: Path, account: str) -> Path:
@@ -282,7 +283,11 @@ def read_credential(out: Path, account: str) -> dict | None:
         data = json.loads(credentials_path(out, account).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and isinstance(data.get("password"), str) else None
+    password = data.get("password") if isinstance(data, dict) else None
+    # A password must survive the `user:password` line of the password file.
+    if not isinstance(password, str) or not password or not password.isprintable():
+        return None
+    return data
 
 
 def credential_json(
@@ -339,6 +344,7 @@ def setup(
     passwords: dict[str, str] = {}  # plain passwords to (re)hash
     kept_hashes: dict[str, str] = {}
     created, kept = [], []
+    warnings: list[str] = []
     for account in wanted:
         cred = None if rotate else read_credential(out, account)
         if cred is not None:
@@ -347,6 +353,11 @@ def setup(
         elif not rotate and account in old_hashes:
             kept_hashes[account] = old_hashes[account]  # credential file moved away
             kept.append(account)
+            if credentials_path(out, account).exists():
+                warnings.append(
+                    f"{credentials_path(out, account)} is unreadable or has no valid password: "
+                    "kept the account's password hash; --rotate issues a new password"
+                )
         else:
             passwords[account] = new_password()
             created.append(account)
@@ -370,7 +381,8 @@ def setup(
         credentials_path(out, account).unlink(missing_ok=True)
     settings.save(out)
     _write(out / CONF, mosquitto_conf(out, settings), 0o644)
-    return SetupResult(out, settings, created, kept, removed, {a: passwords[a] for a in created})
+    new = {a: passwords[a] for a in created}
+    return SetupResult(out, settings, created, kept, removed, new, warnings)
 
 
 def _write(path: Path, text: str, mode: int) -> None:

@@ -117,6 +117,17 @@ def test_rerun_keeps_a_password_whose_credential_file_was_moved_away(tmp_path):
     assert "gate-churchill-in-1" in result.kept
 
 
+def test_corrupt_credential_file_keeps_the_hash_and_warns(tmp_path):
+    venue = load_venue(VENUE)
+    setup(venue, tmp_path)
+    before = read_password_file(tmp_path / PASSWD)["counter"]
+    (tmp_path / "credentials" / "counter.json").write_text('{"password": "a\\nb"}')
+    result = setup(venue, tmp_path)
+    assert read_password_file(tmp_path / PASSWD)["counter"] == before
+    assert len(result.warnings) == 1 and "counter.json" in result.warnings[0]
+    assert "counter" in setup(venue, tmp_path, rotate=True).created
+
+
 def test_gates_removed_from_the_venue_lose_their_account(tmp_path):
     data = tomllib.loads(VENUE.read_text())
     setup(parse_venue(data, str(VENUE)), tmp_path)
