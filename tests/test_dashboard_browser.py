@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import threading
+from datetime import UTC, datetime
 
 import pytest
 
@@ -101,6 +102,13 @@ def test_safety_officer_live_view(mosquitto, dashboard_factory, tmp_path, page_f
         st = wire.GateStatus("churchill-in-1", online=True, outbox=2, controller="ok")
         gate.publish(TOPICS.gate_status("churchill-in-1"), st.to_json(), 1, True)
         page.wait_for_selector("#gate-churchill-in-1[data-online='online']")
+        # ... and its going offline raises an alert with its time
+        st = wire.GateStatus("churchill-in-1", online=False, outbox=5,
+                             ts=datetime(2018, 11, 25, 12, 7, 30, tzinfo=UTC))  # fmt: skip
+        gate.publish(TOPICS.gate_status("churchill-in-1"), st.to_json(), 1, True)
+        alert = page.wait_for_selector("#alerts li.active[data-kind='gate_offline']")
+        assert "13:07:30" in alert.inner_text()  # shown in the venue's time zone
+        page.wait_for_selector("#gate-churchill-in-1[data-online='offline']")
 
         # close a zone: the retained control message is on the broker, the audit log shows it
         page.click("#zone-salon-honneur .close-zone")
@@ -159,6 +167,12 @@ def test_organiser_view_and_download(mosquitto, dashboard_factory, tmp_path, pag
         page.click("#dl-xlsx")
     assert open(dl.value.path(), "rb").read(2) == b"PK"  # a zip container: xlsx
     page.screenshot(path=str(artifacts / "dashboard-organiser.png"), full_page=True)
+    # the printable daily report: the page under its print stylesheet, as a PDF
+    page.emulate_media(media="print")
+    assert not page.locator("#print").is_visible() and page.locator("h1.print-only").is_visible()
+    pdf = artifacts / "dashboard-daily-report.pdf"
+    page.pdf(path=str(pdf), format="A4", print_background=True)
+    assert pdf.read_bytes().startswith(b"%PDF")
     assert page.js_errors == []
 
 

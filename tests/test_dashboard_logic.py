@@ -153,3 +153,30 @@ def test_accounts_store_argon2_hashes_only(tmp_path):
     store.remove_user("amelie")
     with pytest.raises(AccountError):
         store.remove_user("amelie")
+
+
+def test_a_slow_viewer_is_dropped_not_waited_for():
+    import asyncio
+
+    from dashboard.hub import _CLOSE, QUEUE_SIZE, Hub
+
+    async def run():
+        hub = Hub()
+        hub.bind(asyncio.get_running_loop())
+        slow, fast = hub.subscribe(), hub.subscribe()
+        received = []
+        for i in range(QUEUE_SIZE + 10):
+            hub.publish("zone", {"i": i})
+            if i % 100 == 0:
+                await asyncio.sleep(0)  # let the loop deliver
+                while not fast.empty():
+                    received.append(fast.get_nowait())
+        await asyncio.sleep(0.05)
+        while not fast.empty():
+            received.append(fast.get_nowait())
+        # the slow one got the sentinel and left; the fast one got everything, in order
+        assert slow.get_nowait() is _CLOSE and hub.subscribers == 1 and hub.dropped == 1
+        assert len(received) == QUEUE_SIZE + 10
+        assert received[0].startswith('event: zone\ndata: {"i":0}')
+
+    asyncio.run(run())
