@@ -75,6 +75,24 @@ def test_a_longer_window_merges_the_two_showings(video) -> None:
         reader.close()
 
 
+def test_combined_decoder_reads_an_out_of_focus_badge_on_camera(tmp_path) -> None:
+    # A defocused badge (Gaussian blur sigma 3 px): zxing-cpp alone never reads it; the
+    # combined decoder's sharpening pass does, at a live camera's frame rate.
+    (token,) = make_tokens(1)
+    path = tmp_path / "soft.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, SIZE)
+    frame = cv2.GaussianBlur(in_frame(render_qr(token, 5)), (0, 0), 3.0)
+    for _ in range(10):
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    for decoder, expected in (("zxing", []), ("combined", [token])):
+        reader = open_reader({"type": "camera", "source": str(path), "decoder": decoder})
+        try:
+            assert scans_of(reader) == expected, decoder
+        finally:
+            reader.close()
+
+
 def test_a_file_that_is_not_a_video_is_an_error(tmp_path) -> None:
     bad = tmp_path / "broken.avi"
     bad.write_bytes(b"RIFF\x00\x00garbage" * 10)

@@ -7,6 +7,9 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from gate.readers import open_reader
 from gate.readers.keyboard import KeyboardReader
 
 
@@ -65,3 +68,8 @@ def test_standard_input_of_a_real_process() -> None:
     )
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout.decode().split() == ["SES1.stdin-a", "SES1.stdin-b"]
+
+
+def test_a_keyboard_reader_needs_an_open_stream() -> None:
+    with pytest.raises(ValueError, match="standard input"):
+        open_reader({"type": "keyboard", "stream": "/dev/tty1"})

@@ -39,6 +39,8 @@ class KeyboardReader(ThreadedReader):
             stream = sys.stdin.buffer
         # Raw fd + select so close() never waits on a blocked read and bytes that are not
         # UTF-8 reach the framer untouched (a text stream would raise on them).
+        if not isinstance(stream, int) and not hasattr(stream, "fileno"):
+            raise ValueError("the keyboard reader reads standard input (or an open file)")
         self._fd = stream if isinstance(stream, int) else stream.fileno()
         self._framer = LineFramer(max_line_bytes)
         self.health = HEALTH_OK
