@@ -278,3 +278,21 @@ def test_reconnects_after_broker_kill_9(mosquitto):
         assert _collect(got, 1) == [b"after-kill"]
     finally:
         sub.close()
+
+
+def test_background_connect_reports_refusal_and_keeps_trying(mosquitto):
+    """wait=False (offline-first gates): a refused CONNECT is reported, never raised, and
+    retried with backoff, so fixing the broker side lets the client in without a restart."""
+    states: list[tuple[str, str]] = []
+    conn = connect(
+        mosquitto.url("counter", password="stale"),
+        "counter-stale",
+        wait=False,
+        on_state=lambda s, d: states.append((s, d)),
+    )
+    try:
+        assert _wait(lambda: sum(s == "refused" for s, _ in states) >= 2, 10), states
+        assert not conn.is_connected()
+        assert "135" in states[-1][1] or "134" in states[-1][1]
+    finally:
+        conn.close()
