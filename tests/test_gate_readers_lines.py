@@ -104,6 +104,7 @@ def test_queue_reader_and_merged_reader_share_one_debounce() -> None:
     assert merged.read(0.2) == "SES1.x"
     assert merged.health == "ok"
     keyboard.close()
-    assert merged.health == "disconnected"
+    assert merged.health == "QueueReader: disconnected"
+    assert merged.read(0.05) is None
     merged.close()
     assert merged.read(0.01) is None

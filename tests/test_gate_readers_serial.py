@@ -254,6 +254,10 @@ def test_keystroke_plus_serial_double_send_is_one_scan(scanner) -> None:
         assert merged.read(0.4) is None
         scanner.send(b"SES1.other\r\n")
         assert read_n(merged, 1) == ["SES1.other"]
+        scanner.unplug()  # the status names the reader that is gone; typing still works
+        wait_for(lambda: merged.health == "serial-scanner: disconnected")
+        os.write(write_fd, b"SES1.typed\n")
+        assert read_n(merged, 1) == ["SES1.typed"]
     finally:
         merged.close()
         os.close(write_fd)

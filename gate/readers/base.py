@@ -151,7 +151,7 @@ class ThreadedReader:
 
     def __init__(self, debounce: float = DEFAULT_DEBOUNCE_S, clock: Clock = time.monotonic):
         self.health = HEALTH_DISCONNECTED
-        self.cut_lines = 0  # over-long lines cut (reported in health detail and logs)
+        self.cut_lines = 0  # over-long lines cut (each one logged as a warning)
         self._q: queue.Queue[str] = queue.Queue()
         self._debouncer = Debouncer(debounce, clock)
         self._stop = threading.Event()
@@ -203,7 +203,7 @@ class MergedReader:
         readers: Iterable[CodeReader],
         debounce: float = DEFAULT_DEBOUNCE_S,
         clock: Clock = time.monotonic,
-        poll: float = 0.05,
+        poll: float = 0.01,  # adds at most this to a scan's latency
     ):
         self.readers = list(readers)
         if not self.readers:
@@ -213,9 +213,14 @@ class MergedReader:
 
     @property
     def health(self) -> str:
-        states = [r.health for r in self.readers]
-        bad = [s for s in states if s != HEALTH_OK]
-        return HEALTH_OK if not bad else "; ".join(bad) if len(bad) == len(states) else bad[0]
+        """ "ok" when every reader is; else which ones are not, e.g. "serial-scanner:
+        disconnected" (the lane still reads through the others, but someone should look)."""
+        bad = [
+            f"{getattr(r, 'name', type(r).__name__)}: {r.health}"
+            for r in self.readers
+            if r.health != HEALTH_OK
+        ]
+        return "; ".join(bad) if bad else HEALTH_OK
 
     def read(self, timeout: float) -> str | None:
         deadline = time.monotonic() + max(timeout, 0.0)
