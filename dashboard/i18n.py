@@ -95,6 +95,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "role": ("role", "rôle"),
     "error": ("Error", "Erreur"),
+    "action_close_zone": ("Zone closed", "Espace fermé"),
+    "action_open_zone": ("Zone reopened", "Espace rouvert"),
+    "action_correction": ("Count corrected", "Compte corrigé"),
+    "action_evacuation_on": ("Evacuation started", "Évacuation déclenchée"),
+    "action_evacuation_off": ("Evacuation ended", "Évacuation levée"),
 }
 
 

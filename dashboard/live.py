@@ -137,7 +137,9 @@ class LiveState:
     def current_day(self) -> date | None:
         """The event day the live figures belong to (event time, so replays work)."""
         with self.lock:
-            for t in (self.last_event_ts, self.counter.get("_event_clock")):
+            # the counter's event clock first: occupancy messages carry the counter's wall
+            # clock, which differs from event time during a replay
+            for t in (self.counter.get("_event_clock"), self.last_event_ts):
                 if t is not None:
                     d = self.venue.day_of(t)
                     if d:

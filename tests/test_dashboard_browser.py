@@ -139,6 +139,7 @@ def test_safety_officer_live_view(mosquitto, dashboard_factory, tmp_path, page_f
         page.wait_for_selector("#mode[data-mode='evacuation']")
         vc = wire.parse_venue_control(retained(mosquitto.url("counter"), TOPICS.venue_control()))
         assert vc.mode == "evacuation"
+        page.wait_for_timeout(1200)  # curves are redrawn once a second: let the artifact show them
         page.screenshot(path=str(artifacts / "dashboard-live.png"), full_page=True)
         assert page.js_errors == []
     finally:

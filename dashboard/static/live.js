@@ -6,6 +6,8 @@ const zones = new Map();   // id -> {card, chart, points}
 const gates = new Map();   // id -> row
 const alerts = new Map();  // id -> li
 let chartDirty = new Set();
+let seriesDay = null;  // the event day the curves show (null: whatever arrives)
+const dayFmt = new Intl.DateTimeFormat("en-CA", { timeZone: TZ, year: "numeric", month: "2-digit", day: "2-digit" });
 
 function levelLabel(level) { return t("state_" + level); }
 
@@ -45,7 +47,9 @@ function makeChart(canvas, z) {
 }
 
 function renderZone(z) {
-  const { card } = zoneCard(z);
+  const entry = zoneCard(z);
+  const card = entry.card;
+  entry.capacity = z.capacity;
   card.dataset.level = z.level;
   card.querySelector(".occupancy").textContent = fmtNum(z.occupancy);
   card.querySelector(".capacity").textContent = fmtNum(z.capacity);
@@ -63,6 +67,7 @@ function renderZone(z) {
 function addPoint(zone, x, y, capacity) {
   const entry = zones.get(zone);
   if (!entry || !entry.chart) return;
+  if (seriesDay && dayFmt.format(new Date(x)) !== seriesDay) return;  // not the day shown
   const data = entry.chart.data.datasets[0].data;
   if (data.length && data[data.length - 1].x > x) return;  // out of order: the history has it
   data.push({ x, y });
@@ -125,7 +130,10 @@ function renderAlert(a) {
   li.dataset.kind = a.kind;
   li.dataset.subject = a.subject;
   li.textContent = "";
-  const subject = (zones.get(a.subject) && zones.get(a.subject).card.querySelector(".name").textContent) || a.subject;
+  const gateRow = gates.get(a.subject);
+  const subject = (zones.get(a.subject) && zones.get(a.subject).card.querySelector(".name").textContent)
+    || (gateRow && gateRow.cells[0].querySelector("strong").textContent)
+    || (a.subject === "counter" ? t("counter") : a.subject);
   li.append(el("time", { datetime: a.at }, fmtTime(a.at, TZ)), " ", el("strong", {}, subject), " — " + t("alert_" + a.kind));
   if (!a.active) li.append(" (" + t("cleared") + " " + fmtTime(a.cleared, TZ) + ")");
 }
@@ -133,7 +141,8 @@ function renderAlert(a) {
 function renderAudit(e, prepend) {
   const tbody = document.querySelector("#audit tbody");
   if (document.getElementById("audit-" + e.id)) { document.getElementById("audit-" + e.id).remove(); prepend = true; }
-  let what = e.action + " " + e.target;
+  const target = (zones.get(e.target) && zones.get(e.target).card.querySelector(".name").textContent) || e.target;
+  let what = t("action_" + e.action) + " — " + target;
   try { const d = JSON.parse(e.detail || "{}"); if (d.delta !== undefined) what += ` (${d.delta > 0 ? "+" : ""}${d.delta})`; } catch (x) { /* detail is informative only */ }
   const row = el("tr", { id: "audit-" + e.id, "data-action": e.action },
   );
@@ -150,6 +159,8 @@ function renderMode(m) {
 }
 
 function renderCounter(c) {
+  // a new event day (or the first one known): fetch that day's curves
+  if (c.event_clock && dayFmt.format(new Date(c.event_clock)) !== seriesDay && document.body.dataset.ready) loadSeries();
   const s = document.getElementById("counter-status");
   s.dataset.online = c.online === false ? "0" : "1";
   s.textContent = c.online === false ? t("counter_offline") : "";
@@ -163,13 +174,20 @@ async function loadSeries() {
   if (!window.Chart) return;
   try {
     const s = await api("GET", "/api/series");
+    seriesDay = s.day;
     for (const [zone, pts] of Object.entries(s.zones)) {
       const entry = zones.get(zone);
       if (!entry || !entry.chart) continue;
       const live = entry.chart.data.datasets[0].data;
       const hist = pts.map(([ts, y]) => ({ x: Date.parse(ts), y }));
       const last = hist.length ? hist[hist.length - 1].x : -Infinity;
-      entry.chart.data.datasets[0].data = hist.concat(live.filter((p) => p.x > last));
+      entry.chart.data.datasets[0].data = hist.concat(
+        live.filter((p) => p.x > last && (!s.day || dayFmt.format(new Date(p.x)) === s.day)));
+      const all = entry.chart.data.datasets[0].data;
+      if (all.length) {  // the capacity line spans the curve
+        entry.chart.data.datasets[1].data = [
+          { x: all[0].x, y: entry.capacity }, { x: all[all.length - 1].x, y: entry.capacity }];
+      }
       chartDirty.add(zone);
     }
   } catch (e) { /* the curve is a help, the numbers are what matter */ }
@@ -231,4 +249,5 @@ function wireEvacuation() {
 document.addEventListener("DOMContentLoaded", () => {
   wireEvacuation();
   connect();
+  setInterval(loadSeries, 60000);  // the counter's history catches up with late uploads
 });
