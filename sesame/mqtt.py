@@ -4,9 +4,11 @@ Every component (gate, counter, dashboard, simulator, admin tools) connects thro
 `connect()`, so protocol choice, persistent sessions, Last Will, reconnect backoff and the
 CONNACK check are done once and the same way:
 
-- MQTT 5 when the broker accepts it, else 3.1.1 (the embedded amqtt broker only has 3.1.1). A
-  broker that answers "unsupported protocol version" or closes the socket before any CONNACK
-  makes an "auto" connection switch protocol; the first successful CONNACK fixes it.
+- MQTT 5 when the broker accepts it, else 3.1.1 (the embedded amqtt broker only has 3.1.1):
+  until a CONNACK has fixed the protocol, a bare MQTT 5 CONNECT probes the broker before each
+  attempt (amqtt never answers an MQTT 5 CONNECT that carries properties), and a CONNACK
+  "unsupported protocol version" switches too. URLs: sesame/mqtt_url.py; TLS and the probe:
+  sesame/mqtt_probe.py (all re-exported here).
 - Persistent sessions: clean_start=False with a Session Expiry Interval above 0 on MQTT 5 (a
   session expiry of 0 would end the session at disconnect), clean_session=False on 3.1.1.
 - A connection counts as connected only after a successful CONNACK. On the first connect a
@@ -20,17 +22,13 @@ CONNACK check are done once and the same way:
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import os
-import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -38,13 +36,21 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+# Re-exported: callers import everything MQTT from here.
+from sesame.mqtt_probe import (  # noqa: F401
+    RC_UNSUPPORTED_PROTOCOL,
+    TLSFailed,
+    check_tls,
+    probe_mqtt5,
+    tls_context,
+)
+from sesame.mqtt_url import DEFAULT_PORTS, BrokerURL, parse_broker_url, with_port  # noqa: F401
+
 log = logging.getLogger("sesame.mqtt")
 
-DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 BACKOFF_MIN, BACKOFF_MAX = 1, 30  # seconds between reconnect attempts
 
 # CONNACK reason codes (MQTT 5 numbering; paho maps 3.1.1 return codes onto them).
-RC_UNSUPPORTED_PROTOCOL = 0x84  # 132
 RC_BAD_CREDENTIALS = 0x86  # 134
 RC_NOT_AUTHORIZED = 0x87  # 135
 # Refusals that will not go away by retrying with the same settings.
@@ -62,233 +68,8 @@ class ConnectRefused(Exception):
         self.message = message
 
 
-class TLSFailed(ConnectionError):
-    """The TLS handshake failed: unknown CA, wrong host name, certificate refused..."""
-
-
 class ConnectTimeout(TimeoutError):
     """No successful CONNACK within the allowed time (broker down or unreachable)."""
-
-
-# -- broker URLs ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BrokerURL:
-    scheme: str  # "mqtt" or "mqtts"
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = None
-    ca: Path | None = None  # CA certificate (PEM) that signed the broker's certificate
-    cert: Path | None = None  # client certificate (PEM), optional
-    key: Path | None = None  # client private key (PEM), optional
-
-    @property
-    def tls(self) -> bool:
-        return self.scheme == "mqtts"
-
-    @property
-    def display(self) -> str:
-        """The URL without its password, for logs and error messages."""
-        user = f"{self.username}@" if self.username else ""
-        return f"{self.scheme}://{user}{self.host}:{self.port}"
-
-    def __repr__(self) -> str:  # never print the password
-        return f"BrokerURL({self.display!r})"
-
-
-def _read_credentials(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ValueError(f"{p}: cannot read credential file ({e.strerror})") from None
-    except ValueError as e:
-        raise ValueError(f"{p}: credential file is not JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{p}: credential file must hold a JSON object")
-    for key in ("username", "password", "broker", "ca", "cert", "key"):
-        if key in data and data[key] is not None and not isinstance(data[key], str):
-            raise ValueError(f"{p}: {key!r} must be a string")
-    # Certificate paths are relative to the credential file, so the folder can be copied.
-    for key in ("ca", "cert", "key"):
-        if data.get(key):
-            data[key] = p.parent / data[key]
-    return data
-
-
-def parse_broker_url(url: str | None, credentials: str | Path | None = None) -> BrokerURL:
-    """`mqtt://user:pass@host:port`, `mqtts://host?ca=PATH[&cert=PATH&key=PATH]` or a
-    credential file (JSON written by `sesame broker setup`). A credential file fills in what
-    the URL lacks; given alone (or as `url`), its "broker" entry is the URL.
-    Raises ValueError with a message saying what is wrong."""
-    creds: dict[str, Any] = {}
-    if credentials is not None:
-        creds = _read_credentials(credentials)
-    if url and "://" not in url and (url.endswith(".json") or os.path.isfile(url)):
-        creds = {**_read_credentials(url), **creds}
-        url = None
-    if not url:
-        url = creds.get("broker")
-        if not url:
-            raise ValueError("no broker URL given (and no 'broker' in the credential file)")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"bad broker URL {_hide(url)!r}: port must be 1-65535") from None
-    if port == 0:
-        raise ValueError(f"bad broker URL {_hide(url)!r}: port must be 1-65535")
-    scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS:
-        raise ValueError(
-            f"bad broker URL {_hide(url)!r}: scheme must be mqtt:// or mqtts://, not {scheme!r}"
-        )
-    if not parts.hostname:
-        raise ValueError(f"bad broker URL {_hide(url)!r}: no host")
-    if parts.path not in ("", "/"):
-        raise ValueError(f"bad broker URL {_hide(url)!r}: unexpected path {parts.path!r}")
-    query = parse_qs(parts.query, keep_blank_values=True)
-    unknown = set(query) - {"ca", "cert", "key"}
-    if unknown:
-        raise ValueError(f"bad broker URL {_hide(url)!r}: unknown option {sorted(unknown)[0]!r}")
-    files: dict[str, Path | None] = {}
-    for key in ("ca", "cert", "key"):
-        value = query.get(key, [None])[-1] or creds.get(key)
-        files[key] = Path(value) if value else None
-    if scheme == "mqtt" and any(files.values()):
-        raise ValueError(f"bad broker URL {_hide(url)!r}: certificates (ca/cert/key) need mqtts://")
-    if (files["cert"] is None) != (files["key"] is None):
-        raise ValueError(f"bad broker URL {_hide(url)!r}: a client cert needs its key, and back")
-    for key, path in files.items():
-        if path is not None and not path.is_file():
-            raise ValueError(f"{key} file {path} does not exist")
-    username = unquote(parts.username) if parts.username else creds.get("username")
-    password = unquote(parts.password) if parts.password is not None else creds.get("password")
-    if password is not None and not username:
-        raise ValueError(f"bad broker URL {_hide(url)!r}: a password needs a user name")
-    return BrokerURL(
-        scheme=scheme,
-        host=parts.hostname,
-        port=port or DEFAULT_PORTS[scheme],
-        username=username or None,
-        password=password,
-        ca=files["ca"],
-        cert=files["cert"],
-        key=files["key"],
-    )
-
-
-def _hide(url: str) -> str:
-    """The URL with any password replaced, for error messages."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is not None:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-            return parts._replace(netloc=netloc).geturl()
-    except ValueError:
-        return "<unparseable URL>"
-    return url
-
-
-# -- TLS and protocol probe ----------------------------------------------------------
-
-
-def tls_context(url: BrokerURL) -> ssl.SSLContext:
-    """Verify the broker against the given CA (else the system's), check its name, and
-    present a client certificate when one is given."""
-    ctx = ssl.create_default_context(cafile=str(url.ca) if url.ca else None)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if url.cert and url.key:
-        ctx.load_cert_chain(str(url.cert), str(url.key))
-    return ctx
-
-
-def check_tls(url: BrokerURL, timeout: float = 5.0) -> None:
-    """One TLS handshake with the broker; raises TLSFailed when it fails (an unreachable
-    broker is not a TLS failure: that is left to the reconnect loop)."""
-    import socket
-
-    try:
-        sock = socket.create_connection((url.host, url.port), timeout=timeout)
-    except OSError:
-        return
-    try:
-        with tls_context(url).wrap_socket(sock, server_hostname=url.host) as tls:
-            # TLS 1.3 reports a refused client certificate only at the first read.
-            tls.settimeout(0.2)
-            try:
-                closed = tls.recv(1) == b""
-            except TimeoutError:
-                closed = False  # the broker waits for our CONNECT, as it should
-            if closed:
-                raise TLSFailed(
-                    f"TLS with {url.display} failed: the broker closed the connection after "
-                    "the handshake (client certificate refused?)"
-                )
-    except TLSFailed:
-        raise
-    except ssl.SSLError as e:
-        raise TLSFailed(f"TLS with {url.display} failed: {e.reason or e}") from None
-    except OSError:  # reset or unreachable: not a certificate problem
-        return
-    finally:
-        sock.close()
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _mqtt_string(b: bytes) -> bytes:
-    return len(b).to_bytes(2, "big") + b
-
-
-def probe_mqtt5(url: BrokerURL, timeout: float = 3.0) -> bool | None:
-    """Does the broker speak MQTT 5? One bare CONNECT: clean start, no properties, empty
-    client id (no session is touched) and no credentials (amqtt never answers a v5 CONNECT
-    with them; Mosquitto logs the probe as "not authorised"). True: an MQTT 5 answer,
-    accepted or refused; False: "unsupported protocol version", or closed or silent;
-    None: the broker is unreachable."""
-    import socket
-
-    body = _mqtt_string(b"MQTT") + bytes([5, 0x02]) + (10).to_bytes(2, "big") + b"\x00"
-    body += _mqtt_string(b"")
-    packet = b"\x10" + _varint(len(body)) + body
-    try:
-        sock: socket.socket = socket.create_connection((url.host, url.port), timeout=timeout)
-    except OSError:
-        return None
-    try:
-        if url.tls:
-            sock = tls_context(url).wrap_socket(sock, server_hostname=url.host)
-        sock.sendall(packet)
-        answer = b""
-        while len(answer) < 4:
-            chunk = sock.recv(4 - len(answer))
-            if not chunk:
-                break
-            answer += chunk
-        if len(answer) < 4 or answer[0] != 0x20:
-            return False
-        reason = answer[3]
-        if reason in (0x01, RC_UNSUPPORTED_PROTOCOL):  # 0x01: the 3.1.1 return code
-            return False
-        if reason == 0:
-            sock.sendall(b"\xe0\x00")  # DISCONNECT
-        return True
-    except TimeoutError:
-        return False
-    except (OSError, ssl.SSLError):
-        return None
-    finally:
-        sock.close()
 
 
 # -- the connection ---------------------------------------------------------------------
@@ -604,8 +385,3 @@ def connect(
             conn.close(timeout=0)
             why = f" ({conn.last_error})" if conn.last_error else ""
             raise ConnectTimeout(f"no answer from {parsed.display} within {timeout:g} s{why}")
-
-
-def with_port(url: BrokerURL, port: int) -> BrokerURL:
-    """The same broker URL on another port (tests and the demo run brokers on free ports)."""
-    return replace(url, port=port)
