@@ -40,6 +40,8 @@ from dashboard.i18n import pick_lang, strings
 from dashboard.live import LiveState
 from dashboard.security import RateLimiter, Session, Sessions, csrf_ok
 from sesame import wire
+from sesame.reasons import Reason
+from sesame.reasons import label as reason_label
 from sesame.venue import Venue
 
 HERE = Path(__file__).parent
@@ -426,7 +428,17 @@ def create_app(settings: Settings, *, link: Publisher | None = None) -> FastAPI:
                 s.status_code = 403
             return s
         days = json.dumps([d.date.isoformat() for d in dash.venue.days])
-        return page("organiser.html", request, s, days=days)
+        lang = lang_of(request)
+        # names for the ids in the counter's report, in the page's language
+        names = {
+            **{z.id: z.name for z in dash.venue.zones.values()},
+            **{
+                c.id: c.label_fr if lang == "fr" else c.label_en
+                for c in dash.venue.categories.values()
+            },
+            **{r.value: reason_label(r, lang) for r in Reason},
+        }
+        return page("organiser.html", request, s, days=days, names=json.dumps(names))
 
     @app.get("/vendor/chart.js", include_in_schema=False)
     def chart_js():

@@ -155,7 +155,11 @@ def test_organiser_view_and_download(mosquitto, dashboard_factory, tmp_path, pag
     page.wait_for_selector("body[data-loaded='2018-11-22']")
     assert page.locator("#unique-visitors").inner_text() == "6"
     assert page.locator("#schoolchildren").inner_text() == "3"
-    assert "BAD_SIGNATURE" in page.locator("#denials").inner_text()
+    # ids from the report are shown by name (English here)
+    assert page.locator("#denials tr[data-key='BAD_SIGNATURE'] th").inner_text() == (
+        "Forged or altered badge"
+    )
+    assert page.locator("#categories tr[data-key='school'] th").inner_text() == "School group"
     page.wait_for_function("() => document.getElementById('occupancy-png').naturalWidth > 0")
     with page.expect_download() as dl:
         page.click("#dl-csv")

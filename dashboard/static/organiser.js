@@ -2,6 +2,8 @@
 "use strict";
 const DAYS = JSON.parse(document.body.dataset.days || "[]");
 const TZ = document.body.dataset.tz || undefined;
+const NAMES = JSON.parse(document.body.dataset.names || "{}");  // zone, category, reason ids
+const nameOf = (k) => NAMES[k] || k;
 const charts = {};
 
 function table(id, obj, fmt) {
@@ -11,7 +13,7 @@ function table(id, obj, fmt) {
   if (!entries.length) { tbody.append(el("tr", {}, el("td", {}, t("no_data")))); return; }
   for (const [k, v] of entries) {
     const row = el("tr", { "data-key": k });
-    row.append(el("th", {}, k), el("td", {}, fmt ? fmt(v) : fmtNum(v)));
+    row.append(el("th", {}, nameOf(k)), el("td", {}, fmt ? fmt(v) : fmtNum(v)));
     tbody.append(row);
   }
 }
@@ -47,7 +49,7 @@ async function load(day) {
   const hours = Object.entries(d.arrivals_by_hour || {}).sort(([a], [b]) => a.localeCompare(b));
   bar("chart-hours", hours.map(([h]) => h + ":00"), hours.map(([, n]) => n));
   const cats = d.by_category || {};
-  bar("chart-categories", Object.keys(cats), Object.values(cats));
+  bar("chart-categories", Object.keys(cats).map(nameOf), Object.values(cats));
   const img = document.getElementById("occupancy-png");
   img.src = `/api/exports/attendance${q}&format=png`;
   document.body.dataset.loaded = day;
