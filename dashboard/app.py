@@ -29,12 +29,22 @@ from fastapi.responses import (
     Response,
     StreamingResponse,
 )
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dashboard import exports_view
 from dashboard.accounts import Store, User
 from dashboard.errors import ApiError, error_response
+from dashboard.http import (
+    STATUS_CODES,
+    CorrectionBody,
+    EvacuationBody,
+    LoginBody,
+    SecurityHeaders,
+    ZoneActionBody,
+    body_doc,
+    first_error,
+    parse_body,
+)
 from dashboard.hub import _CLOSE, Hub, sse
 from dashboard.i18n import pick_lang, strings
 from dashboard.live import LiveState
@@ -77,131 +87,6 @@ class Settings:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # real elapsed time, for session expiry and the sign-in limit (never the replay's)
     wall_clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-
-
-_STATUS_CODES = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHENTICATED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    413: "TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    422: "INVALID",
-    429: "RATE_LIMITED",
-}
-
-
-# -- request bodies --------------------------------------------------------------
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class LoginBody(_Body):
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=256)
-
-
-class ZoneActionBody(_Body):
-    reason: str = Field("", max_length=500)
-
-
-class CorrectionBody(_Body):
-    delta: int = Field(ge=-100_000, le=100_000, description="people to add (+) or remove (-)")
-    reason: str = Field(min_length=1, max_length=500, description="why the count is corrected")
-
-
-class EvacuationBody(_Body):
-    on: bool
-    reason: str = Field("", max_length=500)
-
-
-def _body_doc(model: type[BaseModel]) -> dict:
-    """OpenAPI for a body parsed by hand (so that auth is checked before the body)."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
-    }
-
-
-MAX_BODY = 16 * 1024
-
-
-async def parse_body(request: Request, model: type[BaseModel]) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, "TOO_LARGE", f"request body over {MAX_BODY} bytes")
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "application/x-www-form-urlencoded" and model is LoginBody:
-        form = await request.form()
-        data: Any = {k: v for k, v in form.items() if isinstance(v, str)}
-    elif ctype == "application/json" or (ctype == "" and raw):
-        try:
-            data = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise ApiError(422, "INVALID", "body is not valid JSON") from None
-    else:
-        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "send application/json")
-    if not isinstance(data, dict):
-        raise ApiError(422, "INVALID", "body must be a JSON object")
-    try:  # JSON may carry lone surrogates ("\\ud800") that no UTF-8 message can hold
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise ApiError(422, "INVALID", "body holds text that is not valid Unicode") from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        raise ApiError(422, "INVALID", _first_error(e.errors())) from None
-
-
-def _first_error(errors: list[dict]) -> str:
-    if not errors:
-        return "invalid input"
-    e = errors[0]
-    loc = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path"))
-    msg = e.get("msg", "invalid")
-    if e.get("type") == "extra_forbidden":
-        msg = "unknown field"
-    return f"{loc}: {msg}" if loc else msg
-
-
-class SecurityHeaders:
-    """Pure ASGI middleware (does not buffer, so the event stream flows)."""
-
-    HEADERS = [
-        (
-            b"content-security-policy",
-            b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            b"connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-            b"form-action 'self'",
-        ),
-        (b"x-content-type-options", b"nosniff"),
-        (b"x-frame-options", b"DENY"),
-        (b"referrer-policy", b"no-referrer"),
-        (b"cross-origin-opener-policy", b"same-origin"),
-        (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
-    ]
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        path = scope.get("path", "")
-
-        async def send_with_headers(message):
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.extend(self.HEADERS)
-                if not path.startswith(("/static/", "/vendor/")):
-                    headers.append((b"cache-control", b"no-store"))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 class Dashboard:
@@ -315,13 +200,13 @@ def create_app(settings: Settings, *, link: Publisher | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
-        code = _STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
+        code = STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
         msg = exc.detail if isinstance(exc.detail, str) else code.lower()
         return error_response(exc.status_code, code, msg, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        return error_response(422, "INVALID", _first_error(list(exc.errors())))
+        return error_response(422, "INVALID", first_error(list(exc.errors())))
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception):
@@ -454,7 +339,7 @@ def create_app(settings: Settings, *, link: Publisher | None = None) -> FastAPI:
         return FileResponse(STATIC / name, media_type=media[name.rsplit(".", 1)[1]])
 
     # -- session -----------------------------------------------------------------
-    @app.post("/login", openapi_extra=_body_doc(LoginBody), responses={429: {}})
+    @app.post("/login", openapi_extra=body_doc(LoginBody), responses={429: {}})
     async def login(request: Request):
         origin = request.headers.get("origin")
         if (
@@ -588,11 +473,11 @@ def create_app(settings: Settings, *, link: Publisher | None = None) -> FastAPI:
         )
 
     # -- safety actions ----------------------------------------------------------
-    @app.post("/api/zones/{zone}/close", openapi_extra=_body_doc(ZoneActionBody))
+    @app.post("/api/zones/{zone}/close", openapi_extra=body_doc(ZoneActionBody))
     async def close_zone(zone: ZoneId, request: Request, s: Actor):
         return await _zone_state(zone, "closed", request, s)
 
-    @app.post("/api/zones/{zone}/open", openapi_extra=_body_doc(ZoneActionBody))
+    @app.post("/api/zones/{zone}/open", openapi_extra=body_doc(ZoneActionBody))
     async def open_zone(zone: ZoneId, request: Request, s: Actor):
         return await _zone_state(zone, "open", request, s)
 
@@ -617,7 +502,7 @@ def create_app(settings: Settings, *, link: Publisher | None = None) -> FastAPI:
         )
         return acted(entry)
 
-    @app.post("/api/zones/{zone}/corrections", openapi_extra=_body_doc(CorrectionBody))
+    @app.post("/api/zones/{zone}/corrections", openapi_extra=body_doc(CorrectionBody))
     async def correction(zone: ZoneId, request: Request, s: Actor):
         zone_or_404(zone)
         body = await parse_body(request, CorrectionBody)
@@ -644,7 +529,7 @@ def create_app(settings: Settings, *, link: Publisher | None = None) -> FastAPI:
         )
         return acted(entry, id=msg.id)
 
-    @app.post("/api/venue/evacuation", openapi_extra=_body_doc(EvacuationBody))
+    @app.post("/api/venue/evacuation", openapi_extra=body_doc(EvacuationBody))
     async def evacuation(request: Request, s: Actor):
         body = await parse_body(request, EvacuationBody)
         mode = "evacuation" if body.on else "normal"
