@@ -325,6 +325,8 @@ def test_live_state_gates_alerts_and_stream(mosquitto, dashboard, signed_in):
         t.join(10)
         assert not t.is_alive(), "the stream never carried the new figure"
         assert "event: zone" in lines
+        # the closed stream let go of its queue (no leak per page load)
+        wait_for(lambda: dashboard.dashboard.hub.subscribers == 0, what="stream cleanup")
         wait_for(lambda: len(c.get("/api/alerts").json()["alerts"]) == 3, what="three alerts")
         alerts = c.get("/api/alerts").json()["alerts"]
         kinds = [(a["kind"], a["subject"], a["active"]) for a in alerts]

@@ -56,3 +56,11 @@ def test_dashboard_refuses_bad_arguments_in_one_line(tmp_path):
         r = sesame("dashboard", "--accounts", str(tmp_path / "a.db"), *args)
         assert r.returncode == 2, (args, r.stderr)
         assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_file_that_is_not_an_accounts_database_is_refused(tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not SQLite at all" * 100)
+    r = sesame("users", "list", "--accounts", str(junk))
+    assert r.returncode == 2 and "junk.db" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert junk.read_bytes().startswith(b"this is not SQLite")  # left as it was
