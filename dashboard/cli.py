@@ -133,6 +133,14 @@ def _dashboard(args: argparse.Namespace) -> int:
             f"`sesame users add NAME --role safety --accounts {args.accounts}`",
             file=sys.stderr,
         )
+    from dashboard.app import CHART_JS
+
+    if not CHART_JS.is_file():
+        print(
+            "warning: Chart.js is not installed (run scripts/dev.sh setup, or "
+            "`npm ci --prefix dashboard`): the live figures work, the curves and charts do not",
+            file=sys.stderr,
+        )
     settings = Settings(
         venue=venue,
         accounts_path=args.accounts,
