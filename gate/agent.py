@@ -161,9 +161,9 @@ class GateAgent:
                 if direction is not None:
                     self.anonymous_pass()
                 self._sync_free()
-                if time.monotonic() >= next_beat:
+                if time.monotonic() >= next_beat and self.link is not None:
                     next_beat = time.monotonic() + self.heartbeat
-                    self._publish_status()
+                    self.link.request_status()
             except Exception:  # one bad scan or device hiccup must not stop the lane
                 log.exception("%s: error in the scan loop", self.gate_id)
                 time.sleep(0.1)
@@ -308,12 +308,12 @@ class GateAgent:
             if self.outbox.ack(ack.epoch, ack.seq) and self.link is not None:
                 self.link.wake()
                 if self.outbox.depth() == 0:
-                    self._publish_status()  # the counter may reclaim allowance now
+                    self.link.request_status()  # the counter may reclaim allowance now
             return
         if self._apply(key, payload, live=not retained):
             self.outbox.put_state(key, payload, self.clock.read().best)
-            if parts[0] == "gates":
-                self._publish_status()  # confirm the lease serial we now act on
+            if parts[0] == "gates" and self.link is not None:
+                self.link.request_status()  # confirm the lease serial we now act on
 
     def _apply(self, key: str, payload: bytes, live: bool) -> bool:
         """Take one retained value; True when it was valid (and worth keeping on disk)."""

@@ -52,6 +52,7 @@ class Link:
         self.last_refusal: int | None = None
         self._conn = None
         self._wake = threading.Event()
+        self._status_due = threading.Event()
         self._stop = threading.Event()
         self._sent = 0  # highest seq handed to the broker since the last restart point
         self._last_progress = time.monotonic()
@@ -96,16 +97,21 @@ class Link:
         if state == "connected":
             self._sent = self.outbox.acked_seq  # publish again everything not acknowledged
             self._last_progress = time.monotonic()
-        self._wake.set()
-        self._on_change()
+        self.request_status()
 
     def _refused(self, mid: int, code: int) -> None:
         self.refused_publishes += 1
         self.last_refusal = code
-        self._on_change()
+        self.request_status()
 
     def wake(self) -> None:
         """A new event is in the outbox, or an ack arrived."""
+        self._wake.set()
+
+    def request_status(self) -> None:
+        """Publish the status soon, from the pump thread: never from inside a paho callback,
+        where publishing can deadlock against a publish in another thread."""
+        self._status_due.set()
         self._wake.set()
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
@@ -119,6 +125,12 @@ class Link:
             self._wake.clear()
             if not self.connected:
                 continue
+            if self._status_due.is_set():
+                self._status_due.clear()
+                try:
+                    self._on_change()
+                except Exception:
+                    log.exception("%s: status publish failed", self.gate)
             acked = self.outbox.acked_seq
             now = time.monotonic()
             if acked != self._last_acked:
