@@ -129,6 +129,7 @@ class Dashboard:
             with contextlib.suppress(Exception):
                 self.link.close()
         self.hub.close_all()
+        self.store.close()
 
     def publish(self, topic: str, payload: bytes, retain: bool) -> str:
         if self.link is None:

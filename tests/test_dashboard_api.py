@@ -340,3 +340,16 @@ def test_live_state_gates_alerts_and_stream(mosquitto, dashboard, signed_in):
     finally:
         pub.close()
         gate.close()
+
+
+def test_a_publish_the_broker_refuses_is_reported_not_assumed(dashboard):
+    """The ACL refuses the dashboard's account anything but the control topics; over MQTT 5
+    the refusal comes back and the link raises instead of reporting success."""
+    from dashboard.link import PublishRefused
+
+    link = dashboard.dashboard.link
+    with pytest.raises(PublishRefused):
+        link.publish(TOPICS.revoked(), b'{"v":1,"badges":[]}', qos=1, retain=True)
+    assert link.publish(TOPICS.zone_control("nef"), b'{"v":1,"state":"open"}', 1, True) == (
+        "published"
+    )
