@@ -87,3 +87,39 @@ def test_silent_controller_is_reported_and_recovers(rig):
     ctl.silent = False
     assert _until(lambda: drv.health == "ok", 3.0)
     assert drv.open("in", 1.0) is True
+
+
+def test_agent_over_serial_survives_noise_counts_pulses_and_holds_free(
+    rig, gp_venue, badge_keys, make_token, tmp_path, gate_clock
+):
+    from gate.agent import GateAgent
+    from sesame import wire
+
+    ctl, drv = rig(pushes=True)
+    out = GateAgent(
+        gp_venue,
+        "churchill-out-1",
+        data_dir=tmp_path,
+        keys=badge_keys,
+        turnstile=drv,
+        clock=gate_clock,
+    )
+    out.start()
+    try:
+        ctl.noise()
+        ctl.pulse("out")
+        ctl.noise(b"\xde\xad\xbe\xef\n")
+        ctl.pulse("out")
+        assert _until(lambda: out.outbox_depth() == 2)
+        assert out.handle_scan(make_token()).granted  # a badge shown at an exit: recorded too
+        evs = [wire.parse_event(b) for _, b in out.outbox.pending(0)]
+        assert [(e.kind, e.badge) for e in evs] == [("passage", None)] * 2 + [
+            ("passage", "B000001")
+        ]
+        out.on_message(out.topics.venue_control(), wire.VenueControl("evacuation").to_json(), True)
+        assert _until(lambda: ctl.free)
+        out.on_message(out.topics.venue_control(), wire.VenueControl("normal").to_json(), False)
+        assert _until(lambda: not ctl.free)
+        assert drv.noise >= 2 and out.state == "running" and out.faults() == []
+    finally:
+        out.stop()
