@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sesame.errors import CliError
@@ -42,7 +41,11 @@ def register(gsub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="badge-signing public key (PEM); repeat for several keys",
     )
-    p.add_argument("--revoked", metavar="FILE", help="revoked badge ids, one per line")
+    p.add_argument(
+        "--revoked",
+        metavar="FILE",
+        help="revoked.json (sesame badges revoke) or one id per line",
+    )
     p.add_argument(
         "--at",
         metavar="ISO-TIME",
@@ -89,13 +92,14 @@ def _decide(args: argparse.Namespace, text: str | None) -> dict[str, Any]:
         keys = load_public_keys(*args.pubkey)
     except (OSError, ValueError) as e:
         raise CliError(f"public key: {e}") from None
-    revoked: set[str] = set()
+    revoked: frozenset[str] = frozenset()
     if args.revoked:
-        try:
-            lines = Path(args.revoked).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            raise CliError(f"{args.revoked}: cannot read: {e}") from None
-        revoked = {ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")}
+        from sesame.badges import BadgeError, revoked_ids
+
+        try:  # the JSON list `sesame badges revoke` keeps, or one id per line
+            revoked = revoked_ids(args.revoked)
+        except BadgeError as e:
+            raise CliError(str(e)) from None
     now = _parse_at(args.at, venue.tz) if args.at else datetime.now(UTC)
     d = decide(
         text,

@@ -143,6 +143,19 @@ def test_revoked_list_file(tmp_path, capsys, keys) -> None:
     assert (out["decision"], out["reason"]) == ("DENIED", "REVOKED")
 
 
+def test_revoked_json_from_badges_revoke(tmp_path, capsys, keys) -> None:
+    """The list `sesame badges revoke` writes is honoured, not read as nothing revoked."""
+    from sesame.cli import main
+
+    listing = tmp_path / "revoked.json"
+    assert main(["badges", "revoke", "B000008", "--list", str(listing)]) == 0
+    capsys.readouterr()
+    token = sign(Claims("B000008", "press", None), keys["priv"])
+    image = badge_png(tmp_path / "b.png", token)
+    code, out, _ = scan(capsys, "--image", image, *decide_args(keys), "--revoked", str(listing))
+    assert (out["decision"], out["reason"]) == ("DENIED", "REVOKED")
+
+
 @pytest.mark.parametrize("decoder", DECODERS)
 def test_decoder_choice(tmp_path, capsys, keys, decoder) -> None:
     token = sign(Claims("B000007", "staff", None), keys["priv"])
