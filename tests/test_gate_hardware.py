@@ -109,3 +109,20 @@ def test_run_notifies_systemd(tmp_path):
         if p.poll() is None:
             p.kill()
         sock.close()
+
+
+def test_systemd_unit_restarts_and_watches_the_agent():
+    import configparser
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str
+    unit.read(ROOT / "gate" / "deploy" / "sesame-gate@.service")
+    svc = unit["Service"]
+    assert svc["Type"] == "notify" and svc["Restart"] == "on-failure"
+    assert int(svc["WatchdogSec"]) > 0
+    cmd = svc["ExecStart"].replace("\\\n", " ").split()
+    assert cmd[1:3] == ["gate", "run"]
+    from sesame.cli import build_parser
+
+    args = build_parser().parse_args(cmd[1:])  # every option it uses exists
+    assert args.gate == "%i" and args.no_display
