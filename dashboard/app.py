@@ -68,7 +68,9 @@ EXPORT = frozenset({"organiser"})
 
 
 class Publisher(Protocol):
-    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> Any: ...
+    def publish(
+        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False, on_late=None
+    ) -> Any: ...
 
     def close(self) -> None: ...
 
@@ -131,11 +133,11 @@ class Dashboard:
         self.hub.close_all()
         self.store.close()
 
-    def publish(self, topic: str, payload: bytes, retain: bool) -> str:
+    def publish(self, topic: str, payload: bytes, retain: bool, on_late=None) -> str:
         if self.link is None:
             raise ApiError(503, "BROKER_UNAVAILABLE", "no connection to the broker")
         try:
-            outcome = self.link.publish(topic, payload, qos=1, retain=retain)
+            outcome = self.link.publish(topic, payload, qos=1, retain=retain, on_late=on_late)
         except Exception as e:  # the broker link is an edge: report, never crash
             raise ApiError(503, "BROKER_REFUSED", f"publish failed: {e}") from None
         return outcome if isinstance(outcome, str) else "published"
@@ -159,8 +161,13 @@ class Dashboard:
         entry_id = self.store.audit(
             user, action, target, detail=detail, reason=reason, at=self.now()
         )
+
+        def late(outcome: str) -> None:  # a queued action finally reached the broker
+            self.store.audit_outcome(entry_id, outcome)
+            self.hub.publish("audit", self.store.audit_entry(entry_id).to_dict())
+
         try:
-            outcome = self.publish(topic, payload, retain)
+            outcome = self.publish(topic, payload, retain, on_late=late)
         except ApiError:
             self.store.audit_outcome(entry_id, "failed")
             self.hub.publish("audit", self.store.audit_entry(entry_id).to_dict())

@@ -103,6 +103,9 @@ def test_broker_restart_and_an_action_while_it_is_down(mosquitto, dashboard, sig
         assert wire.parse_zone_control(seen[0]).state == "closed"
     finally:
         w.close()
+    # the audit log now says when it left
+    wait_for(lambda: c.get("/api/audit").json()["entries"][0]["outcome"] == "published late",
+             what="the audit outcome of the queued action")  # fmt: skip
     # and live updates flow again
     pub = mqtt.connect(mosquitto.url("counter"), "counter-after")
     occ = wire.Occupancy("nef", 42, 11000, "closed", datetime.now(UTC))
