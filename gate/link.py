@@ -119,39 +119,47 @@ class Link:
             self._conn.publish(topic, payload, qos=1, retain=retain)
 
     def _pump(self) -> None:
-        topic = self.topics.events(self.gate)
         while not self._stop.is_set():
             self._wake.wait(0.5)
             self._wake.clear()
             if not self.connected:
                 continue
-            if self._status_due.is_set():
-                self._status_due.clear()
-                try:
-                    self._on_change()
-                except Exception:
-                    log.exception("%s: status publish failed", self.gate)
-            acked = self.outbox.acked_seq
-            now = time.monotonic()
-            if acked != self._last_acked:
-                self._last_acked, self._last_progress = acked, now
-            if self._sent < acked:
-                self._sent = acked
-            if self._sent > acked and now - self._last_progress > self.ack_timeout:
-                log.info(
-                    "%s: no ack for %.0f s, publishing again from %d",
-                    self.gate,
-                    self.ack_timeout,
-                    acked + 1,
-                )
-                self._sent, self._last_progress = acked, now
-            while self._sent < acked + WINDOW and self.connected and not self._stop.is_set():
-                batch = self.outbox.pending(self._sent, min(BATCH, acked + WINDOW - self._sent))
-                if not batch:
-                    break
-                for seq, body in batch:
-                    self.publish(topic, body)
-                    self._sent = seq
+            try:
+                self._pump_once()
+            except Exception:  # the pump must outlive any one failure, or delivery stops
+                if self._stop.is_set():
+                    return
+                log.exception("%s: outbox pump failed; trying again", self.gate)
+                time.sleep(0.5)
+
+    def _pump_once(self) -> None:
+        topic = self.topics.events(self.gate)
+        if self._status_due.is_set():
+            self._status_due.clear()
+            self._on_change()
+        acked = self.outbox.acked_seq
+        now = time.monotonic()
+        if acked != self._last_acked:
+            # the counter is taking our events: whatever was refused before is resolved
+            self._last_acked, self._last_progress = acked, now
+            self.refused_publishes = 0
+        if self._sent < acked:
+            self._sent = acked
+        if self._sent > acked and now - self._last_progress > self.ack_timeout:
+            log.info(
+                "%s: no ack for %.0f s, publishing again from %d",
+                self.gate,
+                self.ack_timeout,
+                acked + 1,
+            )
+            self._sent, self._last_progress = acked, now
+        while self._sent < acked + WINDOW and self.connected and not self._stop.is_set():
+            batch = self.outbox.pending(self._sent, min(BATCH, acked + WINDOW - self._sent))
+            if not batch:
+                break
+            for seq, body in batch:
+                self.publish(topic, body)
+                self._sent = seq
 
     def stop(self, final_status: bytes | None = None) -> None:
         """Orderly stop: publish the final (offline) status, disconnect cleanly."""
