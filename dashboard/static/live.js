@@ -146,7 +146,7 @@ function renderAudit(e, prepend) {
   try { const d = JSON.parse(e.detail || "{}"); if (d.delta !== undefined) what += ` (${d.delta > 0 ? "+" : ""}${d.delta})`; } catch (x) { /* detail is informative only */ }
   const row = el("tr", { id: "audit-" + e.id, "data-action": e.action },
   );
-  row.append(el("td", {}, fmtTime(e.at, TZ)), el("td", {}, e.user), el("td", {}, what), el("td", {}, e.reason), el("td", {}, e.outcome));
+  row.append(el("td", {}, fmtTime(e.at, TZ)), el("td", {}, e.user), el("td", {}, what), el("td", {}, e.reason), el("td", {}, t("outcome_" + e.outcome.replace(" ", "_"))));
   if (prepend) tbody.prepend(row); else tbody.append(row);
 }
 
