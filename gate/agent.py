@@ -113,7 +113,9 @@ class GateAgent:
     def start(self) -> None:
         self.state = "running"
         self._stop.clear()
-        self.outbox.prune(self.venue.local(self.clock.read().best).date())
+        reading = self.clock.read()
+        if reading.plausible:  # a wrong clock must not decide what is old
+            self.outbox.prune(self.venue.local(reading.best).date())
         if self.link is not None:
             self.link.start()
         t = threading.Thread(target=self._loop, name=f"gate-{self.gate_id}", daemon=True)
