@@ -29,6 +29,7 @@ class DayClock:
         self._keys = [d.date.isoformat() for d in venue.days]
         self._after = (venue.days[-1].date + timedelta(days=1)).isoformat()
         self._tz = venue.tz
+        self._hours: dict[int, int] = {}
 
     def day_of(self, ts: datetime) -> str:
         return self.day_of_t(ts.timestamp())
@@ -62,7 +63,14 @@ class DayClock:
         return now.timestamp() >= close and now.astimezone(self._tz).date().isoformat() == day
 
     def local_hour(self, t: float) -> int:
-        return datetime.fromtimestamp(t, self._tz).hour
+        # Cached per quarter hour: every UTC offset in use is a multiple of 15 minutes.
+        q = int(t // 900)
+        h = self._hours.get(q)
+        if h is None:
+            if len(self._hours) > 10_000:
+                self._hours.clear()
+            h = self._hours[q] = datetime.fromtimestamp(q * 900, self._tz).hour
+        return h
 
 
 def zone_state(occupancy: int, zone: Zone, *, closed: bool, evacuating: bool) -> str:

@@ -1,10 +1,11 @@
 """The running counter: MQTT in, the core in one writer thread, MQTT out.
 
-paho's network thread only queues incoming messages. The writer thread takes whatever is
-queued (up to `batch_max`), lets the core commit it in one transaction, then publishes the
-results (gate acks, occupancy, leases) and only then acknowledges the batch to the broker
-(manual PUBACK). If the process dies before the commit, nothing was acknowledged: the
-broker redelivers what it still holds and the gates re-publish the rest from their outboxes.
+One writer thread does everything after the connection is up: it runs paho's network loop
+itself, takes whatever the broker has sent (up to `batch_max`), lets the core commit it in
+one transaction, then publishes the results (gate acks, occupancy, leases) and only then
+acknowledges the batch to the broker (manual PUBACK). If the process dies before the
+commit, nothing was acknowledged: the broker redelivers what it still holds and the gates
+re-publish the rest from their outboxes.
 
     c = Counter(venue, "sesame.db", "mqtt://counter:pw@broker:1883")
     c.start(); ...; c.stop()
@@ -13,9 +14,9 @@ broker redelivers what it still holds and the gates re-publish the rest from the
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,8 @@ log = logging.getLogger("sesame.counter")
 
 
 class Counter:
+    BATCH_MAX = 250  # events per transaction; small enough to keep the broker's window open
+
     def __init__(
         self,
         venue: Venue,
@@ -38,7 +41,7 @@ class Counter:
         *,
         client_id: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        batch_max: int = 2000,
+        batch_max: int = BATCH_MAX,
         tick_s: float = 1.0,
         status_s: float = 5.0,
         session_expiry: int = 7 * 86400,
@@ -53,13 +56,14 @@ class Counter:
         self.tick_s = tick_s
         self.status_s = status_s
         self.session_expiry = session_expiry
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.inbox: deque = deque()
         self.core: Core | None = None
         self.conn = None
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.batches = 0
+        self.connection_events: list[tuple[str, str]] = []
 
     # -- life cycle ----------------------------------------------------------------------
     def start(self, timeout: float = 15.0) -> Counter:
@@ -80,6 +84,7 @@ class Counter:
             session_expiry=self.session_expiry,
             manual_ack=True,
             timeout=timeout,
+            on_state=self._on_state,
         )
         self._thread = threading.Thread(target=self._run, name="counter-writer", daemon=True)
         self._thread.start()
@@ -92,7 +97,12 @@ class Counter:
         if self.conn is not None:
             if self.core is not None:
                 self._publish([self.core.status(online=False)])
-            self.conn.close()
+            deadline = time.monotonic() + 3.0
+            client = self.conn.client
+            while client.want_write() and time.monotonic() < deadline:
+                if client.loop(0.05) != 0:
+                    break
+            self.conn.close(timeout=0)
         if self.core is not None:
             self.core.store.close()
 
@@ -107,14 +117,40 @@ class Counter:
         return self._thread is not None and self._thread.is_alive()
 
     # -- threads -------------------------------------------------------------------------
+    def _on_state(self, state: str, detail: str) -> None:
+        self.connection_events.append((state, detail))
+        log.info("broker connection %s: %s", state, detail)
+
     def _on_message(self, msg) -> None:
-        # paho's network thread: queue only, never block on SQLite here.
-        self.queue.put((time.monotonic(), msg))
+        # Called from inside client.loop() in the writer thread: queue only.
+        self.inbox.append((time.monotonic(), msg))
+
+    def _pump(self, timeout: float) -> None:
+        """Network I/O, done by the writer thread itself: read what the broker sent
+        (`_on_message` queues it), write what is pending, keepalive. One thread instead of
+        paho's network thread plus ours: no GIL hand-offs per message (see bench/README)."""
+        assert self.conn is not None
+        rc = self.conn.client.loop(timeout)
+        if rc != 0:
+            self._reconnect()
+
+    def _reconnect(self) -> None:
+        assert self.conn is not None
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                if self.conn.client.reconnect() == 0:
+                    return
+            except OSError as e:
+                log.warning("broker unreachable: %s", e)
+            self._stop.wait(delay)
+            delay = min(delay * 2, 30.0)
 
     def _run(self) -> None:
         core = self.core
-        assert core is not None
+        assert core is not None and self.conn is not None
         try:
+            self.conn.client.loop_stop()  # from here on this thread does the network I/O
             self._publish(core.startup())
             next_tick = next_status = time.monotonic()
             while not self._stop.is_set():
@@ -125,17 +161,18 @@ class Counter:
                 if now >= next_status:
                     self._publish([core.status()])
                     next_status = now + self.status_s
-                try:
-                    first = self.queue.get(timeout=max(0.0, min(next_tick, next_status) - now))
-                except queue.Empty:
-                    continue
-                batch = [first]
-                while len(batch) < self.batch_max:
-                    try:
-                        batch.append(self.queue.get_nowait())
-                    except queue.Empty:
+                if not self.inbox:
+                    self._pump(max(0.0, min(next_tick, next_status, now + 0.05) - now))
+                # take everything already waiting on the socket, up to one batch
+                while len(self.inbox) < self.batch_max:
+                    n = len(self.inbox)
+                    self._pump(0.0)
+                    if len(self.inbox) == n:
                         break
-                self._handle(batch)
+                if self.inbox:
+                    k = min(len(self.inbox), self.batch_max)
+                    batch = [self.inbox.popleft() for _ in range(k)]
+                    self._handle(batch)
         except BaseException as e:  # the status goes offline; the caller sees .error
             log.exception("counter writer stopped")
             self.error = e
