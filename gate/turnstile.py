@@ -95,10 +95,9 @@ class SerialTurnstile:
         silent_after: float = SILENT_AFTER,
         answer_margin: float = 2.0,
     ):
-        import serial  # pyserial; imported here so the simulator does not need a port
-
-        self._serial = serial.Serial(port, baudrate=baudrate, timeout=0.1, write_timeout=1.0)
-        self.port = port
+        self.port, self.baudrate = port, baudrate
+        self._serial = self._open_port()
+        self.reopened = 0  # times the port was reopened after an unplug
         self.health = "ok"
         self.noise = 0  # lines that were not protocol answers
         self.heard = 0  # valid lines from the controller (doctor: is anyone there?)
@@ -115,6 +114,28 @@ class SerialTurnstile:
         self._pinger.start()
 
     # -- wire ------------------------------------------------------------------------
+    def _open_port(self):
+        import serial  # pyserial; imported here so the simulator does not need a port
+
+        return serial.Serial(self.port, baudrate=self.baudrate, timeout=0.1, write_timeout=1.0)
+
+    def _reopen(self) -> None:
+        """The controller's USB adapter was unplugged: close, then try the port again every
+        second until it is back (a /dev/serial/by-id/ path survives a replug)."""
+        try:
+            self._serial.close()
+        except Exception:
+            pass
+        while not self._stop.wait(1.0):
+            try:
+                port = self._open_port()
+            except Exception:
+                continue
+            with self._write_lock:
+                self._serial = port
+            self.reopened += 1
+            return
+
     def _send(self, line: str) -> None:
         try:
             with self._write_lock:
@@ -131,7 +152,8 @@ class SerialTurnstile:
                 if self._stop.is_set():
                     return
                 self.health = "silent"
-                time.sleep(0.2)
+                buf = b""
+                self._reopen()
                 continue
             if not chunk:
                 continue

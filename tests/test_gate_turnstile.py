@@ -123,3 +123,25 @@ def test_agent_over_serial_survives_noise_counts_pulses_and_holds_free(
         assert drv.noise >= 2 and out.state == "running" and out.faults() == []
     finally:
         out.stop()
+
+
+def test_controller_unplugged_and_replugged(tmp_path):
+    link = tmp_path / "ttyUSB-controller"  # as /dev/serial/by-id/... follows the device
+    first = SimulatedController()
+    link.symlink_to(first.port)
+    drv = SerialTurnstile(str(link), ping_every=0.1, silent_after=0.4, answer_margin=0.3)
+    second = None
+    try:
+        assert drv.open("in", 1.0) is True
+        first.close()  # unplugged
+        assert _until(lambda: drv.health == "silent", 3.0)
+        assert drv.open("in", 0.2) is False
+        second = SimulatedController()
+        link.unlink()
+        link.symlink_to(second.port)  # plugged back in
+        assert _until(lambda: drv.health == "ok" and drv.reopened == 1, 5.0)
+        assert drv.open("in", 1.0) is True and second.passes == 1
+    finally:
+        drv.close()
+        if second is not None:
+            second.close()
