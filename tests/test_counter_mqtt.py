@@ -250,3 +250,28 @@ def test_kill_9_mid_stream_stores_every_event_exactly_once(mosquitto, tmp_path):
     occ = {r["zone"]: r["occupancy"] for r in zone_occupancy(db, VENUE)}
     assert occ == {"nef": 3 * per_gate - per_gate - per_gate, "salon-honneur": per_gate,
                    "balcons": 0}  # fmt: skip
+
+
+def test_counter_reconnects_after_a_broker_restart(mosquitto, tmp_path):
+    counter = Counter(VENUE, tmp_path / "c.db", mosquitto.url("counter")).start()
+    gate = GateSim(mosquitto.url("gate-churchill-in-1"), "churchill-in-1")
+    try:
+        gate.passage(5)
+        wait_for(lambda: gate.acked == 5, what="acks before restart")
+        gate.close()
+        mosquitto.restart()
+        gate = GateSim(mosquitto.url("gate-churchill-in-1"), "churchill-in-1")
+        gate.seq = 5
+        gate.passage(5)
+        deadline = time.monotonic() + 40
+        while gate.acked < 10 and time.monotonic() < deadline:
+            gate.replay()  # the outbox re-publishes until acknowledged
+            time.sleep(0.5)
+        assert gate.acked == 10
+        assert counter.running and counter.error is None
+        assert any(s == "disconnected" for s, _ in counter.connection_events)
+    finally:
+        gate.close()
+        counter.stop()
+    with sqlite3.connect(tmp_path / "c.db") as c:
+        assert c.execute("SELECT count(*) FROM events").fetchone()[0] == 10
