@@ -9,7 +9,9 @@ Line protocol (ASCII, one command or answer per line, `\\n`-terminated, `\\r` ig
                                                         exit stays free / back to normal
   PING <n>                              PONG <n>        health check
                                         PULSE IN | PULSE OUT   an unsolicited passage (lanes
-                                                        without reader, or while held free)
+                                                        without reader, or while held free);
+                                                        the agent records it along the lane
+                                                        (from -> to): every lane is one-way
 
 `<id>` is a short token chosen by the host so a late answer is never taken for another
 opening. Anything else the controller sends is noise: counted and ignored. A controller
