@@ -222,9 +222,9 @@ class Engine:
                 s.waiting_since = t
             late = t > self.closes - 45 * MINUTE
             if t - s.waiting_since <= v.patience and not late:
-                wait = self.rng.randint(60, 240) * 1000
-                if reason == "LEASE_EXHAUSTED":  # the lane is topped up within moments
-                    wait = self.rng.randint(5, 20) * 1000
+                wait = self.rng.randint(120, 360) * 1000  # back in the queue
+                if reason == "LEASE_EXHAUSTED" and t - s.waiting_since < MINUTE:
+                    wait = self.rng.randint(5, 20) * 1000  # lanes are topped up within moments
                 if reason == "OUTSIDE_OPENING_HOURS":
                     early = self.venue.categories[v.badge.category].early_minutes
                     wait = max(

@@ -103,11 +103,12 @@ class InProcessLane:
         passed = self.turnstile.rotations - before
         if dec.reason == "NO_PASSAGE":  # granted, but nobody pushed
             return ScanResult(True, None, passed)
-        if dec.reason == "LEASE_EXHAUSTED":
+        zone = self.agent.occupancy.get(self.agent.gate.to_zone)
+        if dec.reason == "LEASE_EXHAUSTED" and (zone is None or zone.state == "open"):
             self._await_top_up()
         return ScanResult(dec.granted, str(dec.reason) if dec.reason else None, passed)
 
-    def _await_top_up(self, timeout: float = 0.3) -> None:
+    def _await_top_up(self, timeout: float = 0.1) -> None:
         """Simulated time runs far faster than the counter answers: give the lease top-up
         the (real) moment it takes before the visitor scans again."""
         lease = self.agent.lease

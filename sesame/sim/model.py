@@ -48,7 +48,8 @@ class Params:
     visitors: int = 40_500
     schoolchildren: int = 13_300
     departements: int = 55
-    days: int = 4  # the first N event days of the venue
+    days: int = 4  # replay the first N event days of the venue...
+    only: tuple[str, ...] = ()  # ...or these days (ISO dates); counts stay the event's
     seed: int = 2018
     exhibitors: int = 500  # ~100 companies and 40 partners, a few people per stand
     speakers: int = 500
@@ -197,7 +198,7 @@ class _Gen:
     def __init__(self, venue: Venue, p: Params):
         self.venue, self.p = venue, p
         self.rng = random.Random(p.seed)
-        self.days = list(venue.days[: p.days])
+        self.days = list(venue.days)  # counts are split over the whole event
         self.main = main_zone(venue)
         self.sides = side_zones(venue, self.main)
         self.badges: list[Badge] = []
@@ -395,9 +396,14 @@ def generate(venue: Venue, params: Params | None = None) -> Population:
     g.participants("staff", p.staff, None)
     g.participants("press", p.press, 2)
     g.participants("speaker", p.speakers, 1)
-    for vs in g.visits.values():
+    keep = set(p.only) if p.only else {d.date.isoformat() for d in venue.days[: p.days]}
+    unknown = keep - {d.date.isoformat() for d in venue.days}
+    if unknown:
+        raise ValueError(f"not event days of the venue: {', '.join(sorted(unknown))}")
+    visits = {d: vs for d, vs in g.visits.items() if d.isoformat() in keep}
+    for vs in visits.values():
         vs.sort(key=lambda v: (v.legs[0].at, v.id))
-    return Population(g.badges, g.visits, tuple(g.revoked), p)
+    return Population(g.badges, visits, tuple(g.revoked), p)
 
 
 def demand_curve(
