@@ -266,7 +266,9 @@ class Replay:
         return wait_until(lambda: self.backlog() == 0, timeout, step=0.2)
 
     def truth(self) -> dict:
-        return truth_mod.ground_truth(self.venue, self.outcome.passages, self.pop.badges)
+        return truth_mod.ground_truth(
+            self.venue, self.outcome.passages, self.pop.badges, self.outcome.stats
+        )
 
     def close(self) -> None:
         for lane in self.lanes.values():

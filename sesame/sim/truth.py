@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sesame.sim.engine import Passage
+from sesame.sim.engine import Passage, Stats
 from sesame.sim.model import Badge
 from sesame.venue import OUTSIDE, Venue
 
@@ -78,25 +78,67 @@ def over_capacity(venue: Venue, passages: Iterable[Passage]) -> dict[str, int]:
     return worst
 
 
-def ground_truth(venue: Venue, by_day: dict[str, list[Passage]], badges: list[Badge]) -> dict:
+def ground_truth(
+    venue: Venue,
+    by_day: dict[str, list[Passage]],
+    badges: list[Badge],
+    stats: dict[str, Stats] | None = None,
+) -> dict:
     index = {b.id: b for b in badges}
     days = {d: day_figures(venue, ps, index) for d, ps in sorted(by_day.items())}
-    total: dict[str, int] = {}
+    for d, st in (stats or {}).items():
+        denials = dict(st.denied)
+        if st.no_push:  # let in, nobody pushed: the gate records NO_PASSAGE
+            denials["NO_PASSAGE"] = denials.get("NO_PASSAGE", 0) + st.no_push
+        days[d]["denials_by_reason"] = dict(sorted(denials.items()))
+    everyone: dict[str, int] = {}
     for ps in by_day.values():
         for p in ps:
             if p.from_zone == OUTSIDE and p.badge is not None:
-                total[p.badge] = p.group
+                everyone[p.badge] = p.group
+    school = {c.id for c in venue.categories.values() if c.schoolchildren}
     return {
         "venue": venue.id,
         "days": days,
         "totals": {
-            "unique_visitors": sum(total.values()),
-            "visitor_days": sum(d["unique_visitors"] for d in days.values()),
+            "unique_visitors": sum(everyone.values()),
+            "visits": sum(d["unique_visitors"] for d in days.values()),
             "entries": sum(d["entries"] for d in days.values()),
-            "schoolchildren": sum(d["schoolchildren"] for d in days.values()),
+            "schoolchildren": sum(n for b, n in everyone.items() if index[b].category in school),
         },
         "over_capacity": {d: over_capacity(venue, ps) for d, ps in sorted(by_day.items())},
     }
+
+
+FIGURES = ("unique_visitors", "entries", "by_category", "schoolchildren", "departements")
+
+
+def compare(truth: dict, export: dict) -> list[str]:
+    """Every figure where `sesame export attendance --format json` differs from the truth."""
+    diffs: list[str] = []
+    for day, t in truth["days"].items():
+        e = export.get("days", {}).get(day)
+        if e is None:
+            diffs.append(f"{day}: missing from the export")
+            continue
+        for key in FIGURES + (("denials_by_reason",) if "denials_by_reason" in t else ()):
+            if t[key] != e.get(key):
+                diffs.append(f"{day} {key}: truth {t[key]!r} export {e.get(key)!r}")
+        for zone, tp in t["peak_occupancy"].items():
+            ep = e.get("peak_occupancy", {}).get(zone, {})
+            if tp["value"] != ep.get("value") or not _same_time(tp["at"], ep.get("at")):
+                diffs.append(f"{day} peak {zone}: truth {tp} export {ep}")
+    for key, v in truth["totals"].items():
+        if export.get("totals", {}).get(key) != v:
+            diffs.append(f"totals {key}: truth {v} export {export.get('totals', {}).get(key)}")
+    return diffs
+
+
+def _same_time(a: str | None, b: str | None) -> bool:
+    """Times compared to the millisecond (the wire's resolution)."""
+    if not a or not b:
+        return a == b
+    return abs((datetime.fromisoformat(a) - datetime.fromisoformat(b)).total_seconds()) < 0.0005
 
 
 def write_truth(truth: dict, path: Path) -> None:
