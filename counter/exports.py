@@ -39,12 +39,28 @@ def _days(conn, venue: Venue, day: str | None) -> list[str]:
     return sorted(found | {d.date.isoformat() for d in venue.days})
 
 
-def _walk(conn, venue: Venue, day: str, minute_series: bool = False):
-    """Occupancy through the day: peaks per zone and, optionally, a per-minute series."""
-    lanes = {g.id: (g.from_zone, g.to_zone) for g in venue.gates.values()}
-    occ = dict.fromkeys(venue.zones, 0)
-    peak = {z: (0, None) for z in venue.zones}
-    series: dict[str, list[tuple[str, int]]] = {z: [] for z in venue.zones}
+_NOWHERE = (OUTSIDE, OUTSIDE)  # a gate no longer in the venue file: counted nowhere
+
+
+class _Day:
+    """Everything one pass over a day's passages (in event-time order) yields."""
+
+    def __init__(self, venue: Venue):
+        self.occ = dict.fromkeys(venue.zones, 0)
+        self.peak: dict[str, tuple[int, float | None]] = {z: (0, None) for z in venue.zones}
+        self.series: dict[str, list[tuple[str, int]]] = {z: [] for z in venue.zones}
+        self.entries = self.anonymous = 0
+        self.hours: Tally[int] = Tally()
+        self.visitors: dict[str, list] = {}  # badge -> [category, group size, département]
+
+
+def _walk(conn, venue: Venue, day: str, registry: dict | None = None,
+          minute_series: bool = False) -> _Day:  # fmt: skip
+    """One pass over the day: occupancy peaks (passages and corrections in event-time order),
+    optionally a per-minute series, and with a registry the entries and visitors."""
+    lanes = {g.id: (g.from_zone, g.to_zone) for g in venue.gates.values()}  # venue zones only
+    r = _Day(venue)
+    occ, peak, series = r.occ, r.peak, r.series
     corrections = conn.execute(
         "SELECT t, zone, delta FROM corrections WHERE day = ? ORDER BY t", (day,)
     ).fetchall()
@@ -70,64 +86,82 @@ def _walk(conn, venue: Venue, day: str, minute_series: bool = False):
             last_minute = m
 
     rows = conn.execute(
-        "SELECT t, gate FROM events WHERE day = ? AND kind = 'passage' ORDER BY t", (day,)
+        "SELECT t, gate, badge, category, hour, group_size FROM events "
+        "WHERE day = ? AND kind = 'passage' ORDER BY t",
+        (day,),
     )
-    for t, gate in rows:
-        while ci < len(corrections) and corrections[ci][0] <= t:
-            ct, z, d = corrections[ci]
-            bump(z, d, ct)
-            ci += 1
+    visitors, hours = r.visitors, [0] * 24
+    next_corr = corrections[0][0] if corrections else float("inf")
+    for t, gate, badge, cat, hour, size in rows:
+        if t >= next_corr:
+            while ci < len(corrections) and corrections[ci][0] <= t:
+                ct, z, d = corrections[ci]
+                bump(z, d, ct)
+                ci += 1
+            next_corr = corrections[ci][0] if ci < len(corrections) else float("inf")
         if minute_series:
             flush(t)
-        fr, to = lanes.get(gate, (OUTSIDE, OUTSIDE))
+        fr, to = lanes.get(gate, _NOWHERE)
         if fr != OUTSIDE:
-            bump(fr, -1, t)
+            occ[fr] -= 1  # (a decrease never makes a peak)
+        elif registry is not None:
+            r.entries += 1
+            hours[hour] += 1
+            if badge is None:
+                r.anonymous += 1
+            else:
+                v = visitors.get(badge)
+                reg = registry.get(badge)
+                if v is None:
+                    # registry first, else what the gate reported, else 1
+                    visitors[badge] = [
+                        cat or (reg[0] if reg else None),
+                        reg[1] if reg and reg[1] else (size or 1),
+                        reg[2] if reg else None,
+                    ]
+                elif not (reg and reg[1]) and size and size > v[1]:
+                    v[1] = size
         if to != OUTSIDE:
-            bump(to, 1, t)
+            n = occ[to] + 1
+            occ[to] = n
+            if n > peak[to][0]:
+                peak[to] = (n, t)
     for ct, z, d in corrections[ci:]:
         bump(z, d, ct)
+    r.hours.update({h: n for h, n in enumerate(hours) if n})
     if minute_series and last_minute is not None:
         flush(last_minute * 60 + 60)
-    peaks = {
+    return r
+
+
+def _peaks(r: _Day, tz) -> dict:
+    return {
         z: {"value": v, "at": datetime.fromtimestamp(t, tz).isoformat() if t else None}
-        for z, (v, t) in peak.items()
+        for z, (v, t) in r.peak.items()
     }
-    return peaks, series
 
 
-def _day_report(conn, venue: Venue, day: str) -> dict:
+def _registry(conn) -> dict[str, tuple]:
+    return {
+        b: (c, g, d)
+        for b, c, g, d in conn.execute(
+            "SELECT badge_id, category, group_size, department FROM badges"
+        )
+    }
+
+
+def _day_report(conn, venue: Venue, day: str, registry: dict) -> tuple[dict, dict]:
     school = {c.id for c in venue.categories.values() if c.schoolchildren}
-    entries = conn.execute(
-        "SELECT count(*) FROM events WHERE day = ? AND kind = 'passage' AND from_zone = ?",
-        (day, OUTSIDE),
-    ).fetchone()[0]
-    anonymous = conn.execute(
-        "SELECT count(*) FROM events WHERE day = ? AND kind = 'passage' AND from_zone = ? "
-        "AND badge IS NULL",
-        (day, OUTSIDE),
-    ).fetchone()[0]
-    visitors = conn.execute(
-        "SELECT e.badge, coalesce(min(e.category), min(b.category)), "
-        "max(coalesce(b.group_size, e.group_size, 1)), min(b.department) "
-        "FROM events e LEFT JOIN badges b ON b.badge_id = e.badge "
-        "WHERE e.day = ? AND e.kind = 'passage' AND e.from_zone = ? AND e.badge IS NOT NULL "
-        "GROUP BY e.badge",
-        (day, OUTSIDE),
-    ).fetchall()
+    r = _walk(conn, venue, day, registry)
     by_category: Tally[str] = Tally()
     departements: Tally[str] = Tally()
     unique = schoolchildren = 0
-    for _badge, cat, size, dept in visitors:
+    for cat, size, dept in r.visitors.values():
         unique += size
         by_category[cat or "unknown"] += size
         if cat in school:
             schoolchildren += size
             departements[dept or "unknown"] += size
-    hours = conn.execute(
-        "SELECT hour, count(*) FROM events WHERE day = ? AND kind = 'passage' AND from_zone = ? "
-        "GROUP BY hour ORDER BY hour",
-        (day, OUTSIDE),
-    ).fetchall()
     denials = conn.execute(
         "SELECT reason, count(*) FROM events WHERE day = ? AND kind = 'denied' GROUP BY reason",
         (day,),
@@ -135,19 +169,18 @@ def _day_report(conn, venue: Venue, day: str) -> dict:
     residue = conn.execute(
         "SELECT zone, residue FROM day_residues WHERE day = ? ORDER BY zone", (day,)
     ).fetchall()
-    peaks, _ = _walk(conn, venue, day)
     return {
         "unique_visitors": unique,
-        "entries": entries,
-        "anonymous_entries": anonymous,
+        "entries": r.entries,
+        "anonymous_entries": r.anonymous,
         "by_category": dict(sorted(by_category.items())),
-        "arrivals_by_hour": {f"{h:02d}": n for h, n in hours},
-        "peak_occupancy": peaks,
+        "arrivals_by_hour": {f"{h:02d}": n for h, n in sorted(r.hours.items())},
+        "peak_occupancy": _peaks(r, venue.tz),
         "schoolchildren": schoolchildren,
         "departements": dict(sorted(departements.items())),
         "denials_by_reason": dict(sorted(denials)),
         "residue": dict(residue),
-    }
+    }, r.visitors
 
 
 def attendance(
@@ -157,28 +190,23 @@ def attendance(
     conn = connect(db_path, readonly=True)
     try:
         days = _days(conn, venue, day)
+        registry = _registry(conn)
         report: dict = {"venue": venue.id, "days": {}}
+        everyone: dict[str, list] = {}  # badge -> [category, size] over all the days
         for i, d in enumerate(days):
-            report["days"][d] = _day_report(conn, venue, d)
+            report["days"][d], visitors = _day_report(conn, venue, d, registry)
+            for badge, (cat, size, _dept) in visitors.items():
+                v = everyone.setdefault(badge, [cat, size])
+                v[1] = max(v[1], size)
             if progress:
                 progress(i + 1, len(days))
-        dsel = list(days)
-        marks = ",".join("?" * len(dsel))
-        school = [c.id for c in venue.categories.values() if c.schoolchildren]
-        distinct = conn.execute(
-            "SELECT coalesce(min(e.category), min(b.category)), "
-            "max(coalesce(b.group_size, e.group_size, 1)) FROM events e "
-            "LEFT JOIN badges b ON b.badge_id = e.badge "
-            f"WHERE e.day IN ({marks}) AND e.kind = 'passage' AND e.from_zone = ? "
-            "AND e.badge IS NOT NULL GROUP BY e.badge",
-            (*dsel, OUTSIDE),
-        ).fetchall()
+        school = {c.id for c in venue.categories.values() if c.schoolchildren}
         per_day = report["days"].values()
         report["totals"] = {
-            "unique_visitors": sum(s for _, s in distinct),
+            "unique_visitors": sum(s for _, s in everyone.values()),
             "visits": sum(r["unique_visitors"] for r in per_day),
             "entries": sum(r["entries"] for r in per_day),
-            "schoolchildren": sum(s for c, s in distinct if c in school),
+            "schoolchildren": sum(s for c, s in everyone.values() if c in school),
             "denials": sum(sum(r["denials_by_reason"].values()) for r in per_day),
         }
         return report
@@ -192,7 +220,7 @@ def occupancy_series(
     """Occupancy per zone, one point per minute with events (local ISO time, people)."""
     conn = connect(db_path, readonly=True)
     try:
-        _, series = _walk(conn, venue, day, minute_series=True)
+        series = _walk(conn, venue, day, minute_series=True).series
     finally:
         conn.close()
     return {zone: series.get(zone, [])} if zone is not None else series
