@@ -73,19 +73,24 @@ class Counter:
         self.core = Core(self.venue, store, self.clock)
         topics = wire.Topics(self.venue.id)
         will = (topics.counter_status(), wire.CounterStatus(online=False).to_json(), 1, True)
-        self.conn = mqtt.connect(
-            self.broker_url,
-            self.client_id,
-            credentials=self.credentials,
-            will=will,
-            subscriptions=[(t, 1) for t in self.core.subscriptions()],
-            on_message=self._on_message,
-            clean_start=False,
-            session_expiry=self.session_expiry,
-            manual_ack=True,
-            timeout=timeout,
-            on_state=self._on_state,
-        )
+        try:
+            self.conn = mqtt.connect(
+                self.broker_url,
+                self.client_id,
+                credentials=self.credentials,
+                will=will,
+                subscriptions=[(t, 1) for t in self.core.subscriptions()],
+                on_message=self._on_message,
+                clean_start=False,
+                session_expiry=self.session_expiry,
+                manual_ack=True,
+                timeout=timeout,
+                on_state=self._on_state,
+            )
+        except BaseException:
+            store.close()
+            self.core = None
+            raise
         self._thread = threading.Thread(target=self._run, name="counter-writer", daemon=True)
         self._thread.start()
         return self
