@@ -26,6 +26,7 @@ from sesame.venue import OUTSIDE, Venue
 
 SNAPSHOT_EVERY = 100_000  # events between snapshots of the rebuilt state
 RATE_WINDOW_S = 60.0  # event-time window for a lane's spend rate
+FUTURE_TOLERANCE_S = 3600.0  # an event this far ahead of the counter's clock has a bad clock
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class Core:
         self.event_clock: float | None = None
         self.events_since_snapshot = 0
         self.last_lag_ms: float | None = None
-        self.stats = {"events": 0, "duplicates": 0, "quarantined": 0}
+        self.stats = {"events": 0, "duplicates": 0, "quarantined": 0, "future": 0}
         self._rebuild()
 
     # -- start-up ------------------------------------------------------------------------
@@ -151,6 +152,7 @@ class Core:
         zones: set[str] = set()
         self._dirty_days: set[str] = set()
         now = utcnow()
+        self._wall_t = self.clock().timestamp()
         self.store.begin()
         try:
             for topic, payload in batch:
@@ -220,7 +222,14 @@ class Core:
             self.stats["duplicates"] += 1
             return None
         t = ev.ts.timestamp()
-        day = self.days.day_of_t(t)
+        future = t > self._wall_t + FUTURE_TOLERANCE_S
+        if future and self.book.current is not None:
+            # A lane whose clock runs ahead must not close today early: the passage counts
+            # toward the live day and does not move the event clock.
+            day = self.book.current
+            self.stats["future"] += 1
+        else:
+            day = self.days.day_of_t(t)
         rows.append(
             (
                 ev.id, gate, ev.epoch, ev.seq, ev.ts.isoformat(), t, day,
@@ -229,7 +238,7 @@ class Core:
                 ev.gate_ts.isoformat() if ev.gate_ts else None, ev.clock_offset_ms, now,
             )
         )  # fmt: skip
-        if self.event_clock is None or t > self.event_clock:
+        if not future and (self.event_clock is None or t > self.event_clock):
             self.event_clock = t
         self._advance(day, zones)
         if ev.kind == "passage":

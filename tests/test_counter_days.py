@@ -126,3 +126,13 @@ def test_near_full_and_full_states(small_venue):
     assert zone_state(30, hall, closed=False, evacuating=False) == "full"
     assert zone_state(31, hall, closed=True, evacuating=False) == "closed"
     assert zone_state(0, hall, closed=True, evacuating=True) == "evacuating"
+
+
+def test_a_lane_clock_far_ahead_does_not_close_the_day(make_core, lanes):
+    clock = Clock(datetime(2018, 11, 22, 11, 0, tzinfo=PARIS))
+    core = make_core(clock=clock)
+    core.handle([lanes.event("in-1"), lanes.event("in-1")])
+    core.handle([lanes.event("in-2", ts=datetime(2030, 1, 1, 12, 0, tzinfo=PARIS))])
+    assert core.book.current == "2018-11-22" and core.book.live("hall") == 3
+    assert core.stats["future"] == 1
+    assert datetime.fromtimestamp(core.event_clock, PARIS).year == 2018
