@@ -101,7 +101,7 @@ def _load(payload: bytes | str, limit: int = MAX_PAYLOAD) -> dict | ParseError:
     except UnicodeDecodeError:
         return ParseError("payload is not valid UTF-8")
     try:
-        obj = json.loads(text, parse_constant=_no_constant)
+        obj = _DECODER.decode(text)
     except (ValueError, RecursionError):
         return ParseError("payload is not JSON")
     if not isinstance(obj, dict):
@@ -111,6 +111,10 @@ def _load(payload: bytes | str, limit: int = MAX_PAYLOAD) -> dict | ParseError:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
+
+
+# One decoder for all messages: json.loads with arguments builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
 
 
 class _Bad(Exception):
