@@ -177,3 +177,19 @@ def test_occupancy_series_and_plot(attendance_db, small_venue, tmp_path):
 
     img = Image.open(tmp_path / "p.png")
     assert img.format == "PNG" and img.size == (1000, 500)
+
+
+def test_corrections_count_in_the_peak_at_their_time(make_core, lanes, small_venue, tmp_path):
+    from sesame import wire
+
+    core = make_core()
+    core.handle([lanes.event("in-1", ts=at(D1, 9, 0, i)) for i in range(3)])
+    c = wire.Correction(id="corr-0001", zone="hall", delta=10, reason="side door",
+                        by="officer", ts=at(D1, 9, 30))  # fmt: skip
+    core.handle([(wire.Topics("testhall").corrections(), c.to_json())])
+    core.handle([lanes.event("out-1", ts=at(D1, 10, 0))])
+    day = exports.attendance(tmp_path / "counter.db", small_venue, "2018-11-22")["days"][
+        "2018-11-22"
+    ]
+    assert day["peak_occupancy"]["hall"] == {"value": 13, "at": "2018-11-22T09:30:00+01:00"}
+    assert day["entries"] == 3  # a correction is not an entry
