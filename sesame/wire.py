@@ -11,7 +11,7 @@ import json
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sesame.reasons import Reason
@@ -25,6 +25,10 @@ _EPOCH = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _BADGE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_SEQ = 2**53  # JSON-safe integer range
+# Timestamps a gate or counter clock can plausibly read (1970 included: a board without a
+# real-time clock boots there), far enough from datetime's limits for any time zone.
+TS_MIN = datetime(1900, 1, 1, tzinfo=UTC)
+TS_MAX = datetime(2900, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,14 @@ def _ts(obj: dict, key: str, *, optional: bool = False) -> datetime | None:
         raise _Bad(f"field {key!r} is not an ISO 8601 timestamp") from None
     if t.tzinfo is None:
         raise _Bad(f"field {key!r} has no UTC offset")
+    # Years 1 and 9999 parse, but their instant overflows once moved to UTC or to the
+    # venue's zone (the counter's day and hour): refuse what no clock can read.
+    try:
+        utc = t.astimezone(UTC)
+    except (OverflowError, ValueError):
+        utc = None
+    if utc is None or not TS_MIN <= utc < TS_MAX:
+        raise _Bad(f"field {key!r} is out of range")
     return t
 
 
