@@ -4,6 +4,7 @@ security headers every response carries."""
 
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -60,14 +61,29 @@ def body_doc(model: type[BaseModel]) -> dict:
 MAX_BODY = 16 * 1024
 
 
+async def read_body(request: Request) -> bytes:
+    """The body, refused with 413 as soon as it is known to be too large: from the
+    Content-Length header, else while it streams in (never buffered whole first)."""
+    too_large = ApiError(413, "TOO_LARGE", f"request body over {MAX_BODY} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.strip().isdigit() and int(declared) > MAX_BODY:
+        raise too_large
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise too_large
+    return bytes(raw)
+
+
 async def parse_body(request: Request, model: type[BaseModel]) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, "TOO_LARGE", f"request body over {MAX_BODY} bytes")
+    raw = await read_body(request)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/x-www-form-urlencoded" and model is LoginBody:
-        form = await request.form()
-        data: Any = {k: v for k, v in form.items() if isinstance(v, str)}
+        try:  # parsed from the bytes already read (the request stream is consumed)
+            data: Any = dict(parse_qsl(raw.decode("utf-8"), max_num_fields=20))
+        except (UnicodeDecodeError, ValueError):
+            raise ApiError(422, "INVALID", "body is not a valid form") from None
     elif ctype == "application/json" or (ctype == "" and raw):
         try:
             data = json.loads(raw)
