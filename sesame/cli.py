@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -57,9 +59,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as e:
         print(f"sesame {args.command}: error: {e}", file=sys.stderr)
         return e.code
+    except BrokenPipeError:
+        # `sesame ... | head`: the reader has gone; stop quietly like other Unix tools.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as e:
+        # Last resort for a path the user gave that a handler did not check (missing folder,
+        # no permission, disk full): one line naming the file, not a traceback.
+        print(f"sesame {args.command}: error: {_os_error(e)}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as e:
+        # A database option pointing at a file that is not SQLite (or is damaged).
+        print(f"sesame {args.command}: error: not a usable database ({e})", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _os_error(e: OSError) -> str:
+    what = e.strerror or str(e)
+    return f"{e.filename}: {what}" if e.filename else what
 
 
 if __name__ == "__main__":

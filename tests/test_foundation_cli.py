@@ -3,6 +3,7 @@ and exit 2, and the entry point stays fast (heavy modules load inside handlers).
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 
@@ -77,3 +78,40 @@ def test_help_does_not_load_heavy_modules():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    "exc, needle",
+    [
+        (FileNotFoundError(2, "No such file or directory", "/nowhere/out.csv.tmp"), "/nowhere"),
+        (PermissionError(13, "Permission denied", "/root/x.db"), "Permission denied"),
+        (sqlite3.DatabaseError("file is not a database"), "not a database"),
+    ],
+    ids=["missing-folder", "permission", "not-sqlite"],
+)
+def test_a_file_error_a_handler_missed_is_one_line_exit_2(monkeypatch, capsys, exc, needle):
+    """A path the user gave that a handler did not check (e.g. `--out` in a missing folder,
+    `--db` naming a file that is not SQLite) ends in one line, not a traceback."""
+    import sesame.cli_config
+
+    def handler(args):
+        raise exc
+
+    monkeypatch.setattr(sesame.cli_config, "_check", handler)
+    assert main(["config", "check"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("sesame config: error: ") and needle in err
+
+
+def test_a_database_option_naming_a_non_sqlite_file_is_one_line(tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database\n" * 100)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sesame", "export", "attendance", "--db", str(junk), "--out", "-"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
