@@ -212,12 +212,17 @@ class Core:
         lane = self.venue.gates.get(gate)
         if lane is None:
             return f"unknown gate {gate!r}"
+        touched[(gate, ev.epoch)] = 1
         if (ev.from_zone, ev.to_zone) != (lane.from_zone, lane.to_zone):
+            # Kept in quarantine and acknowledged like a stored event: otherwise one bad
+            # event would hold the lane's outbox (and its ack) back for ever.
+            if not self.tracker.get(gate, ev.epoch).add(ev.seq):
+                self.stats["duplicates"] += 1
+                return None
             return (
                 f"zones {ev.from_zone}->{ev.to_zone} do not match lane {gate} "
                 f"({lane.from_zone}->{lane.to_zone})"
             )
-        touched[(gate, ev.epoch)] = 1
         if not self.tracker.get(gate, ev.epoch).add(ev.seq):
             self.stats["duplicates"] += 1
             return None
@@ -340,6 +345,30 @@ class Core:
                 zones.add(c.zone)
         return None
 
+    def quarantine_one(self, topic: str, payload: bytes, reason: str) -> list[Out]:
+        """Store one message in quarantine on its own (after it broke a batch). When it
+        names its lane's epoch and seq, that seq counts as handled so the lane's ack moves
+        on (see `_event`); returns the ack to publish."""
+        parts = self.topics.split(topic)
+        is_event = parts is not None and len(parts) == 3 and parts[2] == "events"
+        ident = _loose_ident(parts[1], payload) if is_event else None
+        out: list[Out] = []
+        self.store.begin()
+        try:
+            self.store.quarantine([(topic, bytes(payload), reason, utcnow())])
+            if ident is not None:
+                gate, epoch, seq = ident
+                s = self.tracker.get(gate, epoch)
+                if s.add(seq):
+                    self.store.save_seq(gate, epoch, s.committed, s.above_ranges(), s.max_seq)
+                out.append(Out(self.topics.ack(gate), self._ack(gate, epoch)))
+            self.store.commit()
+        except BaseException:
+            self.store.rollback()
+            raise
+        self.stats["quarantined"] += 1
+        return out
+
     # -- periodic ----------------------------------------------------------------------
     def tick(self) -> list[Out]:
         """Wall-clock duties: closing the day on its own date, lease top-ups."""
@@ -449,3 +478,21 @@ class Core:
 
 def monotonic_ms() -> float:
     return time.monotonic() * 1000.0
+
+
+def _loose_ident(gate: str | None, payload: bytes) -> tuple[str, str, int] | None:
+    """(gate, epoch, seq) of a raw event payload from its own lane's topic, or None."""
+    if gate is None:
+        return None
+    try:
+        obj = json.loads(bytes(payload)[: wire.MAX_PAYLOAD])
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(obj, dict) or obj.get("gate") != gate:
+        return None
+    epoch, seq = obj.get("epoch"), obj.get("seq")
+    if not isinstance(epoch, str) or not wire._EPOCH.match(epoch):
+        return None
+    if type(seq) is not int or not 1 <= seq <= wire.MAX_SEQ:
+        return None
+    return gate, epoch, seq

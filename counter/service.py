@@ -14,6 +14,7 @@ re-publish the rest from their outboxes.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -183,24 +184,44 @@ class Counter:
             self.error = e
 
     def _handle(self, batch: list) -> None:
-        core = self.core
-        assert core is not None and self.conn is not None
+        assert self.core is not None and self.conn is not None
         items = [(m.topic, m.payload) for _, m in batch]
-        for attempt in range(3):
-            try:
-                outs = core.handle(items)
-                break
-            except Exception:
-                if attempt == 2:
-                    raise
-                log.exception("commit failed, retrying")
-                time.sleep(0.2 * (attempt + 1))
+        try:
+            outs = self.core.handle(items)
+        except Exception:
+            log.exception("batch of %d failed; retrying one message at a time", len(items))
+            outs = self._one_by_one(items)
         self._publish(outs)
         for _, m in batch:
             if m.qos > 0:
                 self.conn.ack(m)
-        core.last_lag_ms = round((time.monotonic() - batch[0][0]) * 1000.0, 1)
+        self.core.last_lag_ms = round((time.monotonic() - batch[0][0]) * 1000.0, 1)
         self.batches += 1
+
+    def _reload(self) -> None:
+        """A failed transaction was rolled back: rebuild the in-memory state to match."""
+        assert self.core is not None
+        store = self.core.store
+        store.rollback()
+        stats, lag = self.core.stats, self.core.last_lag_ms
+        self.core = Core(self.venue, store, self.clock)
+        self.core.stats, self.core.last_lag_ms = stats, lag
+
+    def _one_by_one(self, items: list[tuple[str, bytes]]) -> list[Out]:
+        """Isolate a message that breaks the core: quarantine it instead of dying on it.
+        A database that keeps failing (disk full, I/O error) still stops the counter."""
+        self._reload()
+        outs: list[Out] = []
+        for topic, payload in items:
+            try:
+                outs += self.core.handle([(topic, payload)])
+            except Exception as e:
+                if isinstance(e, sqlite3.Error):
+                    raise
+                log.exception("message on %s quarantined after an internal error", topic)
+                self._reload()
+                outs += self.core.quarantine_one(topic, payload, f"internal error: {e!r}"[:500])
+        return outs
 
     def _publish(self, outs: list[Out]) -> None:
         assert self.conn is not None

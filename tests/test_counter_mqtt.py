@@ -275,3 +275,28 @@ def test_counter_reconnects_after_a_broker_restart(mosquitto, tmp_path):
         counter.stop()
     with sqlite3.connect(tmp_path / "c.db") as c:
         assert c.execute("SELECT count(*) FROM events").fetchone()[0] == 10
+
+
+def test_a_message_that_breaks_the_core_is_quarantined_not_fatal(mosquitto, tmp_path, monkeypatch):
+    real = wire.parse_event
+
+    def fragile(payload):  # stands for a bug the validation did not foresee
+        if b"B000003" in bytes(payload):
+            raise RuntimeError("unforeseen")
+        return real(payload)
+
+    monkeypatch.setattr(wire, "parse_event", fragile)
+    counter = Counter(VENUE, tmp_path / "c.db", mosquitto.url("counter")).start()
+    gate = GateSim(mosquitto.url("gate-churchill-in-1"), "churchill-in-1")
+    try:
+        gate.passage(6)
+        wait_for(lambda: gate.acked == 6, what="acks past the poison message")
+        assert counter.running and counter.error is None
+        assert counter.core.book.live("nef") == 5  # the other five, each once
+    finally:
+        gate.close()
+        counter.stop()
+    with sqlite3.connect(tmp_path / "c.db") as c:
+        assert c.execute("SELECT count(*) FROM events").fetchone()[0] == 5
+        (reason,) = c.execute("SELECT reason FROM quarantine").fetchone()
+    assert "internal error" in reason and "unforeseen" in reason
