@@ -80,7 +80,8 @@ class Link:
 
         self._conn = mqtt.connect(
             self._url,
-            f"gate-{self.gate}",
+            # not guessable by another gate, which could otherwise disconnect this one
+            mqtt.account_client_id(f"gate-{self.gate}", self._url, self._credentials),
             credentials=self._credentials,
             will=(self.topics.gate_status(self.gate), self._will, 1, True),
             subscriptions=self.subscriptions(),

@@ -22,6 +22,7 @@ CONNACK check are done once and the same way:
 from __future__ import annotations
 
 import collections
+import hashlib
 import logging
 import os
 import threading
@@ -321,6 +322,21 @@ class Connection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def account_client_id(
+    base: str, url: str | BrokerURL | None, credentials: str | Path | None = None
+) -> str:
+    """`base` plus a tag derived from the account's password: stable across restarts (the
+    persistent session is kept) but not guessable by another account. On Mosquitto a client
+    presenting someone else's id disconnects it and drops its session, whatever the ACL, so
+    a guessable id lets any account knock a component off the broker. Without a password
+    (TLS client certificates) the id is `base` as it is."""
+    parsed = url if isinstance(url, BrokerURL) else parse_broker_url(url, credentials)
+    if not parsed.password:
+        return base
+    secret = f"sesame-client-id\0{parsed.username}\0{parsed.password}".encode()
+    return f"{base}-{hashlib.sha256(secret).hexdigest()[:16]}"
 
 
 def connect(
