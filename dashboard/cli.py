@@ -149,6 +149,12 @@ def _dashboard(args: argparse.Namespace) -> int:
         credentials=args.credentials,
         cookie_secure=args.secure_cookies,
     )
+    from dashboard.server import listen
+
+    try:
+        sock = listen(args.host, args.port)
+    except OSError as e:
+        raise CliError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
     print(f"dashboard for {venue.venue.name}: http://{args.host}:{args.port}/", flush=True)
-    serve_forever(settings, args.host, args.port)
+    serve_forever(settings, sock)
     return 0

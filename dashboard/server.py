@@ -73,5 +73,21 @@ def serve_in_thread(settings: Settings, host: str = "127.0.0.1", port: int = 0) 
     return ServerThread(create_app(settings), host, port).start()
 
 
-def serve_forever(settings: Settings, host: str, port: int) -> None:
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the listening socket before anything starts, so a port already in use or an
+    address this machine does not have is one clear OSError (uvicorn would log it over
+    several lines after starting the app)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def serve_forever(settings: Settings, sock: socket.socket) -> None:
+    config = uvicorn.Config(create_app(settings), log_level="info", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])

@@ -64,3 +64,17 @@ def test_a_file_that_is_not_an_accounts_database_is_refused(tmp_path):
     r = sesame("users", "list", "--accounts", str(junk))
     assert r.returncode == 2 and "junk.db" in r.stderr and len(r.stderr.splitlines()) == 1
     assert junk.read_bytes().startswith(b"this is not SQLite")  # left as it was
+
+
+def test_a_port_already_in_use_is_one_line_exit_2(tmp_path):
+    import socket
+
+    acc = str(tmp_path / "a.db")
+    Store(acc).add_user("sophie", "safety", "a long password")
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        r = sesame("dashboard", "--accounts", acc, "--port", str(port))
+    assert r.returncode == 2, r.stderr
+    assert f"127.0.0.1:{port}" in r.stderr and "in use" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "dashboard for" not in r.stdout  # no address printed for a server that never ran
