@@ -48,11 +48,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(func=_users_list)
 
 
-def _store(path: str):
+def _store(path: str, *, must_exist: bool = False):
     import sqlite3
+    from pathlib import Path
 
     from dashboard.accounts import Store
 
+    if must_exist and not Path(path).exists():
+        # A mistyped --accounts would otherwise create an empty database and list nobody.
+        raise CliError(f"{path}: no such accounts database (`sesame users add` creates it)")
     try:
         return Store(path)
     except sqlite3.Error as e:
@@ -84,7 +88,7 @@ def _users_add(args: argparse.Namespace) -> int:
 def _users_remove(args: argparse.Namespace) -> int:
     from dashboard.accounts import AccountError
 
-    store = _store(args.accounts)
+    store = _store(args.accounts, must_exist=True)
     try:
         store.remove_user(args.username)
     except AccountError as e:
@@ -96,7 +100,7 @@ def _users_remove(args: argparse.Namespace) -> int:
 
 
 def _users_list(args: argparse.Namespace) -> int:
-    store = _store(args.accounts)
+    store = _store(args.accounts, must_exist=True)
     try:
         for u in store.users():
             print(f"{u.username}\t{u.role}")

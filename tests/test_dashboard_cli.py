@@ -78,3 +78,14 @@ def test_a_port_already_in_use_is_one_line_exit_2(tmp_path):
     assert f"127.0.0.1:{port}" in r.stderr and "in use" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "dashboard for" not in r.stdout  # no address printed for a server that never ran
+
+
+def test_list_and_remove_refuse_a_missing_accounts_file(tmp_path):
+    """A mistyped --accounts is reported, not answered with an empty list (and no stray
+    empty database is left behind)."""
+    missing = tmp_path / "dashbaord.db"
+    for args in (["list"], ["remove", "sophie"]):
+        r = sesame("users", *args, "--accounts", str(missing))
+        assert r.returncode == 2, r.stderr
+        assert "dashbaord.db" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not missing.exists()
