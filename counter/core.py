@@ -194,7 +194,7 @@ class Core:
         if len(parts) == 3 and parts[0] == "gates" and parts[2] == "events":
             return self._event(parts[1], payload, now, rows, touched, zones)
         if len(parts) == 3 and parts[0] == "gates" and parts[2] == "status":
-            return self._gate_status(parts[1], payload)
+            return self._gate_status(parts[1], payload, zones)
         if len(parts) == 3 and parts[:2] == ("control", "zones"):
             return self._zone_control(parts[2], payload, zones)
         if parts == ("control", "venue"):
@@ -279,7 +279,7 @@ class Core:
             zones.update(self.venue.zones)
 
     # -- other inputs ------------------------------------------------------------------
-    def _gate_status(self, gate, payload) -> str | None:
+    def _gate_status(self, gate, payload, zones) -> str | None:
         st = wire.parse_gate_status(payload)
         if not st:
             return st.reason
@@ -294,8 +294,10 @@ class Core:
         if lease is not None and st.online and st.lease_serial is not None:
             if lz.confirm(lease, st.lease_serial, st.outbox == 0):
                 self.store.save_lease(gate, lease.day, lease.serial, lease.grants, lease.exposure)
-        if self.book.current is None and st.ts is not None:
-            self._advance(self.days.day_of(st.ts), set())
+        if st.ts is not None and st.ts.timestamp() <= self._wall_t + FUTURE_TOLERANCE_S:
+            # A lane's clock moves the day on like its events do: on a replayed morning the
+            # lanes need the new day's lease before anyone can pass.
+            self._advance(self.days.day_of(st.ts), zones)
         return None
 
     def _zone_control(self, zone, payload, zones) -> str | None:

@@ -136,3 +136,15 @@ def test_a_lane_clock_far_ahead_does_not_close_the_day(make_core, lanes):
     assert core.book.current == "2018-11-22" and core.book.live("hall") == 3
     assert core.stats["future"] == 1
     assert datetime.fromtimestamp(core.event_clock, PARIS).year == 2018
+
+
+def test_a_lane_status_on_the_next_morning_brings_that_day_s_leases(make_core, lanes):
+    core = make_core()
+    core.handle([lanes.event("in-1")])
+    t = wire.Topics("testhall")
+    morning = datetime(2018, 11, 23, 8, 55, tzinfo=PARIS)
+    status = wire.GateStatus(gate="in-2", online=True, ts=morning)
+    outs = core.handle([(t.gate_status("in-2"), status.to_json())])
+    leases = [wire.parse_lease(p) for p in published(outs, "lease").values()]
+    assert {le.day for le in leases} == {"2018-11-23"} and len(leases) == 4  # entry lanes
+    assert core.book.current == "2018-11-23" and core.book.live("hall") == 0
