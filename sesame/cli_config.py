@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from rich.console import Console
 from rich.table import Table
@@ -30,14 +31,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     check.set_defaults(func=_check)
 
 
+def _id_col(is_id: bool) -> dict:
+    """Ids are what the user types next (`--gate churchill-in-1`): never cut them with an
+    ellipsis on a narrow terminal or in a pipe (80 columns); the other columns wrap."""
+    return {"no_wrap": True, "overflow": "fold"} if is_id else {}
+
+
 def _check(args: argparse.Namespace) -> int:
     venue = load_or_fail(args.path)
     console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=120)  # a pipe or a file: room for whole values, not 80 columns
     console.print(f"[bold]{venue.venue.name}[/] ({venue.id}), time zone {venue.venue.timezone}")
 
     zones = Table(title="Zones")
     for col in ("zone", "name", "capacity", "near full at", "offline policy", "opens onto"):
-        zones.add_column(col)
+        zones.add_column(col, **_id_col(col in ("zone", "opens onto")))
     for z in venue.zones.values():
         zones.add_row(
             z.id,
@@ -51,14 +60,14 @@ def _check(args: argparse.Namespace) -> int:
 
     gates = Table(title="Gate lanes")
     for col in ("gate", "from", "to", "direction", "reader", "kind"):
-        gates.add_column(col)
+        gates.add_column(col, **_id_col(col in ("gate", "from", "to")))
     for g in venue.gates.values():
         gates.add_row(
             g.id,
             g.from_zone,
             g.to_zone,
             "exit" if g.is_exit else "entry",
-            "yes" if g.reader else "no (anonymous)",
+            "yes" if g.reader else "no",
             g.kind,
         )
     console.print(gates)
@@ -74,7 +83,7 @@ def _check(args: argparse.Namespace) -> int:
 
     cats = Table(title="Badge categories")
     for col in ("category", "zones", "re-entry", "early entry"):
-        cats.add_column(col)
+        cats.add_column(col, **_id_col(col == "category"))
     for c in venue.categories.values():
         cats.add_row(c.id, ", ".join(c.zones), c.reentry.value, f"{c.early_minutes} min")
     console.print(cats)

@@ -67,6 +67,20 @@ def test_config_check_prints_a_summary(capsys, monkeypatch):
         assert word in out
 
 
+@pytest.mark.parametrize("columns", ["80", None], ids=["80-column terminal", "pipe"])
+def test_config_check_never_cuts_an_id(capsys, monkeypatch, columns):
+    """Ids are what the user types next (`--gate clemenceau-out-1`): whole in any width."""
+    if columns:
+        monkeypatch.setenv("COLUMNS", columns)
+    else:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    assert main(["config", "check", str(REFERENCE_VENUE)]) == 0
+    out = capsys.readouterr().out
+    v = load_venue(REFERENCE_VENUE)
+    for ident in [*v.gates, *v.zones, *v.categories]:
+        assert re.search(rf"[│ ]{re.escape(ident)}[ │]", out), ident
+
+
 # (description, text edit (old, new), key the message must name, line expected or None)
 BAD_FILES = [
     ("TOML syntax error", ('name = "Nef"', 'name = "Nef'), None, 39),
