@@ -200,6 +200,17 @@ def _revoke(args: argparse.Namespace) -> int:
     publish = bool(args.broker or args.credentials)  # a credential file names its broker
     if not args.ids and not publish:
         raise CliError("give badge ids to revoke (or --broker to re-publish the list)")
+    if publish:
+        # Usage mistakes (a bad --venue, URL or credential file) are refused before the
+        # list changes, so "saved but not published" only ever means the broker's side.
+        from sesame.cli_config import load_or_fail
+        from sesame.mqtt_url import parse_broker_url
+
+        load_or_fail(args.venue)
+        try:
+            parse_broker_url(args.broker, args.credentials)
+        except ValueError as e:
+            raise CliError(str(e)) from None
     try:
         revs, added = badges.revoke(args.list, args.ids)
     except badges.BadgeError as e:

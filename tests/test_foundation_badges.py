@@ -369,6 +369,24 @@ def test_revoke_command(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["revoked.json"]
 
 
+def test_revoke_refuses_a_bad_broker_option_before_changing_the_list(tmp_path, capsys):
+    """A typo in --broker/--credentials/--venue is a usage error (exit 2) and leaves the
+    list as it was, so the user can simply run the corrected command again."""
+    lst = tmp_path / "revoked.json"
+    assert main(["badges", "revoke", "B000001", "--list", str(lst)]) == 0
+    before = lst.read_bytes()
+    capsys.readouterr()
+    for bad in (
+        ["--broker", "localhost:1883"],
+        ["--credentials", str(tmp_path / "missing" / "admin.json")],
+        ["--broker", "mqtt://127.0.0.1:1883", "--venue", str(tmp_path / "no-venue.toml")],
+    ):
+        assert main(["badges", "revoke", "B000002", "--list", str(lst), *bad]) == 2, bad
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "saved" not in err, (bad, err)
+        assert lst.read_bytes() == before, bad
+
+
 _cells = st.sampled_from(
     ["", "all", "ALL", "public", "school", "vip", "2018-11-22", "2018-11-22;2018-11-25",
      "2018-02-30", "1", "0", "501", "-3", "x", '"', "a,b", "é", "\x00", "\ufeff", " ; "]
