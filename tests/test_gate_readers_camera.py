@@ -3,6 +3,8 @@ cv2.VideoWriter (Motion-JPEG), then read back through OpenCV capture like a live
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -117,6 +119,20 @@ def test_a_missing_camera_is_disconnected_and_retried_until_closed(tmp_path) -> 
         reader.close()
         assert time.monotonic() - t0 < 2.0
     assert reader.finished.is_set()
+
+
+def test_a_missing_camera_does_not_flood_stderr() -> None:
+    """`gate doctor` and the agent's log show the reader's health, not OpenCV's own
+    warnings for every reopen attempt."""
+    code = (  # camera index 99: no such device; OpenCV warns on every open by index
+        "import time; from gate.readers.camera import CameraReader; "
+        "r = CameraReader(99, backoff_max=0.05).start(); "
+        "time.sleep(0.5); print(r.health); r.close()"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "disconnected"
+    assert "WARN" not in proc.stderr, proc.stderr
 
 
 def test_unknown_decoder_in_the_gate_file_is_refused() -> None:

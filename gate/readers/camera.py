@@ -26,6 +26,9 @@ from gate.readers.base import (
 )
 
 log = logging.getLogger(__name__)
+# OpenCV writes "[ WARN:0@…] can't open camera by index" to stderr on every failed open (each
+# reopen with backoff, each `gate doctor`); the reader reports that as its health instead.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 class CameraReader(ThreadedReader):
