@@ -88,6 +88,8 @@ def _keygen(args: argparse.Namespace) -> int:
     try:
         priv, pub = tokens.generate_keypair(args.out)
     except FileExistsError as e:
+        if e.errno is not None:  # from mkdir: --out names a file
+            raise CliError(f"{args.out}: exists and is not a directory") from None
         raise CliError(str(e)) from None
     except OSError as e:
         raise CliError(f"{args.out}: {e.strerror or e}") from None

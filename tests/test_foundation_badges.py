@@ -300,6 +300,10 @@ def test_keygen_command(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "refusing to overwrite" in err
     assert priv.read_bytes() == before
+    # --out naming a file: said in words, not "[Errno 17] File exists"
+    assert main(["badges", "keygen", "--out", str(priv)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"{priv}: exists and is not a directory"), err
 
 
 def _verify(capsys, *args) -> tuple[int, str, str]:
