@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sesame.errors import CliError
@@ -100,7 +100,7 @@ def _decide(args: argparse.Namespace, text: str | None) -> dict[str, Any]:
             revoked = revoked_ids(args.revoked)
         except BadgeError as e:
             raise CliError(str(e)) from None
-    now = _parse_at(args.at, venue.tz) if args.at else datetime.now(UTC)
+    now = _parse_at(args.at, venue.tz) if args.at else datetime.now(venue.tz)  # shown as local
     d = decide(
         text,
         venue=venue,

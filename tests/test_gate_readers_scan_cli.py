@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
@@ -78,6 +79,16 @@ def test_a_valid_badge_is_granted_within_opening_hours(tmp_path, capsys, keys) -
     assert (out["decision"], out["reason"]) == ("GRANTED", None)
     assert (out["badge"], out["category"], out["passages"]) == ("B000002", "school", 28)
     assert out["at"].startswith("2018-11-22T10:00:00+01:00")  # venue local time
+
+
+def test_without_at_the_time_is_now_in_venue_local_time(tmp_path, capsys, keys) -> None:
+    token = sign(Claims("B000002", "public", None), keys["priv"])
+    args = decide_args(keys)[:-2]  # no --at
+    code, out, _ = scan(capsys, "--image", badge_png(tmp_path / "b.png", token), *args)
+    assert code == 0
+    at = datetime.fromisoformat(out["at"])
+    paris = datetime.now(ZoneInfo("Europe/Paris"))
+    assert at.utcoffset() == paris.utcoffset() and abs(at - paris) < timedelta(minutes=1)
 
 
 @pytest.mark.parametrize(
