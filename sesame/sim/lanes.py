@@ -78,6 +78,7 @@ class InProcessLane:
         self.gate_id = gate_id
         self.clock = SimClock()
         self.turnstile = SimTurnstile()
+        self._waited_on: tuple | None = None
         self.agent = GateAgent(
             venue,
             gate_id,
@@ -110,9 +111,13 @@ class InProcessLane:
 
     def _await_top_up(self, timeout: float = 0.1) -> None:
         """Simulated time runs far faster than the counter answers: give the lease top-up
-        the (real) moment it takes before the visitor scans again."""
+        the (real) moment it takes before the visitor scans again. Once per lease: when no
+        top-up came, the counter has no room to give and waiting again is pointless."""
         lease = self.agent.lease
         serial = (lease.day, lease.serial) if lease else None
+        if serial is not None and serial == self._waited_on:
+            return
+        self._waited_on = serial
         wait_until(
             lambda: (ls := self.agent.lease) is not None and (ls.day, ls.serial) != serial,
             timeout,
