@@ -127,6 +127,13 @@ def _keys(hw: Hardware) -> Check:
         return Check("keys", "FAIL", str(e))
     if not ring:
         return Check("keys", "FAIL", "no badge key configured")
+    # load_public_keys accepts a private key too (handy on the organiser's machine), but on a
+    # lane it means whoever takes the board can sign badges.
+    private = [str(p) for p in hw.agent.pubkeys if b"PRIVATE KEY" in Path(p).read_bytes()]
+    if private:
+        return Check(
+            "keys", "FAIL", f"{private[0]} is the private signing key: install the .pub file"
+        )
     return Check("keys", "ok", f"{len(ring)} badge key(s): {', '.join(sorted(ring))}")
 
 

@@ -126,3 +126,17 @@ def test_systemd_unit_restarts_and_watches_the_agent():
 
     args = build_parser().parse_args(cmd[1:])  # every option it uses exists
     assert args.gate == "%i" and args.no_display
+
+
+def test_doctor_refuses_the_private_signing_key_on_a_lane(tmp_path):
+    from gate.doctor import _keys
+
+    priv, pub = generate_keypair(tmp_path / "keys")
+    hw = tmp_path / "hw.toml"
+    for key, status in ((pub, "ok"), (priv, "FAIL")):
+        hw.write_text(
+            f'[controller]\nport = "simulated"\n[agent]\ndata_dir = "d"\npubkeys = ["{key}"]\n'
+        )
+        check = _keys(load_hardware(hw))
+        assert check.status == status, check
+    assert "private signing key" in check.detail and str(priv) in check.detail
