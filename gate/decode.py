@@ -16,6 +16,9 @@ Text is returned exactly as encoded (zxing-cpp's ``Plain`` text mode: no GS1 bra
 
 from __future__ import annotations
 
+import io
+import stat
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +32,11 @@ DEFAULT_DECODER = "zxing"
 # Images larger than this on their longest side are not upscaled by the fallback pass:
 # a 2x upscale of a 720p frame costs more than it rescues.
 _UPSCALE_MAX_SIDE = 800
+
+
+# Image files read by `sesame gate scan`: a 48-megapixel phone photo passes.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_PIXELS = 50_000_000
 
 
 class ImageError(Exception):
@@ -149,16 +157,48 @@ def decode_frame(img: np.ndarray, decoder: str = DEFAULT_DECODER) -> list[str]:
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file (PNG, JPEG, WebP, ...) as a grayscale array or raise ImageError."""
+    """Read an image file (PNG, JPEG, WebP, ...) as a grayscale array or raise ImageError.
+
+    Sizes are checked before anything is decoded: a PNG of a few hundred kilobytes can
+    declare a billion pixels (gigabytes of memory on a gate's single-board computer)."""
     p = Path(path)
     try:
+        st = p.stat()
+        if not stat.S_ISREG(st.st_mode):  # a directory, a FIFO that would block, a device
+            raise ImageError(f"{p}: cannot read: not a regular file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise ImageError(f"{p}: file too large ({st.st_size} bytes > {MAX_FILE_BYTES})")
         data = np.fromfile(p, dtype=np.uint8)
     except OSError as e:
         raise ImageError(f"{p}: cannot read: {e.strerror or e}") from None
-    img = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    if data.size:
+        _check_pixels(p, data)
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    except cv2.error:  # e.g. a header beyond OpenCV's own pixel limit
+        img = None
     if img is None:
         raise ImageError(f"{p}: not a readable image")
     return img
+
+
+def _check_pixels(p: Path, data: np.ndarray) -> None:
+    """Refuse an image whose header declares more than MAX_PIXELS (read by Pillow, which
+    opens lazily: only the header is parsed here)."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():  # its bomb warning: we refuse it ourselves below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data.tobytes())) as im:
+                w, h = im.size
+    except Image.DecompressionBombError:
+        w = h = MAX_PIXELS  # beyond Pillow's own limit: far beyond ours
+        w += 1
+    except Exception:  # Pillow cannot tell; OpenCV decodes it within its own limits
+        return
+    if w * h > MAX_PIXELS:
+        raise ImageError(f"{p}: image too large ({w}x{h} pixels; at most {MAX_PIXELS})")
 
 
 def decode_file(path: str | Path, decoder: str = DEFAULT_DECODER) -> list[str]:

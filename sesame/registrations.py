@@ -36,6 +36,8 @@ MAX_ROWS = 1_000_000
 _CATEGORY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# A cell a spreadsheet would evaluate: =, @, or + / - followed by more than a number.
+_FORMULA = re.compile(r"^(?:[=@]|[+-](?![0-9 .()/+-]*$))")
 
 
 class RegistrationError(Exception):
@@ -180,6 +182,9 @@ def _row(
     for c, v in cell.items():
         if _CONTROL.search(v):
             raise ValueError(f"{c}: contains a control character")
+        if _FORMULA.match(v):
+            # the manifest and the attendance exports (départements) open in spreadsheets
+            raise ValueError(f"{c}: {v[:20]!r} would run as a spreadsheet formula")
 
     name = cell["name"]
     if not name:

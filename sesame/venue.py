@@ -20,6 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 OUTSIDE = "outside"
 _ID = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+# Bounds that keep every figure within what the wire carries (sesame.wire: occupancy and
+# capacity up to 10**9, timestamps 1900-2900) and every date computable in any time zone.
+MAX_PEOPLE = 10**9
+FIRST_YEAR, LAST_YEAR = 1971, 2899
 
 
 class ConfigError(Exception):
@@ -45,9 +49,11 @@ class Zone(_Model):
     id: str = Field("", description="zone id, the key of its table; filled by the loader")
     name: str = Field(description="name shown to staff and officers")
     area_m2: int | None = Field(
-        None, gt=0, strict=True, description="public floor area, for the record"
+        None, gt=0, le=MAX_PEOPLE, strict=True, description="public floor area, for the record"
     )
-    capacity: int = Field(gt=0, strict=True, description="legal maximum number of people inside")
+    capacity: int = Field(
+        gt=0, le=MAX_PEOPLE, strict=True, description="legal maximum number of people inside"
+    )
     near_full: float = Field(
         0.9, gt=0, le=1, description="fraction of capacity at which the zone is near_full"
     )
@@ -83,6 +89,13 @@ class Day(_Model):
     closes: time
     note: str = ""
 
+    @field_validator("date")
+    @classmethod
+    def _year(cls, v: date) -> date:
+        if not FIRST_YEAR <= v.year <= LAST_YEAR:
+            raise ValueError(f"year must be between {FIRST_YEAR} and {LAST_YEAR}")
+        return v
+
 
 class Category(_Model):
     id: str = ""
@@ -97,9 +110,15 @@ class Category(_Model):
 
 
 class Leases(_Model):
-    initial: int = Field(20, gt=0, description="first allowance handed to an entry gate")
-    max_per_gate: int = Field(200, gt=0, description="most a single gate may hold at once")
-    low_water: int = Field(5, ge=0, description="top a gate up when it holds this few")
+    initial: int = Field(
+        20, gt=0, le=MAX_PEOPLE, description="first allowance handed to an entry gate"
+    )
+    max_per_gate: int = Field(
+        200, gt=0, le=MAX_PEOPLE, description="most a single gate may hold at once"
+    )
+    low_water: int = Field(
+        5, ge=0, le=MAX_PEOPLE, description="top a gate up when it holds this few"
+    )
 
 
 class VenueInfo(_Model):
