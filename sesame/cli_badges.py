@@ -159,6 +159,8 @@ def _verify(args: argparse.Namespace) -> int:
 
     if (args.token is None) == (args.image is None):
         raise CliError("give either a TOKEN or --image FILE")
+    if args.token and not args.token.startswith("SES1.") and os.path.isfile(args.token):
+        raise CliError(f"{args.token} is a file, not a token: use --image {args.token}")
     paths = args.pubkey or [DEFAULT_PUBKEY]
     try:
         keys = tokens.load_public_keys(*paths)

@@ -350,6 +350,13 @@ def test_verify_command(issued_badges, capsys, tmp_path):
         assert code == 2 and len(err.splitlines()) == 1, args
 
 
+def test_verify_an_image_path_given_as_the_token_says_use_image(tmp_path, capsys):
+    png = tmp_path / "B000003.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n")
+    code, out, err = _verify(capsys, str(png))
+    assert code == 2 and out == "" and f"use --image {png}" in err, err
+
+
 def test_revoke_command(tmp_path, capsys):
     from sesame import wire
 
