@@ -117,3 +117,28 @@ def test_the_sign_in_form_still_works_and_a_bad_form_is_refused(served):
             r = c.post("/login", content=body, headers=form)
             assert r.status_code in (401, 422), (body[:20], r.status_code, r.text)
             assert set(r.json()["error"]) == {"code", "message"}
+
+
+@pytest.mark.parametrize("next_", ["/%5Clocalhost:{port}/phish", "/%09/localhost:{port}/phish"])
+def test_sign_in_never_redirects_to_another_site(served, chromium, next_):
+    """`/login?next=` only leads within the dashboard: a browser reads `/\\host` as
+    `//host`, another site, where a copy of the sign-in page could ask again."""
+    user, (_, pw) = next(iter(ACCOUNTS.items()))
+    ctx = chromium.new_context()
+    try:
+        page = ctx.new_page()
+        page.goto(served.url + "/login?next=" + next_.format(port=served.port))
+        page.fill("#username", user)
+        page.fill("#password", pw)
+        page.click("#login-button")
+        page.wait_for_url(lambda u: "/login" not in u, timeout=10_000)
+        assert page.url.startswith(served.url + "/"), page.url
+        # a path of the dashboard itself is still followed
+        page.goto(served.url + "/login?next=/%3Flang%3Den")
+        page.fill("#username", user)
+        page.fill("#password", pw)
+        page.click("#login-button")
+        page.wait_for_url(lambda u: "/login" not in u, timeout=10_000)
+        assert page.url == served.url + "/?lang=en", page.url
+    finally:
+        ctx.close()

@@ -16,9 +16,8 @@ document.addEventListener("DOMContentLoaded", () => {
     });
     if (r.ok) {
       const me = await r.json();
-      const next = new URLSearchParams(location.search).get("next");
-      const safe = next && next.startsWith("/") && !next.startsWith("//") ? next : null;
-      location.href = safe || (me.role === "organiser" ? "/organiser" : "/");
+      location.href = sameSite(new URLSearchParams(location.search).get("next")) ||
+        (me.role === "organiser" ? "/organiser" : "/");
       return;
     }
     let msg = t("login_failed");
@@ -27,3 +26,12 @@ document.addEventListener("DOMContentLoaded", () => {
     err.hidden = false;
   });
 });
+
+// `next` as the browser will read it: "/\host" and "/<tab>/host" mean "//host", another
+// site. Only a path of this very origin is followed.
+function sameSite(next) {
+  if (!next || !next.startsWith("/")) return null;
+  let url;
+  try { url = new URL(next, location.origin); } catch { return null; }
+  return url.origin === location.origin ? url.pathname + url.search + url.hash : null;
+}
