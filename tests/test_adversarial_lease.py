@@ -16,17 +16,17 @@ from counter.core import Out
 from gate.agent import GateAgent
 from gate.turnstile import MemoryTurnstile
 from sesame import wire
-from tests.fixtures.counter import PARIS, Clock
+from tests.fixtures.counter import PARIS
 from tests.fixtures.gate import FakeClock
 
 NOON = datetime(2018, 11, 22, 12, 0, tzinfo=PARIS)
 
 
 class Rig:
-    def __init__(self, core, venue, keys, make_token, tmp_path):
+    def __init__(self, core, venue, keys, make_token, tmp_path, clock):
         self.core, self.venue, self.keys = core, venue, keys
         self.make_token, self.tmp = make_token, tmp_path
-        self.clock = FakeClock(NOON)
+        self.clock = clock  # the lanes' clocks and the counter's wall clock
         self.agents: dict[str, GateAgent] = {}
         self.retained: dict[str, bytes] = {}
         self.admitted = 0  # people through entry turnstiles, all lanes, all agents
@@ -63,6 +63,7 @@ class Rig:
             self.deliver(self.core.handle([(topic, body) for _, body in pending]))
         st = (a.topics.gate_status(a.gate_id), a._status())
         self.deliver(self.core.handle([st]))
+        self.deliver(self.core.tick())
 
     def scan(self, a: GateAgent) -> bool:
         self.badges += 1
@@ -74,8 +75,9 @@ class Rig:
 
 @pytest.fixture
 def rig(make_core, small_venue, badge_keys, make_token, tmp_path):
-    core = make_core(clock=Clock(NOON))
-    r = Rig(core, small_venue, badge_keys, make_token, tmp_path)
+    clock = FakeClock(NOON)
+    core = make_core(clock=clock)
+    r = Rig(core, small_venue, badge_keys, make_token, tmp_path, clock)
     yield r
     for a in r.agents.values():
         a.outbox.close()
@@ -137,3 +139,40 @@ def test_sync_helper_sees_every_event(rig):
     rig.sync(a)
     assert rig.core.book.live("hall") == rig.admitted == 3
     assert wire.parse_ack(rig.retained[a.topics.ack("in-1")]).seq == 3
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="counter/occupancy.py: exits after closing time count toward the next day, whose "
+    "raw occupancy starts negative, so the next morning admits that many over capacity: "
+    "see report",
+)
+def test_people_leaving_after_closing_do_not_make_room_the_next_morning(rig):
+    a, b, out = rig.agent("in-1", "a"), rig.agent("in-2", "b"), rig.agent("out-1", "out")
+    for lane in (a, b, out):
+        rig.connect(lane)
+    rig.clock.set(datetime(2018, 11, 22, 17, 0, tzinfo=PARIS))
+    for lane in (a, b):
+        rig.sync(lane)
+    while rig.admitted < 20:
+        rig.scan(a if rig.badges % 2 else b)
+        rig.sync(a)
+        rig.sync(b)
+    # closing is 18:00; the last twenty visitors walk out at 18:10, as people do
+    rig.clock.set(datetime(2018, 11, 22, 18, 10, tzinfo=PARIS))
+    for _ in range(20):
+        out.anonymous_pass()
+    rig.sync(out)
+    # next morning the hall is empty; the lanes may admit its capacity, no more
+    rig.clock.set(datetime(2018, 11, 23, 9, 30, tzinfo=PARIS))
+    day1 = rig.admitted
+    for lane in (a, b, out):
+        rig.sync(lane)
+    for _ in range(40):
+        for lane in (a, b):
+            rig.scan(lane)
+            rig.sync(lane)
+    assert rig.admitted - day1 <= rig.venue.zones["hall"].capacity, (
+        f"{rig.admitted - day1} admitted into an empty hall of "
+        f"{rig.venue.zones['hall'].capacity}; counter says {rig.core.book.live('hall')}"
+    )
