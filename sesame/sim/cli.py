@@ -101,6 +101,10 @@ def _params(args, venue):
         only=tuple(args.day),
         seed=args.seed,
     )
+    days = {d.date.isoformat() for d in venue.days}
+    for d in args.day:
+        if d not in days:
+            raise CliError(f"--day {d}: not an event day of {args.venue}")
     try:
         p = p.scaled(args.scale) if args.scale != 1.0 else p
         p.check()
@@ -200,10 +204,12 @@ def _simulate(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     if args.speed < 0 or args.scale <= 0:
         raise CliError("--speed must be >= 0 and --scale > 0")
-    work = Path(args.work or tempfile.mkdtemp(prefix="sesame-sim-"))
-    work.mkdir(parents=True, exist_ok=True)
+    if args.broker and not args.broker_config:
+        raise CliError("--broker needs --broker-config (the `sesame broker setup` folder)")
     base = load_or_fail(args.venue)
     params = _params(args, base)
+    work = Path(args.work or tempfile.mkdtemp(prefix="sesame-sim-"))
+    work.mkdir(parents=True, exist_ok=True)
     venue_file, venue = prepare_venue(args.venue, work, args.scale, params.class_size[1])
     try:
         pop = model.generate(venue, params)
@@ -250,8 +256,6 @@ def _in_memory(venue, pop, seed):
 def _replay(args, venue, venue_file, pop, work, console):
     from sesame.sim.orchestrator import Options, Replay, event_log_over_capacity
 
-    if args.broker and not args.broker_config:
-        raise CliError("--broker needs --broker-config (the `sesame broker setup` folder)")
     broker = (
         ExternalBroker(args.broker, args.broker_config, work / "broker-run")
         if args.broker

@@ -1,0 +1,105 @@
+"""`sesame demo` as a newcomer runs it, and `sesame simulate`'s command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _sesame(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sesame", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kw,
+    )
+
+
+def _children(pid: int) -> set[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return {int(x) for x in out.stdout.split()}
+
+
+def test_demo_fills_the_dashboard_and_ctrl_c_stops_everything(tmp_path):
+    proc = _sesame("demo", "--http-port", "0", "--speed", "900", "--scale", "0.1")
+    lines: list[str] = []
+    url = password = None
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (url and password):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.search(r"dashboard: (http://\S+)/\s+user demo\s+password (\S+)", line)
+            if m:
+                url, password = m.groups()
+        assert url and password, "".join(lines)
+        assert not any(":1883" in x for x in lines)  # its own broker, never the system one
+        broker_pids = _children(proc.pid)
+        assert broker_pids, "the demo's broker is not its child"
+
+        c = httpx.Client(base_url=url, timeout=5)
+        assert c.post("/login", json={"username": "demo", "password": password}).is_success
+        nef = 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and nef == 0:
+            zones = c.get("/api/zones").json()["zones"]
+            nef = next(z["occupancy"] for z in zones if z["id"] == "nef") or 0
+            time.sleep(0.5)
+        assert nef > 0, "the dashboard never showed visitors in the Nef"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            rc = proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert rc == 0
+    for pid in broker_pids:  # the broker it started is gone
+        assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+def test_simulate_in_memory_prints_figures_and_writes_truth(tmp_path):
+    truth = tmp_path / "truth.json"
+    p = _sesame("simulate", "--in-memory", "--days", "1", "--scale", "0.05", "--truth", str(truth))
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 0, out
+    data = json.loads(truth.read_text())
+    day = data["days"]["2018-11-22"]
+    # 665 pupils over the two school days; all got in
+    assert day["schoolchildren"] in (332, 333)
+    assert day["schoolchildren"] == sum(day["departements"].values())
+    assert data["totals"]["unique_visitors"] == day["unique_visitors"] > 0
+
+
+def test_simulate_refuses_bad_input_on_one_line(tmp_path):
+    for args in (
+        ["--visitors", "10", "--schoolchildren", "20"],
+        ["--day", "2019-01-01", "--in-memory"],
+        ["--venue", str(tmp_path / "missing.toml")],
+        ["--broker", "127.0.0.1:1"],
+    ):
+        p = _sesame("simulate", *args, env=dict(os.environ))
+        out, _ = p.communicate(timeout=60)
+        assert p.returncode == 2, (args, out)
+        assert len(out.strip().splitlines()) == 1 and "error" in out, (args, out)
