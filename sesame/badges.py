@@ -246,7 +246,8 @@ def revoked_ids(path: str | Path) -> frozenset[str]:
         if not b or b.startswith("#"):
             continue
         if not BADGE_ID.match(b):
-            raise BadgeError(f"{p}:{n}: {b!r} is not a badge id")
+            shown = b if len(b) <= 40 else b[:40] + "…"  # the error stays one short line
+            raise BadgeError(f"{p}:{n}: {shown!r} is not a badge id")
         ids.append(b)
     return frozenset(ids)
 

@@ -136,7 +136,10 @@ def decide(
     if category is None:
         return _deny(Reason.UNKNOWN_CATEGORY, claims)
 
-    day = venue.day_of(now)
+    try:
+        day = venue.day_of(now)
+    except (OverflowError, ValueError):  # a time no calendar in the venue's zone can hold
+        return _deny(Reason.OUTSIDE_OPENING_HOURS, claims, f"implausible time {now!r}")
     if day is not None and not claims.valid_on(day.date):
         return _deny(Reason.NOT_VALID_TODAY, claims)
     if day is None:

@@ -189,3 +189,36 @@ def test_signed_numbers_are_not_formulas(tmp_path, capsys):
     assert main(["badges", "issue", "--key", str(keys[0]), "--registrations", str(csv_path),
                  "--out", str(out)]) in (0, None)  # fmt: skip
     assert "+33 1 40 00 00 00" in (out / "manifest.csv").read_text()
+
+
+@pytest.mark.parametrize("at", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+def test_scan_at_a_time_no_calendar_holds_is_denied_with_a_reason(tmp_path, capsys, at):
+    """`--at` is the tester's clock; decide() gets it as `now` and must answer, not raise."""
+    import json
+
+    import segno
+
+    from sesame.tokens import Claims, generate_keypair, load_private_key, sign
+
+    priv, pub = generate_keypair(tmp_path / "keys")
+    token = sign(Claims("B000001", "public", None, 1), load_private_key(priv))
+    segno.make(token, error="m").save(str(tmp_path / "badge.png"), scale=6)
+    argv = ["gate", "scan", "--image", str(tmp_path / "badge.png"), "--venue", str(VENUE_FILE),
+            "--gate", "churchill-in-1", "--pubkey", str(pub), "--at", at]  # fmt: skip
+    code = main(argv)
+    out = json.loads(capsys.readouterr().out)
+    assert (out["decision"], out["reason"]) == ("DENIED", "OUTSIDE_OPENING_HOURS"), out
+    assert code in (0, 1)
+
+
+def test_a_revocation_file_of_one_huge_line_gets_a_short_error(tmp_path, capsys):
+    from sesame.tokens import generate_keypair
+
+    _, pub = generate_keypair(tmp_path / "keys")
+    (tmp_path / "revoked.txt").write_text("[" * 200_000 + "\n")
+    (tmp_path / "x.png").write_bytes(_png(64, 64))
+    err = _one_line_error(capsys, ["gate", "scan", "--image", str(tmp_path / "x.png"),
+                                   "--venue", str(VENUE_FILE), "--gate", "churchill-in-1",
+                                   "--pubkey", str(pub),
+                                   "--revoked", str(tmp_path / "revoked.txt")])  # fmt: skip
+    assert "revoked.txt:1" in err and len(err) < 500, err[:200]
