@@ -77,7 +77,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     d.add_argument("--venue", default=DEFAULT_VENUE, help="venue TOML file")
     d.add_argument("--port", type=int, help="broker port (default: a free one)")
-    d.add_argument("--http-port", type=int, default=8080, help="dashboard port (0: a free one)")
+    d.add_argument(
+        "--http-port",
+        type=int,
+        help="dashboard port (default 8080, or a free one when 8080 is taken; 0: a free one)",
+    )
     d.add_argument("--day", help="event day to replay (YYYY-MM-DD; default: the last, crowded)")
     d.add_argument("--speed", type=float, default=240.0, help="simulated seconds per second")
     d.add_argument("--scale", type=float, default=0.25, help="share of the real crowd and capacity")
@@ -319,6 +323,9 @@ def _demo(args: argparse.Namespace) -> int:
     base = load_or_fail(args.venue)
     if args.scale <= 0 or args.speed <= 0:
         raise CliError("--scale and --speed must be above 0")
+    for name, port in (("--port", args.port), ("--http-port", args.http_port)):
+        if port is not None and not 0 <= port < 65536:
+            raise CliError(f"{name} {port}: not a TCP port")
     day = base.days[-1]
     if args.day:
         day = next((d for d in base.days if d.date.isoformat() == args.day), None)
@@ -392,6 +399,7 @@ def _run_day(replay, day, stop) -> None:
 
 def _start_dashboard(venue, replay, broker, work: Path, port: int):
     import secrets
+    import socket
 
     from dashboard.accounts import Store
     from dashboard.app import Settings, create_app
@@ -417,5 +425,10 @@ def _start_dashboard(venue, replay, broker, work: Path, port: int):
     )
     base_clock = settings.clock
     settings.clock = lambda: sim_now() or base_clock()
+    if port is None:
+        port = 8080
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                port = 0  # taken: any free port
     server = ServerThread(create_app(settings), "127.0.0.1", port).start()
     return server, "demo", password
