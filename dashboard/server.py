@@ -25,18 +25,24 @@ class ServerThread:
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0):
         self.app = app
         self.host = host
-        self.port = port or free_port(host)
+        # Bound here, so a busy port is an OSError naming it (`sesame demo` prints one line)
+        # rather than a log line from the thread and "stopped while starting".
+        try:
+            self.sock = listen(host, port)
+        except OSError as e:
+            raise OSError(e.errno, f"cannot listen on {host}:{port}: {e.strerror}") from None
+        self.port = self.sock.getsockname()[1]
         config = uvicorn.Config(
             app,
-            host=self.host,
-            port=self.port,
             log_level="warning",
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=2,
         )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="dashboard", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, name="dashboard", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -60,6 +66,7 @@ class ServerThread:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+        self.sock.close()
 
     def __enter__(self) -> ServerThread:
         return self.start()

@@ -89,3 +89,26 @@ def test_list_and_remove_refuse_a_missing_accounts_file(tmp_path):
         assert r.returncode == 2, r.stderr
         assert "dashbaord.db" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not missing.exists()
+
+
+def test_a_server_thread_on_a_busy_port_names_it(tmp_path):
+    """`sesame demo` serves the dashboard from a thread: a busy --http-port must come back as
+    an OSError naming the address (one line from the CLI), not a traceback."""
+    import socket
+
+    import pytest
+
+    from dashboard.app import Settings, create_app
+    from dashboard.server import ServerThread
+    from sesame.venue import load_venue
+    from tests.fixtures.foundation import REFERENCE_VENUE
+
+    app = create_app(Settings(venue=load_venue(REFERENCE_VENUE), accounts_path=tmp_path / "a.db"))
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}: .*in use"):
+            ServerThread(app, "127.0.0.1", port)
+    with ServerThread(app) as server:  # a free port still works, and is released on stop
+        assert server.port > 0
+    with socket.create_server(("127.0.0.1", server.port)):
+        pass
