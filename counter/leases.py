@@ -117,13 +117,25 @@ def plan_zone(
     holding = {g: max(0, leases[g].grants.get(zone, 0) - spent[g]) for g in leases}
     changes: dict[str, int] = {}
 
+    # Scarce room (near capacity): the targets shrink to each lane's share of what is left,
+    # so that allowance is not stranded on idle lanes while busy ones are refused.
+    live = [g for g in sorted(leases) if demand[g].online]
+    pool = max(0, headroom) + sum(holding[g] for g in live)
+    if sum(targets[g] for g in live) > pool:
+        shares = _share({g: targets[g] for g in live}, pool)
+        targets.update({g: shares[g] for g in live})
+        scarce = True
+    else:
+        scarce = False
+
     needs = {}
     if accepting:
-        for g in sorted(leases):
-            if demand[g].online and holding[g] <= low_water and targets[g] > holding[g]:
+        for g in live:
+            low = min(low_water, targets[g] - 1) if scarce else low_water
+            if holding[g] <= low and targets[g] > holding[g]:
                 needs[g] = targets[g] - holding[g]
 
-    if needs and sum(needs.values()) > headroom:
+    if needs and (scarce or sum(needs.values()) > headroom):
         # Short of room: lower lanes that hold more than they need and can be reclaimed.
         for g in sorted(leases):
             d = demand[g]

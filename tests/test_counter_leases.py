@@ -83,13 +83,15 @@ def test_offline_lane_keeps_its_allowance_reserved_until_it_reports_back():
     back = {"g": lz.Demand(spent=10, reported_back=True), "h": lz.Demand(rate=100.0, spent=20)}
     lz.apply(other, "z", 20)
     plan = lz.plan_zone("z", 60, 0, leases, back, initial=20, max_per_gate=200, low_water=5)
-    assert plan["g"] == 10 + 20  # lowered to what it needs
+    # Room is scarce (60 left in all, targets 20 + 200): each lane's target shrinks to its
+    # share of the 60, and g, back and idle, is lowered to its share of 5.
+    assert plan == {"g": 10 + 5, "h": 20 + 20}  # h gets all the room there is now
     lz.apply(lease, "z", plan["g"])
     lease.serial = 4  # the caller publishes the change under a new serial
     assert lease.exposure["z"] == 50  # still reserved until the lane confirms
     assert not lz.confirm(lease, 3, outbox_empty=True)  # an older serial is no confirmation
     assert not lz.confirm(lease, 4, outbox_empty=False)
-    assert lz.confirm(lease, 4, outbox_empty=True) and lease.exposure["z"] == 30
+    assert lz.confirm(lease, 4, outbox_empty=True) and lease.exposure["z"] == 15
 
 
 def test_exits_and_open_zones_are_never_leased(small_venue, make_core):
@@ -155,3 +157,35 @@ def test_people_in_sub_zones_keep_room_in_the_parent(make_core, lanes):
         for g in ("in-1", "in-2")
     )
     assert core._committed_load("hall") + out <= 30
+
+
+def test_idle_lane_allowance_is_reclaimed_so_a_busy_lane_fills_the_zone(make_core, lanes):
+    core = make_core()
+    t = wire.Topics("testhall")
+    lane_serial = {}
+
+    def status(g, outbox=0):
+        st = wire.GateStatus(gate=g, online=True, outbox=outbox, ts=_day1(),
+                             lease_serial=lane_serial.get(g))  # fmt: skip
+        return (t.gate_status(g), st.to_json())
+
+    grants = {"in-1": 0, "in-2": 0}
+
+    def take(outs):
+        for payload in published(outs, "lease").values():
+            le = wire.parse_lease(payload)
+            if le.gate in grants:
+                grants[le.gate], lane_serial[le.gate] = le.grants["hall"], le.serial
+
+    take(core.handle([status("in-1")]))
+    take(core.startup())
+    used = 0
+    for _ in range(200):  # only in-1 has visitors; in-2 confirms each lease it gets
+        if used < grants["in-1"]:
+            used += 1
+            take(core.handle([lanes.event("in-1")]))
+        take(core.handle([status("in-2")]))
+        if core.book.live("hall") == 30:
+            break
+    assert core.book.live("hall") == 30 == used
+    assert grants["in-2"] < 4  # its idle allowance went to the busy lane
