@@ -253,7 +253,10 @@ def parse_venue(data: dict[str, Any], file: str = "<venue>", text: str | None = 
         venue = Venue.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
+        # "days[3].date", as the cross-field checks write it (and as _line_of finds it)
+        key = ""
+        for p in err["loc"]:
+            key += f"[{p}]" if isinstance(p, int) else (f".{p}" if key else str(p))
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"

@@ -42,8 +42,9 @@ def _one_line_error(capsys, argv) -> str:
         ("area_m2 = 13500", "area_m2 = 99999999999999999999", "zones.nef.area_m2"),
         ("max_per_gate = 200", "max_per_gate = 100000000000000000000", "leases.max_per_gate"),
         ("initial = 64", "initial = 9223372036854775807", "leases.initial"),
-        ("date = 2018-11-25", "date = 9999-12-31", "date"),  # the day after overflows
-        ("date = 2018-11-22", "date = 0001-01-01", "date"),  # early entry overflows
+        # the day after overflows; the error names the fourth day and its own line
+        ("date = 2018-11-25", "date = 9999-12-31", ":32: days[3].date"),
+        ("date = 2018-11-22", "date = 0001-01-01", ":14: days[0].date"),  # early entry
     ],
 )
 def test_venue_figures_beyond_what_the_system_can_carry_are_refused(
