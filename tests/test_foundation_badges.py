@@ -33,7 +33,10 @@ def _zxing(img: Image.Image) -> list[str]:
 
 
 def _zbar(img: Image.Image) -> list[str]:
-    return sorted(d.data.decode("ascii") for d in pyzbar.decode(img.convert("L")))
+    # QR only, as a lane reads: ZBar otherwise now and then "finds" a 1D barcode in the
+    # printed name or category under the code (seen: '916487' read as a DataBar).
+    found = pyzbar.decode(img.convert("L"), symbols=[pyzbar.ZBarSymbol.QRCODE])
+    return sorted(d.data.decode("ascii") for d in found)
 
 
 def _pdf_pages(path: Path) -> list[Image.Image]:
