@@ -96,7 +96,7 @@ def _keys(paths):
     from sesame.tokens import load_public_keys
 
     try:
-        return load_public_keys(*paths)
+        return load_public_keys(*paths, public_only=True)
     except (OSError, ValueError) as e:
         raise CliError(f"cannot load badge keys: {e}") from None
 

@@ -182,12 +182,18 @@ def load_private_key(path: str | Path) -> Ed25519PrivateKey:
     return key
 
 
-def load_public_keys(*paths: str | Path) -> dict[str, Ed25519PublicKey]:
-    """Key ring {key id: public key} from PEM files (public or private)."""
+def load_public_keys(
+    *paths: str | Path, public_only: bool = False
+) -> dict[str, Ed25519PublicKey]:
+    """Key ring {key id: public key} from PEM files (public, or private on the organiser's
+    machine). `public_only` refuses a private key: on a lane it lets whoever takes the board
+    sign badges."""
     ring: dict[str, Ed25519PublicKey] = {}
     for p in paths:
         data = Path(p).read_bytes()
         if b"PRIVATE KEY" in data:
+            if public_only:
+                raise ValueError(f"{p} is the private signing key: install the .pub file")
             pub = load_private_key(p).public_key()
         else:
             loaded = serialization.load_pem_public_key(data)

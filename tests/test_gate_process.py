@@ -265,3 +265,40 @@ def test_run_refuses_bad_input_with_one_line(tmp_path):
         timeout=60,
     )
     assert out.returncode == 2 and "no gate 'nope'" in out.stderr
+
+
+def test_run_refuses_the_private_signing_key(tmp_path):
+    """A lane holds only the public key: with the private one, whoever takes the board
+    could sign badges."""
+    from sesame.tokens import generate_keypair
+
+    priv, _ = generate_keypair(tmp_path / "keys")
+    hw = tmp_path / "hw.toml"
+    hw.write_text(
+        '[reader]\ntype = "keyboard"\n[controller]\nport = "simulated"\n'
+        f'[agent]\ndata_dir = "{tmp_path / "data"}"\npubkeys = ["{priv}"]\n'
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sesame",
+            "gate",
+            "run",
+            "--venue",
+            str(VENUE),
+            "--gate",
+            GATE,
+            "--hardware",
+            str(hw),
+            "--broker",
+            "mqtt://127.0.0.1:9",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1 and "private signing key" in out.stderr
