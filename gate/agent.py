@@ -195,8 +195,13 @@ class GateAgent:
         if z is None or z.offline_policy == "open" or self.gate.is_exit:
             return None
         lease = self.lease
-        granted = lease.grants.get(zone, 0) if lease and lease.day == day.isoformat() else 0
-        return max(0, granted - self.outbox.entries(zone, day))
+        if lease is None or lease.day != day.isoformat():
+            return 0
+        if lease.epoch is not None and lease.epoch != self.outbox.epoch:
+            # counted against another outbox (this one was lost or replaced): acting on it
+            # would spend the allowance twice; wait for the counter's lease for this epoch
+            return 0
+        return max(0, lease.grants.get(zone, 0) - self.outbox.entries(zone, day))
 
     def handle_scan(self, text: str | None) -> Decision:
         """Decide one scan, drive the turnstile, record everything. Returns the final decision:

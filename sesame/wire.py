@@ -359,6 +359,10 @@ class Lease:
     `grants[zone]` is the cumulative number of entries the counter has allowed this gate
     into that zone in `day`; the gate may grant while its own count of granted entries
     for that day is below it. Cumulative figures make a lost or repeated message harmless.
+
+    `epoch` names the outbox the figures are counted against: a lane whose outbox was lost
+    or replaced (a new epoch counts its entries from 0) must not act on a lease written for
+    another epoch, or it would spend its allowance twice.
     """
 
     gate: str
@@ -366,18 +370,20 @@ class Lease:
     grants: dict[str, int] = field(default_factory=dict)
     serial: int = 0  # increases with every change, so a gate ignores stale copies
     ts: datetime | None = None
+    epoch: str | None = None
 
     def to_json(self) -> bytes:
-        return dumps(
-            {
-                "v": VERSION,
-                "gate": self.gate,
-                "day": self.day,
-                "grants": self.grants,
-                "serial": self.serial,
-                "ts": iso(self.ts) if self.ts else None,
-            }
-        )
+        d = {
+            "v": VERSION,
+            "gate": self.gate,
+            "day": self.day,
+            "grants": self.grants,
+            "serial": self.serial,
+            "ts": iso(self.ts) if self.ts else None,
+        }
+        if self.epoch is not None:
+            d["epoch"] = self.epoch
+        return dumps(d)
 
 
 @_total
@@ -399,6 +405,7 @@ def parse_lease(obj: dict) -> Lease | ParseError:
         day=day,
         grants=dict(grants),
         serial=_count(obj, "serial", optional=True) or 0,
+        epoch=_ident(obj, "epoch", _EPOCH, optional=True),
         ts=_ts(obj, "ts", optional=True),
     )
 

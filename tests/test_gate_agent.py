@@ -272,3 +272,23 @@ def test_locked_lane_or_silent_controller_denies_entries_not_exits(agents, make_
     out = agents("churchill-out-1", turnstile=MemoryTurnstile())
     out.locked = True
     assert out.handle_scan(None).granted
+
+
+def test_a_lease_counted_against_another_outbox_grants_nothing(agents, make_token):
+    """A lane whose outbox was replaced (new epoch, entries counted from 0) must not spend a
+    lease written for its old outbox: that would admit the same allowance twice."""
+    entry = agents()
+    mine = entry.outbox.epoch
+    feed(
+        entry,
+        entry.topics.lease("churchill-in-1"),
+        wire.Lease("churchill-in-1", "2018-11-22", {"nef": 5}, 1, epoch="old-card"),
+    )
+    assert entry.handle_scan(make_token("E1")).reason == Reason.LEASE_EXHAUSTED
+    feed(
+        entry,
+        entry.topics.lease("churchill-in-1"),
+        wire.Lease("churchill-in-1", "2018-11-22", {"nef": 1}, 2, epoch=mine),
+    )
+    assert entry.handle_scan(make_token("E2")).granted
+    assert entry.handle_scan(make_token("E3")).reason == Reason.LEASE_EXHAUSTED
