@@ -128,6 +128,11 @@ def compare(truth: dict, export: dict) -> list[str]:
             ep = e.get("peak_occupancy", {}).get(zone, {})
             if tp["value"] != ep.get("value") or not _same_time(tp["at"], ep.get("at")):
                 diffs.append(f"{day} peak {zone}: truth {tp} export {ep}")
+    for day, e in export.get("days", {}).items():
+        # a day the truth does not have (e.g. exits after closing filed under the next day)
+        # must not hold visitors
+        if day not in truth["days"] and (e.get("unique_visitors") or e.get("entries")):
+            diffs.append(f"{day}: visitors in the export, none in the truth")
     for key, v in truth["totals"].items():
         if export.get("totals", {}).get(key) != v:
             diffs.append(f"totals {key}: truth {v} export {export.get('totals', {}).get(key)}")
