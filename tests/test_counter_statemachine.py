@@ -209,8 +209,8 @@ class CounterMachine(RuleBasedStateMachine):
 
 
 CounterMachine.TestCase.settings = settings(
-    max_examples=60,
-    stateful_step_count=60,
+    max_examples=150,
+    stateful_step_count=80,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
