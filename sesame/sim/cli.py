@@ -287,12 +287,18 @@ def _replay(args, venue, venue_file, pop, work, console):
     if not drained:
         raise CliError("the gates' outboxes did not drain within 5 minutes", 1)
     events = _count_events(replay.db)
+    from counter.exports import attendance
+    from sesame.sim.truth import compare
+
+    diffs = compare(truth, attendance(replay.db, venue))
     summary = {
         "wall_s": round(out.wall_s, 1),
         "actions": out.actions,
         "events": events,
         "events_per_s": round(events / out.wall_s, 1) if out.wall_s else None,
         "denied": {d: s.denied for d, s in out.stats.items()},
+        "export_equals_truth": not diffs,
+        "differences": diffs[:10],
         "over_capacity_in_event_log": event_log_over_capacity(replay.db, venue),
         "db": str(replay.db),
         **truth["totals"],
