@@ -231,6 +231,9 @@ def _simulate(args: argparse.Namespace) -> int:
         write_truth(result["truth"], Path(args.truth))
         console.print(f"ground truth: {args.truth}")
     print(json.dumps(result["summary"], indent=2))
+    if result["summary"].get("export_equals_truth") is False:
+        console.print("[red]the counter's export differs from the ground truth[/]")
+        return 1
     return 0
 
 
