@@ -89,6 +89,8 @@ def main() -> int:
         "export_equals_truth": not diffs,
         "differences": diffs[:5],
         "over_capacity": event_log_over_capacity(replay.db, venue),
+        "denied_by_day": {d: st.denied for d, st in out.stats.items()},
+        "nef_peak_by_day": {d: t["peak_occupancy"]["nef"] for d, t in truth["days"].items()},
         "unique_visitors": truth["totals"]["unique_visitors"],
         "visits_counted": truth["totals"]["visits"],
         "schoolchildren": truth["totals"]["schoolchildren"],
