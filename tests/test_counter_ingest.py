@@ -173,3 +173,30 @@ def test_a_failed_commit_stores_nothing(make_core, lanes):
     core = __import__("counter.core", fromlist=["Core"]).Core(core.venue, core.store, core.clock)
     assert _rows(core, "SELECT count(*) FROM events")[0][0] == 1
     assert core.tracker.get("in-1", "e1").committed == 1  # seq state rolled back with it
+
+
+def test_queries_for_the_dashboard(make_core, lanes, small_venue, tmp_path):
+    from counter import queries
+
+    core = make_core()
+    t = wire.Topics("testhall")
+    evs = [lanes.event("in-1") for _ in range(4)]
+    status = wire.GateStatus(gate="in-1", online=True, outbox=2, lease_serial=1)
+    core.handle([evs[0], evs[3], (t.gate_status("in-1"), status.to_json()),
+                 (t.events("in-1"), b"junk")])  # fmt: skip
+    db = tmp_path / "counter.db"
+    rows = {r["gate"]: r for r in queries.gates(db, small_venue)}
+    assert set(rows) == set(small_venue.gates)
+    g = rows["in-1"]
+    assert (g["online"], g["outbox"], g["lease_serial"]) == (True, 2, 1)
+    assert g["committed"] == {"e1": 1} and g["gaps"] == [["e1", 2, 3]]
+    assert g["grants"] == {"hall": 2 + 4} and g["last_event_at"] is not None  # spent + initial
+    out = rows["out-1"]
+    assert out["exit"] and out["online"] is None and out["grants"] == {}
+    zones = {z["zone"]: z for z in queries.zone_occupancy(db, small_venue)}
+    assert zones["hall"]["occupancy"] == 2 and zones["hall"]["day"] == "2018-11-22"
+    q = queries.quarantine(db)
+    assert len(q) == 1 and q[0]["payload"] == "junk" and q[0]["topic"] == t.events("in-1")
+    st = wire.parse_counter_status(core.status().payload)
+    assert st.online and st.open_gaps == 2
+    assert st.event_clock == wire.parse_event(evs[3][1]).ts
