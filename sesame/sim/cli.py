@@ -212,6 +212,12 @@ def _simulate(args: argparse.Namespace) -> int:
         raise CliError("--broker needs --broker-config (the `sesame broker setup` folder)")
     base = load_or_fail(args.venue)
     params = _params(args, base)
+    db = Path(args.db) if args.db else None
+    if not args.in_memory:
+        w = Path(args.work) if args.work else None
+        for old in (w / "sesame.db" if w else None, w / "gates" if w else None, db):
+            if old is not None and old.exists():
+                raise CliError(f"{old} is left from an earlier replay: give a fresh --work/--db")
     work = Path(args.work or tempfile.mkdtemp(prefix="sesame-sim-"))
     work.mkdir(parents=True, exist_ok=True)
     venue_file, venue = prepare_venue(args.venue, work, args.scale, params.class_size[1])
