@@ -235,6 +235,19 @@ class Core:
             self.stats["future"] += 1
         else:
             day = self.days.day_of_t(t)
+        if not future and (self.event_clock is None or t > self.event_clock):
+            self.event_clock = t
+        self._advance(day, zones)
+        if (
+            ev.kind == "passage"
+            and ev.from_zone != OUTSIDE
+            and self.book.raw(ev.from_zone, day) <= 0
+            and (night := self.days.night_before(t)) is not None
+        ):
+            # Someone leaving after closing time while the new day's count is empty was
+            # inside before the reset: it lowers that day's residue, not tomorrow's count
+            # (a negative count would let the next morning admit that many too many).
+            day = night
         rows.append(
             (
                 ev.id, gate, ev.epoch, ev.seq, ev.ts.isoformat(), t, day,
@@ -243,9 +256,6 @@ class Core:
                 ev.gate_ts.isoformat() if ev.gate_ts else None, ev.clock_offset_ms, now,
             )
         )  # fmt: skip
-        if not future and (self.event_clock is None or t > self.event_clock):
-            self.event_clock = t
-        self._advance(day, zones)
         if ev.kind == "passage":
             self.passages[day][gate] += 1
             zones.update(self.book.passage(day, ev.from_zone, ev.to_zone))
@@ -254,7 +264,8 @@ class Core:
             elif ev.to_zone != OUTSIDE:
                 r = self.recent[gate]
                 r.append(t)
-                while r and r[0] < self.event_clock - RATE_WINDOW_S:
+                ref = self.event_clock if self.event_clock is not None else t
+                while r and r[0] < ref - RATE_WINDOW_S:
                     r.popleft()
         return None
 

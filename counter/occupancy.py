@@ -30,6 +30,9 @@ class DayClock:
         self._after = (venue.days[-1].date + timedelta(days=1)).isoformat()
         self._tz = venue.tz
         self._hours: dict[int, int] = {}
+        # When each day's first badge may be let in (the earliest category's early entry).
+        early = max((c.early_minutes for c in venue.categories.values()), default=0)
+        self._first_in_t = [venue.opening_window(d, early)[0].timestamp() for d in venue.days]
 
     def day_of(self, ts: datetime) -> str:
         return self.day_of_t(ts.timestamp())
@@ -37,6 +40,16 @@ class DayClock:
     def day_of_t(self, t: float) -> str:
         i = bisect.bisect_right(self._close_t, t)
         return self._keys[i] if i < len(self._keys) else self._after
+
+    def night_before(self, t: float) -> str | None:
+        """The day that closed before `t` when `t` falls between that closing time and the
+        next day's first possible entry (the night), else None."""
+        i = bisect.bisect_right(self._close_t, t)  # days closed by t
+        if i == 0:
+            return None
+        if i < len(self._keys) and t >= self._first_in_t[i]:
+            return None
+        return self._keys[i - 1]
 
     def closes_at(self, day: str) -> float | None:
         try:

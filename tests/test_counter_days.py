@@ -148,3 +148,20 @@ def test_a_lane_status_on_the_next_morning_brings_that_day_s_leases(make_core, l
     leases = [wire.parse_lease(p) for p in published(outs, "lease").values()]
     assert {le.day for le in leases} == {"2018-11-23"} and len(leases) == 4  # entry lanes
     assert core.book.current == "2018-11-23" and core.book.live("hall") == 0
+
+
+def test_people_leaving_after_closing_lower_the_residue_not_tomorrow(make_core, lanes, tmp_path):
+    core = make_core()
+    for _ in range(5):
+        core.handle([lanes.event("in-1")])
+    evening = datetime(2018, 11, 22, 18, 10, tzinfo=PARIS)
+    core.handle([lanes.event("out-1", ts=evening + timedelta(seconds=i)) for i in range(3)])
+    assert core.book.current == "2018-11-23" and core.book.raw("hall") == 0  # not -3
+    assert core.book.raw("hall", "2018-11-22") == 2
+    assert queries.residues(tmp_path / "counter.db")["2018-11-22"]["hall"] == 2
+    morning = datetime(2018, 11, 23, 9, 5, tzinfo=PARIS)
+    core.handle([lanes.event("in-2", ts=morning)])
+    core.handle([lanes.event("out-1", ts=morning + timedelta(minutes=1))])  # a morning exit
+    assert core.book.raw("hall") == 0 and core.book.raw("hall", "2018-11-22") == 2
+    core = make_core()  # the attribution is stored: a restart agrees
+    assert core.book.raw("hall") == 0 and core.book.raw("hall", "2018-11-22") == 2
