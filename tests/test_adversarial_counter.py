@@ -187,12 +187,6 @@ def test_extreme_timestamps_on_every_input_are_refused_with_a_reason(make_core, 
     assert core.book.live("hall") == 0 and not core.evacuating and not core.closed_zones
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="counter/core.py _event: a future-dated first passage (event_clock still None) "
-    "raises TypeError in the rate window; the service then quarantines and acks a genuine "
-    "passage, which is never counted: see report",
-)
 def test_the_first_passage_of_a_fresh_counter_from_a_clock_ahead_is_not_fatal(make_core, lanes):
     """Morning of the first day, nothing received yet; the first lane to speak has a clock
     a day ahead. The passage must count toward today: raising here makes the service
