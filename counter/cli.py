@@ -24,7 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--db", default="sesame.db", help="SQLite database (created if missing)")
     run.add_argument("--broker", help="broker URL, e.g. mqtt://counter:PW@host:1883")
     run.add_argument("--credentials", help="credential file (JSON) from `sesame broker setup`")
-    run.add_argument("--client-id", help="MQTT client id (default sesame-counter-<venue>)")
+    run.add_argument(
+        "--client-id",
+        help="MQTT client id (default sesame-counter-<venue>-<tag derived from the account>)",
+    )
     run.set_defaults(func=_run)
     imp = csub.add_parser("import-badges", help="import manifest.csv into the badge registry")
     imp.add_argument("--db", default="sesame.db", help="SQLite database")

@@ -51,7 +51,7 @@ class Counter:
         self.db_path = Path(db_path)
         self.broker_url = broker_url
         self.credentials = credentials
-        self.client_id = client_id or f"sesame-counter-{venue.id}"
+        self.client_id = client_id  # None: derived from the account at start()
         self.clock = clock
         self.batch_max = batch_max
         self.tick_s = tick_s
@@ -70,6 +70,12 @@ class Counter:
     def start(self, timeout: float = 15.0) -> Counter:
         from sesame import mqtt
 
+        if self.client_id is None:
+            # Not guessable by another account: on Mosquitto any account presenting the
+            # counter's id would disconnect it and drop its session, whatever the ACL.
+            self.client_id = mqtt.account_client_id(
+                f"sesame-counter-{self.venue.id}", self.broker_url, self.credentials
+            )
         store = Store(self.db_path)
         self.core = Core(self.venue, store, self.clock)
         topics = wire.Topics(self.venue.id)
