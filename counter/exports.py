@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections import Counter as Tally
 from collections.abc import Callable
 from datetime import datetime
@@ -279,6 +280,21 @@ def rows(report: dict) -> list[tuple[str, str, str, object]]:
     return out
 
 
+# Text a spreadsheet would run as a formula (or DDE) when it opens the file. Registry
+# départements and categories are outside input: they must arrive as the text they are.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"^[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?$")
+
+
+def _risky(v: object) -> bool:
+    return isinstance(v, str) and v.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(v)
+
+
+def _csv_cell(v: object) -> object:
+    """CSV has no types: the usual leading apostrophe keeps risky text as text."""
+    return "'" + v if _risky(v) else v
+
+
 def write_attendance(report: dict, fmt: str, out: Path | BinaryIO) -> None:
     """Write the report as csv (long form), xlsx (summary + one sheet per breakdown) or json."""
     if fmt == "json":
@@ -287,7 +303,7 @@ def write_attendance(report: dict, fmt: str, out: Path | BinaryIO) -> None:
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["day", "metric", "key", "value"])
-        w.writerows(rows(report))
+        w.writerows([_csv_cell(v) for v in row] for row in rows(report))
         data = buf.getvalue().encode("utf-8")
     elif fmt == "xlsx":
         data = _xlsx(report)
@@ -302,6 +318,17 @@ def write_attendance(report: dict, fmt: str, out: Path | BinaryIO) -> None:
         out.write(data)
 
 
+def _append(ws, values: list) -> None:
+    """Append a row; text that openpyxl would store as a formula (a leading '=') is stored
+    as a string cell, and every risky text gets Excel's quote prefix so that editing the
+    cell keeps it text."""
+    ws.append(values)
+    for cell in ws[ws.max_row]:
+        if _risky(cell.value):
+            cell.data_type = "s"
+            cell.quotePrefix = True
+
+
 def _xlsx(report: dict) -> bytes:
     from openpyxl import Workbook
 
@@ -309,22 +336,21 @@ def _xlsx(report: dict) -> bytes:
     ws = wb.active
     ws.title = "Summary"
     zones = sorted({z for r in report["days"].values() for z in r["peak_occupancy"]})
-    ws.append(["day", *_SCALARS, *(f"peak {z}" for z in zones), *(f"peak {z} at" for z in zones)])
+    head = ["day", *_SCALARS, *(f"peak {z}" for z in zones), *(f"peak {z} at" for z in zones)]
+    _append(ws, head)
     for day, r in report["days"].items():
-        ws.append(
-            [day, *(r[m] for m in _SCALARS),
-             *(r["peak_occupancy"][z]["value"] for z in zones),
-             *(r["peak_occupancy"][z]["at"] or "" for z in zones)]
-        )  # fmt: skip
+        _append(ws, [day, *(r[m] for m in _SCALARS),
+                     *(r["peak_occupancy"][z]["value"] for z in zones),
+                     *(r["peak_occupancy"][z]["at"] or "" for z in zones)])  # fmt: skip
     for m in _BREAKDOWNS:
         sheet = wb.create_sheet(m)
-        sheet.append(["day", "key", "value"])
+        _append(sheet, ["day", "key", "value"])
         for day, r in report["days"].items():
             for k, v in r[m].items():
-                sheet.append([day, k, v])
+                _append(sheet, [day, k, v])
     tot = wb.create_sheet("totals")
     for k, v in report.get("totals", {}).items():
-        tot.append([k, v])
+        _append(tot, [k, v])
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

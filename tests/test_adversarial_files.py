@@ -102,11 +102,6 @@ def test_a_department_that_is_a_formula_is_refused_with_its_line(tmp_path, capsy
     assert not out.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="counter/exports.py writes registry text that starts with '=' into XLSX cells, "
-    "which openpyxl stores as formulas: see report",
-)
 def test_a_department_in_the_registry_never_becomes_a_formula_in_the_xlsx(
     make_core, lanes, tmp_path
 ):

@@ -193,3 +193,76 @@ def test_corrections_count_in_the_peak_at_their_time(make_core, lanes, small_ven
     ]
     assert day["peak_occupancy"]["hall"] == {"value": 13, "at": "2018-11-22T09:30:00+01:00"}
     assert day["entries"] == 3  # a correction is not an entry
+
+
+# Registry text that a spreadsheet would run: neutralised in both spreadsheet formats.
+RISKY = ["=1+1", "@SUM(A1)", "+cmd|' /C calc'!A0", "-2+3+cmd|x"]
+
+
+@pytest.fixture
+def risky_db(make_core, lanes, tmp_path):
+    """School badges whose registry département is a formula, plus one plain negative number."""
+    core = make_core()
+    departments = [*RISKY, "-3", "2A"]
+    core.handle([lanes.event("in-1", badge=f"S{i}", category="school", ts=at(D1, 10, i))
+                 for i in range(len(departments))])  # fmt: skip
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["badge_id", "token", "category", "days", "group_size", "department"])
+    for i, d in enumerate(departments):
+        w.writerow([f"S{i}", f"SES1.{i}.x", "school", "all", 1, d])
+    (tmp_path / "manifest.csv").write_text(buf.getvalue(), encoding="utf-8", newline="")
+    registry.import_manifest(tmp_path / "counter.db", tmp_path / "manifest.csv")
+    return tmp_path / "counter.db"
+
+
+def test_registry_formulas_are_plain_text_in_the_csv(risky_db, small_venue):
+    report = exports.attendance(risky_db, small_venue, "2018-11-22")
+    assert sorted(report["days"]["2018-11-22"]["departements"]) == sorted([*RISKY, "-3", "2A"])
+    buf = io.BytesIO()
+    exports.write_attendance(report, "csv", buf)
+    rows = list(csv.reader(io.StringIO(buf.getvalue().decode("utf-8"), newline="")))
+    depts = {k: v for _d, m, k, v in rows[1:] if m == "departements"}
+    # the usual neutralisation: a leading apostrophe, the text kept whole after it
+    assert sorted(depts) == sorted(["'" + r for r in RISKY] + ["-3", "2A"]), depts
+    assert set(depts.values()) == {"1"}
+    # plain numbers, negative ones included, stay numbers
+    assert ("2018-11-22", "unique_visitors", "", "6") in [tuple(r) for r in rows]
+
+
+def test_registry_formulas_are_plain_text_in_the_xlsx(risky_db, small_venue):
+    from openpyxl import load_workbook
+
+    report = exports.attendance(risky_db, small_venue, "2018-11-22")
+    buf = io.BytesIO()
+    exports.write_attendance(report, "xlsx", buf)
+    wb = load_workbook(io.BytesIO(buf.getvalue()))
+    cells = [c for ws in wb for row in ws.iter_rows() for c in row]
+    assert [c.value for c in cells if c.data_type == "f"] == []
+    keys = [r[1] for r in wb["departements"].iter_rows(min_row=2, values_only=True)]
+    assert sorted(keys) == sorted([*RISKY, "-3", "2A"])  # the text itself, as text
+    summary = dict(zip(*wb["Summary"].values, strict=False))
+    assert summary["unique_visitors"] == 6
+
+
+def test_tab_and_carriage_return_lead_nowhere_in_the_csv():
+    """The registry strips them, but a category comes from whatever the lane sent."""
+    day = {
+        "unique_visitors": -3,
+        "entries": 0,
+        "anonymous_entries": 0,
+        "schoolchildren": 0,
+        "peak_occupancy": {},
+        "by_category": {"\t=1+1": 2, "\r@x": 1, "-3": 4},
+        "arrivals_by_hour": {},
+        "departements": {},
+        "denials_by_reason": {},
+        "residue": {},
+    }
+    buf = io.BytesIO()
+    exports.write_attendance({"venue": "v", "days": {"2018-11-22": day}}, "csv", buf)
+    rows = list(csv.reader(io.StringIO(buf.getvalue().decode("utf-8"), newline="")))
+    assert ["2018-11-22", "by_category", "'\t=1+1", "2"] in rows
+    assert ["2018-11-22", "by_category", "'\r@x", "1"] in rows
+    assert ["2018-11-22", "by_category", "-3", "4"] in rows
+    assert ["2018-11-22", "unique_visitors", "", "-3"] in rows
