@@ -55,12 +55,18 @@ class Core:
         self.lease_zones = sorted(z.id for z in venue.zones.values() if z.offline_policy == "lease")
         self._lease_day: str | None = None
         self._publish_all_leases = False
+        self._reissue: set[str] = set()  # lanes whose lease must be re-sent (new epoch)
         self.tracker = Tracker()
         self.book = Book(list(venue.zones))
         # passages[day][gate] = committed passages through that lane that day (its spend)
         self.passages: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.recent: dict[str, deque[float]] = defaultdict(deque)
         self.leases: dict[str, lz.GateLease] = {}
+        # Each lane's current outbox epoch, and per day the allowance written off when a lane
+        # came back with a new epoch: the old outbox may have admitted people the counter
+        # never heard of, so that allowance counts as people inside, never to be re-spent.
+        self.lane_epochs: dict[str, str] = {}
+        self.written_off: dict[str, dict[str, int]] = {}
         self.gate_status: dict[str, wire.GateStatus] = {}
         self.closed_zones: set[str] = set()
         self.evacuating = False
@@ -98,6 +104,10 @@ class Core:
             self.book.correct(day, zone, delta)
         self.book.current = self.store.get_state("current_day")
         self.book.closed = set(self.store.get_state("closed_days", []))
+        self.lane_epochs = dict(self.store.get_state("lane_epochs", {}))
+        self.written_off = {
+            d: dict(r) for d, r in self.store.get_state("written_off", {}).items()
+        }
         ec = self.store.get_state("event_clock")
         self.event_clock = ec
         for gate, epoch, committed, above, max_seq in conn.execute(
@@ -226,6 +236,8 @@ class Core:
         if not self.tracker.get(gate, ev.epoch).add(ev.seq):
             self.stats["duplicates"] += 1
             return None
+        if gate not in self.lane_epochs:  # no status heard yet: its events name the epoch
+            self._new_epoch(gate, ev.epoch)
         t = ev.ts.timestamp()
         future = t > self._wall_t + FUTURE_TOLERANCE_S
         if future and self.book.current is not None:
@@ -297,6 +309,8 @@ class Core:
         if st.gate != gate or gate not in self.venue.gates:
             return f"status for gate {st.gate!r} on the topic of {gate!r}"
         self.gate_status[gate] = st
+        if st.epoch is not None and self.lane_epochs.get(gate) != st.epoch:
+            self._new_epoch(gate, st.epoch)
         self.store.set_gate_seen(
             gate, online=int(st.online), outbox=st.outbox, lease_serial=st.lease_serial,
             status=st.to_json().decode(),
@@ -420,7 +434,7 @@ class Core:
                 st = self.gate_status.get(g)
                 lease = self.leases[g]
                 demand[g] = lz.Demand(
-                    spent=spend.get(g, 0),
+                    spent=spend.get(g, 0) + self.written_off.get(day, {}).get(g, 0),
                     rate=float(len(self.recent.get(g, ()))) * 60.0 / RATE_WINDOW_S,
                     online=st.online if st is not None else True,
                     reported_back=bool(
@@ -440,6 +454,8 @@ class Core:
                 changed.add(g)
         if self._publish_all_leases:
             force, self._publish_all_leases = True, False
+        changed |= self._reissue & set(self.leases)
+        self._reissue.clear()
         for g in sorted(self.leases if force else changed):
             lease = self.leases[g]
             if g in changed or lease.serial == 0:
@@ -448,14 +464,59 @@ class Core:
             out.append(Out(self.topics.lease(g), self.lease_message(g).to_json()))
 
     def _committed_load(self, zone: str) -> int:
-        """People the zone must have room for: inside, plus those who may walk back in."""
-        return self.book.raw(zone) + sum(self.book.raw(y) for y in self.returning[zone])
+        """People the zone must have room for: inside, plus those who may walk back in, plus
+        allowance written off with a lost outbox (they may be inside, uncounted)."""
+        lost = sum(
+            n for g, n in self.written_off.get(self.book.current or "", {}).items()
+            if zone in self.lanes.get(g, ())
+        )  # fmt: skip
+        return self.book.raw(zone) + sum(self.book.raw(y) for y in self.returning[zone]) + lost
+
+    def _new_epoch(self, gate: str, epoch: str) -> None:
+        """A lane speaks from a new outbox (lost or replaced storage): what its old outbox
+        could still have granted is written off, and its lease is re-issued for the new one."""
+        old = self.lane_epochs.get(gate)
+        self.lane_epochs[gate] = epoch
+        self.store.set_state("lane_epochs", self.lane_epochs)
+        day, lease = self.book.current, self.leases.get(gate)
+        if old is None or day is None or lease is None or lease.day != day:
+            return
+        held = sum(lease.exposure.values()) - self._spent(day, gate)
+        if held > 0:
+            row = self.written_off.setdefault(day, {})
+            row[gate] = row.get(gate, 0) + held
+            self.store.set_state("written_off", self.written_off)
+            self.store.audit(
+                "allowance_written_off", who="counter", zone=None,
+                detail={"gate": gate, "old_epoch": old, "new_epoch": epoch, "allowance": held},
+            )  # fmt: skip
+        self._reissue.add(gate)
+
+    def _spent(self, day: str, gate: str) -> int:
+        """A lane's spend as the planner sees it: committed passages plus written-off room."""
+        return self.passages.get(day, {}).get(gate, 0) + self.written_off.get(day, {}).get(gate, 0)
+
+    def _epoch_spent(self, day: str, gate: str, epoch: str) -> int:
+        row = self.store.conn.execute(
+            "SELECT count(*) FROM events WHERE gate = ? AND epoch = ? AND day = ? "
+            "AND kind = 'passage'",
+            (gate, epoch, day),
+        ).fetchone()
+        return row[0]
 
     def lease_message(self, gate: str) -> wire.Lease:
+        """The lease in the terms of the lane's current outbox, which counts its own entries
+        only: what is left of the allowance, on top of what this epoch already spent."""
         lease = self.leases[gate]
+        epoch = self.lane_epochs.get(gate)
+        grants = dict(lease.grants)
+        if epoch is not None:
+            base = self._spent(lease.day, gate)
+            mine = self._epoch_spent(lease.day, gate, epoch)
+            grants = {z: mine + max(0, n - base) for z, n in grants.items()}
         return wire.Lease(
-            gate=gate, day=lease.day, grants=dict(lease.grants), serial=lease.serial,
-            ts=self.clock(),
+            gate=gate, day=lease.day, grants=grants, serial=lease.serial,
+            ts=self.clock(), epoch=epoch,
         )  # fmt: skip
 
     # -- messages ----------------------------------------------------------------------

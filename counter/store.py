@@ -103,6 +103,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0004_events_by_lane_epoch",
+        """
+        -- a lane's spend within its current outbox epoch, for the epoch-scoped lease
+        CREATE INDEX events_lane_epoch ON events(gate, epoch, day, kind);
+        """,
+    ),
 ]
 
 
