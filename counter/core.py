@@ -529,8 +529,12 @@ class Core:
         state = zone_state(
             n, z, closed=zone in self.closed_zones, evacuating=self.evacuating
         )  # fmt: skip
+        # Stamped with event time (the latest event's), so a replay of a past day reads as
+        # that day on the dashboard; live, the two clocks agree.
+        ec = self.event_clock
+        ts = datetime.fromtimestamp(ec, self.venue.tz) if ec is not None else self.clock()
         return wire.Occupancy(zone=zone, occupancy=n, capacity=z.capacity, state=state,
-                              ts=self.clock())  # fmt: skip
+                              ts=ts)  # fmt: skip
 
     def _occupancy(self, zone: str) -> Out:
         return Out(self.topics.occupancy(zone), self.occupancy(zone).to_json())

@@ -165,3 +165,14 @@ def test_people_leaving_after_closing_lower_the_residue_not_tomorrow(make_core, 
     assert core.book.raw("hall") == 0 and core.book.raw("hall", "2018-11-22") == 2
     core = make_core()  # the attribution is stored: a restart agrees
     assert core.book.raw("hall") == 0 and core.book.raw("hall", "2018-11-22") == 2
+
+
+def test_occupancy_is_stamped_with_event_time_in_a_replay(make_core, lanes):
+    """A replay of 2018 years later: the dashboard's curves and alerts read the occupancy's
+    time, which must be the day replayed, not the wall clock."""
+    core = make_core()  # the fixture's wall clock is today's
+    at = datetime(2018, 11, 22, 10, 15, tzinfo=PARIS)
+    outs = core.handle([lanes.event("in-1", ts=at)])
+    hall = wire.Topics("testhall").occupancy("hall")
+    occ = wire.parse_occupancy(published(outs, "occupancy")[hall])
+    assert occ.occupancy == 1 and occ.ts == at
