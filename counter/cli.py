@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
+import sqlite3
 import sys
 import threading
+from datetime import date
 from pathlib import Path
 
 from sesame.cli_config import DEFAULT_VENUE, load_or_fail
@@ -47,6 +50,61 @@ def register(sub: argparse._SubParsersAction) -> None:
     att.set_defaults(func=_export)
 
 
+def _check_database(path: str, *, create: bool) -> None:
+    """One line naming the file when --db is not the counter's database, before anything
+    opens it (the store would otherwise add the counter's tables to someone else's file).
+    create=True: a missing or empty file is fine (the counter creates its tables)."""
+    p = Path(path)
+    if not p.exists():
+        if not create:
+            raise CliError(f"{path}: no such database")
+        if not p.parent.is_dir():
+            raise CliError(f"{path}: folder {p.parent} does not exist")
+        return
+    if p.is_dir():
+        raise CliError(f"{path}: is a directory, not a database")
+    if not os.access(p, os.R_OK):
+        raise CliError(f"{path}: permission denied")
+    if create and p.stat().st_size == 0:
+        return
+    try:
+        conn = sqlite3.connect(p.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        tables = {"(not SQLite)"}
+    if create and not tables:
+        return  # an empty SQLite database
+    if not {"_migrations", "events"} <= tables:
+        raise CliError(f"{path}: not a Sesame counter database")
+
+
+def _check_output(path: str) -> Path:
+    """One line naming an output file that cannot be written, before any work is done."""
+    p = Path(path)
+    if p.is_dir():
+        raise CliError(f"{path}: is a directory")
+    if not p.parent.is_dir():
+        raise CliError(f"{path}: folder {p.parent} does not exist")
+    if not os.access(p.parent, os.W_OK):
+        raise CliError(f"{path}: cannot write in folder {p.parent}")
+    return p
+
+
+def _check_day(venue, day: str) -> None:
+    if not _DAY.match(day):
+        raise CliError(f"--day {day!r} is not YYYY-MM-DD")
+    try:
+        d = date.fromisoformat(day)
+    except ValueError:
+        raise CliError(f"--day {day} is not a date") from None
+    if d not in {x.date for x in venue.days}:  # as the dashboard's API (422)
+        days = ", ".join(x.date.isoformat() for x in venue.days)
+        raise CliError(f"--day {day} is not an event day of {venue.id} ({days})")
+
+
 def _run(args: argparse.Namespace) -> int:
     from counter.service import Counter
     from sesame import mqtt
@@ -54,6 +112,7 @@ def _run(args: argparse.Namespace) -> int:
     venue = load_or_fail(args.venue)
     if not args.broker and not args.credentials:
         raise CliError("--broker URL or --credentials FILE is required")
+    _check_database(args.db, create=True)
     try:
         counter = Counter(venue, args.db, args.broker, args.credentials, client_id=args.client_id)
         counter.start()
@@ -78,6 +137,7 @@ def _run(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from counter.registry import ManifestError, import_manifest
 
+    _check_database(args.db, create=True)
     try:
         n = import_manifest(args.db, args.manifest)
     except ManifestError as e:
@@ -92,21 +152,36 @@ def _export(args: argparse.Namespace) -> int:
     from counter.exports import attendance, plot_occupancy, write_attendance
 
     venue = load_or_fail(args.venue)
-    if args.day is not None and not _DAY.match(args.day):
-        raise CliError(f"--day {args.day!r} is not YYYY-MM-DD")
-    if not Path(args.db).is_file():
-        raise CliError(f"{args.db}: no such database")
+    if args.day is not None:
+        _check_day(venue, args.day)
+    _check_database(args.db, create=False)
+    # everything that could stop the export is checked before any work or any file written
+    if args.out == "-":
+        if args.format == "xlsx" and sys.stdout.isatty():
+            raise CliError(
+                "--format xlsx is binary: not written to a terminal (use --out FILE or a pipe)"
+            )
+        out: Path | None = None
+    else:
+        out = _check_output(args.out)
+    plot = _check_output(args.plot) if args.plot else None
     with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("attendance", total=None)
         report = attendance(
             args.db, venue, args.day,
             progress=lambda i, n: progress.update(task, completed=i, total=n),
         )  # fmt: skip
-    if args.out == "-":
+    if out is None:
         write_attendance(report, args.format, sys.stdout.buffer)
     else:
-        write_attendance(report, args.format, Path(args.out))
-    if args.plot:
+        try:
+            write_attendance(report, args.format, out)
+        except OSError as e:
+            raise CliError(f"{out}: {e.strerror or e}") from None
+    if plot is not None:
         day = args.day or venue.days[0].date.isoformat()
-        plot_occupancy(args.db, venue, day, Path(args.plot))
+        try:
+            plot_occupancy(args.db, venue, day, plot)
+        except OSError as e:
+            raise CliError(f"{plot}: {e.strerror or e}") from None
     return 0

@@ -252,7 +252,12 @@ def plot_occupancy(db_path: str | Path, venue: Venue, day: str, out: Path | Bina
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
         fig.tight_layout()
-        fig.savefig(out, format="png")
+        if isinstance(out, str | Path):
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png")
+            _write_file(Path(out), buf.getvalue())
+        else:
+            fig.savefig(out, format="png")
     finally:
         plt.close(fig)
 
@@ -310,12 +315,21 @@ def write_attendance(report: dict, fmt: str, out: Path | BinaryIO) -> None:
     else:
         raise ValueError(f"unknown format {fmt!r} (csv, xlsx or json)")
     if isinstance(out, str | Path):
-        p = Path(out)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(p)  # never a half-written export
+        _write_file(Path(out), data)
     else:
         out.write(data)
+
+
+def _write_file(p: Path, data: bytes) -> None:
+    """Never a half-written export: a temporary file beside it, renamed over it once whole;
+    the temporary file does not outlive a failure (disk full)."""
+    tmp = p.with_name(p.name + ".tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _append(ws, values: list) -> None:
