@@ -114,17 +114,60 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError("--broker URL or --credentials FILE is required")
     _check_database(args.db, create=True)
     try:
-        counter = Counter(venue, args.db, args.broker, args.credentials, client_id=args.client_id)
-        counter.start()
+        where = mqtt.parse_broker_url(args.broker, args.credentials).display  # no password
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    # One line per change of the broker connection, not one per retry: the counter keeps
+    # trying (a counter started before its broker, a broker restarted) until stopped.
+    lock = threading.Lock()
+    shown = {"state": "starting"}
+
+    def on_state(state: str, detail: str) -> None:
+        with lock:
+            before = shown["state"]  # starting, waiting (never connected), connected, lost
+            if state == "connected":
+                shown["state"] = "connected"
+                if before == "lost":  # the first connection is said by the main thread
+                    print(f"counter: connected to the broker at {where} again", flush=True)
+            elif before == "starting":
+                shown["state"] = "waiting"
+                why = "not reachable" if detail.startswith("cannot reach") else detail
+                print(f"counter: waiting for the broker at {where} ({why}); "
+                      "retrying until it answers", file=sys.stderr, flush=True)  # fmt: skip
+            elif before == "connected":
+                shown["state"] = "lost"
+                print(f"counter: lost the broker at {where} ({detail}); retrying",
+                      file=sys.stderr, flush=True)  # fmt: skip
+
+    class _Stopped(Exception):
+        pass
+
+    done = threading.Event()
+
+    def stop(*_: object) -> None:
+        done.set()
+        if counter is None:  # still waiting for the broker: give up waiting
+            raise _Stopped
+
+    counter = None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+    c = Counter(venue, args.db, args.broker, args.credentials, client_id=args.client_id,
+                on_state=on_state)  # fmt: skip
+    try:
+        c.start(timeout=None)  # until the broker answers, a refusal, or a stop
+        counter = c
+    except _Stopped:
+        if c.running:  # the stop came just as it connected
+            c.stop()
+        print("counter: stopped before the broker answered", file=sys.stderr, flush=True)
+        return 0
     except ValueError as e:
         raise CliError(str(e)) from None
     except (mqtt.ConnectRefused, mqtt.ConnectTimeout, OSError) as e:
         raise CliError(str(e), 1) from None
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
-    print(f"counter running: venue {venue.id}, database {args.db}, broker "
-          f"{counter.conn.url.display}", flush=True)  # fmt: skip
+    print(f"counter running: connected to the broker at {where}; venue {venue.id}, "
+          f"database {args.db}", flush=True)  # fmt: skip
     while not done.wait(0.5):
         if not counter.running:
             break

@@ -46,6 +46,7 @@ class Counter:
         tick_s: float = 1.0,
         status_s: float = 5.0,
         session_expiry: int = 7 * 86400,
+        on_state: Callable[[str, str], None] | None = None,
     ):
         self.venue = venue
         self.db_path = Path(db_path)
@@ -65,9 +66,13 @@ class Counter:
         self._thread: threading.Thread | None = None
         self.batches = 0
         self.connection_events: list[tuple[str, str]] = []
+        self.on_state = on_state  # hears "connected" / "disconnected" / "refused", any thread
 
     # -- life cycle ----------------------------------------------------------------------
-    def start(self, timeout: float = 15.0) -> Counter:
+    def start(self, timeout: float | None = 15.0) -> Counter:
+        """Open the database and connect; returns once the broker has accepted us. Raises
+        ConnectRefused (credentials), ConnectTimeout (nothing within `timeout` s; None:
+        keep trying until it answers)."""
         from sesame import mqtt
 
         if self.client_id is None:
@@ -132,6 +137,11 @@ class Counter:
     def _on_state(self, state: str, detail: str) -> None:
         self.connection_events.append((state, detail))
         log.info("broker connection %s: %s", state, detail)
+        if self.on_state is not None:
+            try:
+                self.on_state(state, detail)
+            except Exception:  # a bad callback must not stop the network I/O
+                log.exception("on_state callback failed")
 
     def _on_message(self, msg) -> None:
         # Called from inside client.loop() in the writer thread: queue only.
@@ -154,7 +164,8 @@ class Counter:
                 if self.conn.client.reconnect() == 0:
                     return
             except OSError as e:
-                log.warning("broker unreachable: %s", e)
+                # each retry: on_state has already said once that the broker went away
+                log.debug("broker unreachable: %s", e)
             self._stop.wait(delay)
             delay = min(delay * 2, 30.0)
 
