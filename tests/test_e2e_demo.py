@@ -60,6 +60,15 @@ def test_demo_fills_the_dashboard_and_ctrl_c_stops_everything(tmp_path):
             nef = next(z["occupancy"] for z in zones if z["id"] == "nef") or 0
             time.sleep(0.5)
         assert nef > 0, "the dashboard never showed visitors in the Nef"
+        # the organiser account it prints opens the organiser's exports
+        assert any(
+            re.search(r"organiser view: \S+/organiser\s+user organiser\s+password ", x)
+            for x in lines + [proc.stdout.readline()]
+        ), "".join(lines)
+        org = httpx.Client(base_url=url, timeout=5)
+        r = org.post("/login", json={"username": "organiser", "password": password})
+        assert r.is_success
+        assert org.get("/organiser").status_code == 200
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -369,6 +369,7 @@ def _demo(args: argparse.Namespace) -> int:
         server, user, password = _start_dashboard(venue, replay, broker, work, args.http_port)
         started.append(server)
         print(f"dashboard: {server.url}/  user {user}  password {password}", flush=True)
+        print(f"organiser view: {server.url}/organiser  user organiser  password {password}")
         print(f"replaying {day.date} ({day.note or 'event day'}) at x{args.speed:g}; Ctrl-C stops")
         runner = threading.Thread(
             target=_run_day, args=(replay, day.date, stop), name="demo-replay", daemon=True
@@ -425,6 +426,8 @@ def _start_dashboard(venue, replay, broker, work: Path, port: int):
     store = Store(work / "accounts.db")
     try:
         store.add_user("demo", "safety", password, replace=True)
+        # the organiser view (attendance, exports) is for organisers only
+        store.add_user("organiser", "organiser", password, replace=True)
     finally:
         store.close()
     from datetime import timedelta
