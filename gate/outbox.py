@@ -9,6 +9,12 @@ while offline still decides correctly.
 `epoch` is a random id chosen when the database is created; `seq` counts from 1 without
 gaps within an epoch. Events stay until the counter's end-to-end ack covers them, and are
 pruned only when acknowledged and a few days old.
+
+An ack beyond the last event written means this database is behind the counter (restored
+from a backup or copied from another card): the seqs after it are already taken. The outbox
+then starts a new epoch in place, numbering from 1 again (rows keep one increasing local
+seq; `seq_base` maps it to the wire), so no new passage is mistaken for a duplicate, and the
+counter re-issues the lane's lease for the new epoch.
 """
 
 from __future__ import annotations
@@ -79,6 +85,7 @@ class Outbox:
         self._last = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
         self._last = max(self._last, int(self._meta("last_seq") or 0))
         self._acked = int(self._meta("acked") or 0)
+        self._base = int(self._meta("seq_base") or 0)  # local seq of the epoch's seq 0
         self._entries: dict[tuple[str, str], int] = {}  # (zone, day) -> passages, see entries()
 
     # -- schema --------------------------------------------------------------------
@@ -116,7 +123,7 @@ class Outbox:
         """Give the next seq to `build(seq)` and commit the event durably before returning."""
         with self._lock:
             seq = self._last + 1
-            ev = build(seq)
+            ev = build(seq - self._base)
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute(
@@ -158,7 +165,10 @@ class Outbox:
         """Apply the counter's ack; True when it moved. Other epochs and stale acks are ignored."""
         if epoch != self.epoch:
             return False
-        seq = min(seq, self._last)  # never believe the counter has what we never wrote
+        seq += self._base
+        if seq > self._last:
+            self._behind_the_counter()
+            return True
         with self._lock:
             if seq <= self._acked:
                 return False
@@ -167,6 +177,18 @@ class Outbox:
             self._db.execute("COMMIT")
             self._acked = seq
             return True
+
+    def _behind_the_counter(self) -> None:
+        """Everything held is covered; later events go out under a new epoch."""
+        with self._lock:
+            epoch = secrets.token_hex(6)
+            self._db.execute("BEGIN IMMEDIATE")
+            self._set_meta("epoch", epoch)
+            self._set_meta("seq_base", str(self._last))
+            self._set_meta("acked", str(self._last))
+            self._db.execute("COMMIT")
+            self.epoch, self._base, self._acked = epoch, self._last, self._last
+            self._entries.clear()  # lease spend is counted within the epoch
 
     def pending(self, after: int, limit: int = 500) -> list[tuple[int, bytes]]:
         """Unacknowledged events with seq > after, in seq order."""
@@ -208,15 +230,15 @@ class Outbox:
         return Seen(t(last_in), t(last_out), n)
 
     def entries(self, zone: str, day: date) -> int:
-        """Passages this lane made into `zone` on `day` (what it spent of its lease).
-        Counted once from the database, then kept up to date by append() (the only writer)."""
+        """Passages this lane made into `zone` on `day` in the current epoch (what it spent
+        of the lease, which is counted per epoch). Counted once from the database, then kept up to date by append() (the only writer)."""
         k = (zone, day.isoformat())
         with self._lock:
             if k not in self._entries:
                 self._entries[k] = self._db.execute(
                     "SELECT COUNT(*) FROM events"
-                    " WHERE day = ? AND zone_to = ? AND kind = 'passage'",
-                    (k[1], zone),
+                    " WHERE day = ? AND zone_to = ? AND kind = 'passage' AND seq > ?",
+                    (k[1], zone, self._base),
                 ).fetchone()[0]
             return self._entries[k]
 

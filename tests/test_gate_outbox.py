@@ -92,3 +92,25 @@ def test_prune_keeps_unacked_and_recent(tmp_path):
     assert ob.prune(date(2018, 11, 30)) == 2  # old and acked
     assert [s for s, _ in ob.pending(0)] == [3]
     assert _ev(ob).seq == 4
+
+
+def test_an_ack_beyond_what_was_written_starts_a_new_epoch(tmp_path):
+    """A database restored from a backup is behind the counter: its next seqs are already
+    taken, so it numbers from 1 in a new epoch instead (and says so across a restart)."""
+    ob = Outbox(tmp_path / "o.db")
+    for _ in range(4):
+        _ev(ob)
+    old = ob.epoch
+    assert ob.ack(old, 10)  # the counter holds 1..10 of this epoch; we only have 1..4
+    assert ob.epoch != old and ob.depth() == 0 and ob.pending(0) == []
+    ev = _ev(ob)
+    assert (ev.epoch, ev.seq) == (ob.epoch, 1)
+    assert ob.entries("nef", THU) == 1  # lease spend is counted within the new epoch
+    assert not ob.ack(old, 11)  # the old epoch is gone
+    ob.close()
+    ob = Outbox(tmp_path / "o.db")
+    (body,) = [b for _, b in ob.pending(0)]
+    sent = parse_event(body)
+    assert (sent.epoch, sent.seq) == (ob.epoch, 1) and ob.depth() == 1
+    assert ob.ack(ob.epoch, 1) and ob.depth() == 0
+    assert _ev(ob).seq == 2
