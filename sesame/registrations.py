@@ -211,6 +211,13 @@ def _row(
             raise ValueError(f"group_size: {group_text!r} is not a whole number") from None
         if not 1 <= group <= MAX_GROUP:
             raise ValueError(f"group_size: {group} is not between 1 and {MAX_GROUP}")
+        if venue is not None and group > _largest_group(venue, category):
+            # a lane grants a group only when its allowance covers all of it, and is topped
+            # up only once it holds `low_water` or fewer: a bigger group would never pass
+            raise ValueError(
+                f"group_size: {group} is more than a lane's lease can hold for a group "
+                f"([leases] low_water = {venue.leases.low_water}): split the group or raise it"
+            )
 
     return Registration(
         line=line,
@@ -222,6 +229,15 @@ def _row(
         department=cell.get("department", ""),
         extra={c: v for c, v in cell.items() if c not in KNOWN},
     )
+
+
+def _largest_group(venue: Venue, category: str) -> int:
+    """The largest group badge that can pass: unbounded unless the category may enter a
+    zone whose entries are leased."""
+    leased = any(
+        venue.zones[z].offline_policy == "lease" for z in venue.categories[category].zones
+    )
+    return venue.leases.low_water if leased else MAX_GROUP
 
 
 def _days(text: str, venue: Venue | None) -> tuple[date, ...] | None:

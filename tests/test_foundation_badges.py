@@ -160,6 +160,8 @@ BAD_ROWS = [
     ("group size zero", HEADER + "A,school,2018-11-22,0,,\n", 2, "group_size"),
     ("group size too big", HEADER + "A,school,2018-11-22,501,,\n", 2, "group_size"),
     ("group size not a number", HEADER + "A,school,2018-11-22,trente,,\n", 2, "whole number"),
+    # a class bigger than a lane's lease low-water mark (32) could never pass into the Nef
+    ("group beyond the lease", HEADER + "A,school,2018-11-22,33,,\n", 2, "low_water = 32"),
     ("too many fields", HEADER + "A,public,all,1,,,x\n", 2, "7 fields"),
     ("too few fields", HEADER + "A,public,all\n", 2, "3 fields"),
     ("missing column", "name,category,group_size\nA,public,1\n", 1, "missing column(s) days"),
