@@ -41,6 +41,10 @@ MAX_PACKET = 4 * 1024 * 1024 + 64 * 1024
 # publishers still get PUBACKs (measured; DESIGN.md). A gate offline for an hour at 60/min
 # is 3,600 messages; the counter offline during a peak can be far more.
 MAX_QUEUED = 100_000
+# ...and a byte bound, so an account flooding large packets while the counter is away cannot
+# exhaust the broker's memory: 100,000 genuine events are ~25 MB. A message dropped beyond it
+# is still in its gate's outbox, which re-sends it until the counter acknowledges it.
+MAX_QUEUED_BYTES = 256 * 1024 * 1024
 # QoS 1 messages Mosquitto sends to one client before its PUBACKs: the counter acknowledges
 # only after committing a batch (manual_ack), so this bounds its batch size.
 MAX_INFLIGHT = 1000
@@ -226,7 +230,7 @@ def mosquitto_conf(
         "",
         f"max_packet_size {MAX_PACKET}",
         f"max_queued_messages {MAX_QUEUED}",
-        "max_queued_bytes 0",
+        f"max_queued_bytes {MAX_QUEUED_BYTES}",
         f"max_inflight_messages {MAX_INFLIGHT}",
         "",
     ]

@@ -57,6 +57,7 @@ def test_files_accounts_and_modes(tmp_path):
         "allow_anonymous false",
         "persistence true",
         "max_queued_messages 100000",
+        "max_queued_bytes 268435456",  # bounded: a flood cannot exhaust the broker's memory
         "listener 18830 127.0.0.1",
         f"acl_file {tmp_path.resolve() / 'acl'}",
     ):
