@@ -16,19 +16,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from sesame.badges import MANIFEST_COLUMNS
 from sesame.sim.model import Badge, Population
 from sesame.tokens import Claims, sign
-
-MANIFEST_COLUMNS = [
-    "badge_id",
-    "token",
-    "name",
-    "category",
-    "days",
-    "group_size",
-    "organisation",
-    "department",
-]
 
 
 def _b64e(b: bytes) -> str:
