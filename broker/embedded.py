@@ -310,28 +310,6 @@ class EmbeddedBroker(BrokerBase):
     def stop(self) -> None:
         self._reap(signal.SIGTERM)
 
-    def kill(self) -> None:
-        self._reap(signal.SIGKILL)
-
-    def restart(self) -> EmbeddedBroker:
-        self.stop()
-        return self.start()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def close(self) -> None:
-        self.kill()
-        if self._own_run_dir:
-            import shutil
-
-            shutil.rmtree(self.run_dir, ignore_errors=True)
-
-    def __enter__(self) -> EmbeddedBroker:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def main(argv: list[str] | None = None) -> int:

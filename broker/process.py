@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 from urllib.parse import quote
 
 from broker.setup import (
@@ -102,6 +103,42 @@ class BrokerBase:
                     if (src / name).exists() and not (path.parent / name).exists():
                         shutil.copy2(src / name, path.parent / name)
         return path
+
+    # -- lifecycle: each runner provides start(), stop() and _reap(signal) ------------------
+    log_path: Path
+    _own_run_dir: bool
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def _reap(self, sig: int) -> None:
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        """SIGKILL: what a power cut or the OOM killer does."""
+        self._reap(signal.SIGKILL)
+
+    def restart(self) -> Self:
+        self.stop()
+        return self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def close(self) -> None:
+        """Kill the broker and remove a temp folder we made."""
+        self.kill()
+        if self._own_run_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class MosquittoProcess(BrokerBase):
@@ -224,28 +261,6 @@ class MosquittoProcess(BrokerBase):
         while port_open(self.host, self.port) and time.monotonic() < deadline:
             time.sleep(0.02)
 
-    def kill(self) -> None:
-        """SIGKILL: what a power cut or the OOM killer does."""
-        self._reap(signal.SIGKILL)
-
-    def restart(self) -> MosquittoProcess:
-        self.stop()
-        return self.start()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def close(self) -> None:
-        """Kill the broker and remove a temp folder we made."""
-        self.kill()
-        if self._own_run_dir:
-            shutil.rmtree(self.run_dir, ignore_errors=True)
-
-    def __enter__(self) -> MosquittoProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def start_local_broker(
