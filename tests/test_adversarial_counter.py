@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from counter.service import Counter
 from sesame import mqtt, wire
 from sesame.venue import load_venue
+from tests import waiting
 from tests.fixtures.broker import VENUE_FILE
 from tests.fixtures.counter import PARIS, Clock
 
@@ -28,12 +28,7 @@ START = datetime(2018, 11, 22, 10, 0, tzinfo=PARIS)
 
 
 def wait_for(cond, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    return waiting.wait_for(cond, timeout, what)
 
 
 def event(seq: int, **over) -> dict:

@@ -14,18 +14,14 @@ import time
 from counter.service import Counter
 from gate.agent import GateAgent
 from sesame import mqtt, wire
+from tests import waiting
 from tests.fixtures.gate import FakeClock, paris
 
 VICTIM, THIEF = "churchill-in-1", "churchill-in-2"
 
 
 def wait_for(cond, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    return waiting.wait_for(cond, timeout, what)
 
 
 def _squat(mosquitto, client_id: str, seconds: float = 2.0) -> None:

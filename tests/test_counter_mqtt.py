@@ -19,6 +19,7 @@ import pytest
 from counter.service import Counter
 from sesame import mqtt, wire
 from sesame.venue import load_venue
+from tests import waiting
 from tests.fixtures.counter import PARIS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,12 +30,7 @@ START = datetime(2018, 11, 22, 9, 0, tzinfo=PARIS)
 
 
 def wait_for(cond, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    return waiting.wait_for(cond, timeout, what)
 
 
 class Watcher:
