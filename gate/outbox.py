@@ -231,7 +231,8 @@ class Outbox:
 
     def entries(self, zone: str, day: date) -> int:
         """Passages this lane made into `zone` on `day` in the current epoch (what it spent
-        of the lease, which is counted per epoch). Counted once from the database, then kept up to date by append() (the only writer)."""
+        of the lease, which is counted per epoch). Counted once from the database, then kept
+        up to date by append() (the only writer)."""
         k = (zone, day.isoformat())
         with self._lock:
             if k not in self._entries:
