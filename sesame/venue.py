@@ -89,6 +89,14 @@ class Day(_Model):
     closes: time
     note: str = ""
 
+    @field_validator("opens", "closes")
+    @classmethod
+    def _local(cls, v: time) -> time:
+        # opening hours are wall-clock times in the venue's time zone (DST included)
+        if v.tzinfo is not None:
+            raise ValueError("must be a local time without UTC offset (the venue's zone applies)")
+        return v
+
     @field_validator("date")
     @classmethod
     def _year(cls, v: date) -> date:

@@ -103,6 +103,12 @@ BAD_FILES = [
         28,
     ),
     (
+        "opening time with a UTC offset",
+        ("opens = 10:00:00\ncloses = 16:00:00", 'opens = "10:00:00+01:00"\ncloses = 16:00:00'),
+        "days[2].opens",
+        27,
+    ),
+    (
         "category allowed into a zone that does not exist",
         ('zones = ["nef", "balcons"]\nreentry = "antipassback"\n\n[categories.professional]',
          'zones = ["nef", "galeries"]\nreentry = "antipassback"\n\n[categories.professional]'),
