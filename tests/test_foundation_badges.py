@@ -29,7 +29,10 @@ HEADER = "name,category,days,group_size,organisation,department\n"
 
 
 def _zxing(img: Image.Image) -> list[str]:
-    return sorted(r.text for r in zxingcpp.read_barcodes(img) if r.valid)
+    # QR only, as a lane reads (sesame/qr.py, gate/decode.py): over a whole printed sheet
+    # zxing-cpp otherwise now and then reads a 1D barcode in the text (seen: 'A01D').
+    found = zxingcpp.read_barcodes(img, formats=zxingcpp.BarcodeFormat.QRCode)
+    return sorted(r.text for r in found if r.valid)
 
 
 def _zbar(img: Image.Image) -> list[str]:
