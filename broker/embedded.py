@@ -274,6 +274,7 @@ class EmbeddedBroker(BrokerBase):
                 stderr=logf,
                 env=env,
                 cwd=root,
+                start_new_session=True,  # stopped by its owner, not by the terminal's Ctrl-C
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -197,6 +197,9 @@ class MosquittoProcess(BrokerBase):
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
+                # Ctrl-C in a terminal reaches the whole process group: the broker must
+                # outlive its clients until whoever started it stops it, last.
+                start_new_session=True,
             )
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:

@@ -33,7 +33,10 @@ def _children(pid: int) -> set[int]:
 
 
 def test_demo_fills_the_dashboard_and_ctrl_c_stops_everything(tmp_path):
-    proc = _sesame("demo", "--http-port", "0", "--speed", "900", "--scale", "0.1")
+    # its own process group, like a command typed in a terminal
+    proc = _sesame(
+        "demo", "--http-port", "0", "--speed", "900", "--scale", "0.1", start_new_session=True
+    )
     lines: list[str] = []
     url = password = None
     try:
@@ -70,13 +73,18 @@ def test_demo_fills_the_dashboard_and_ctrl_c_stops_everything(tmp_path):
         assert r.is_success
         assert org.get("/organiser").status_code == 200
     finally:
-        proc.send_signal(signal.SIGINT)
+        # Ctrl-C in a terminal signals the whole foreground group, the demo's children too:
+        # the broker must not vanish under the gates and counter before they stop
+        os.killpg(proc.pid, signal.SIGINT)
+        t0 = time.monotonic()
         try:
             rc = proc.wait(30)
+            stopped_in = time.monotonic() - t0
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
     assert rc == 0
+    assert stopped_in < 10, f"Ctrl-C took {stopped_in:.1f} s to stop the demo"
     for pid in broker_pids:  # the broker it started is gone
         assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
 
