@@ -21,14 +21,13 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
-from broker.process import BrokerBase, BrokerStartError, free_port, port_open
+from broker.process import BrokerBase, BrokerStartError, port_open
 from broker.setup import ACL, PASSWD, Settings, check_password, read_password_file
 
 log = logging.getLogger("sesame.broker.embedded")
@@ -239,15 +238,7 @@ class EmbeddedBroker(BrokerBase):
         run_dir: str | Path | None = None,
         host: str | None = None,
     ):
-        self.config_dir = Path(config_dir).resolve()
-        self.settings = Settings.load(self.config_dir)
-        self.host = host or "127.0.0.1"
-        self.port = port or free_port(self.host)
-        self._own_run_dir = run_dir is None
-        self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="sesame-embedded-")).resolve()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.run_dir / "broker.log"
-        self.proc: subprocess.Popen | None = None
+        super().__init__(config_dir, host, port, run_dir, "embedded", "broker.log")
 
     def start(self, timeout: float = 20.0) -> EmbeddedBroker:
         if self.running:

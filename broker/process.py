@@ -104,6 +104,23 @@ class BrokerBase:
                         shutil.copy2(src / name, path.parent / name)
         return path
 
+    def __init__(self, config_dir: str | Path, host: str | None, port: int | None,
+                 run_dir: str | Path | None, kind: str, log_name: str) -> None:  # fmt: skip
+        """Accounts from `config_dir`; a free port unless given; files in `run_dir`, or in a
+        temporary folder (sesame-<kind>-…) removed by close()."""
+        self.config_dir = Path(config_dir).resolve()
+        self.settings = Settings.load(self.config_dir)
+        self.host = host or self._default_host()
+        self.port = port or free_port(self.host)
+        self._own_run_dir = run_dir is None
+        self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix=f"sesame-{kind}-")).resolve()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.run_dir / log_name
+        self.proc: subprocess.Popen | None = None
+
+    def _default_host(self) -> str:
+        return "127.0.0.1"
+
     # -- lifecycle: each runner provides start(), stop() and _reap(signal) ------------------
     log_path: Path
     _own_run_dir: bool
@@ -149,26 +166,21 @@ class MosquittoProcess(BrokerBase):
         run_dir: str | Path | None = None,
         host: str | None = None,
     ):
-        self.config_dir = Path(config_dir).resolve()
-        self.settings = Settings.load(self.config_dir)
-        self.host = host or (
-            "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
-        )
+        super().__init__(config_dir, host, port, run_dir, "mosquitto", "mosquitto.log")
         self._fixed_port = port
-        self.port = port or free_port(self.host)
-        self._own_run_dir = run_dir is None
-        self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="sesame-mosquitto-")).resolve()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.run_dir / "data"
         self.data_dir.mkdir(exist_ok=True)
         self.conf_path = self.run_dir / "mosquitto.conf"
-        self.log_path = self.run_dir / "mosquitto.log"
-        self.proc: subprocess.Popen | None = None
         self._log_offset = 0
         binary = mosquitto_binary()
         if binary is None:
             raise BrokerStartError("mosquitto is not installed")
         self.binary = binary
+
+    def _default_host(self) -> str:
+        # clients reach a wildcard listener on loopback
+        h = self.settings.host
+        return "127.0.0.1" if h in ("0.0.0.0", "::") else h
 
     def _write_conf(self) -> None:
         # As root Mosquitto would switch to the `mosquitto` user, who cannot read a private

@@ -425,7 +425,6 @@ class Core:
         if day is None:
             return
         changed: set[str] = set()
-        spend = self.passages.get(day, {})
         pol = self.venue.leases
         for zone in self.lease_zones:
             gates = [g for g, zs in self.lanes.items() if zone in zs]
@@ -434,7 +433,7 @@ class Core:
                 st = self.gate_status.get(g)
                 lease = self.leases[g]
                 demand[g] = lz.Demand(
-                    spent=spend.get(g, 0) + self.written_off.get(day, {}).get(g, 0),
+                    spent=self._spent(day, g),
                     rate=float(len(self.recent.get(g, ()))) * 60.0 / RATE_WINDOW_S,
                     online=st.online if st is not None else True,
                     reported_back=bool(
