@@ -157,29 +157,17 @@ def _status_outbox(mosquitto) -> int | None:
     return seen[-1].outbox if seen and seen[-1] else None
 
 
-def doctor(hw, stdin):
+def sesame(*args: str, stdin=None) -> subprocess.CompletedProcess:
+    """The `sesame` command line, as a lane's operator types it."""
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sesame",
-            "gate",
-            "doctor",
-            "--venue",
-            str(VENUE),
-            "--gate",
-            GATE,
-            "--hardware",
-            str(hw),
-            "--timeout",
-            "1.5",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        stdin=stdin,
-    )
+        [sys.executable, "-m", "sesame", *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=60, stdin=stdin,
+    )  # fmt: skip
+
+
+def doctor(hw, stdin):
+    return sesame("gate", "doctor", "--venue", str(VENUE), "--gate", GATE,
+                  "--hardware", str(hw), "--timeout", "1.5", stdin=stdin)  # fmt: skip
 
 
 def test_doctor_one_line_per_check(rig, mosquitto):
@@ -221,49 +209,12 @@ def test_run_refuses_bad_input_with_one_line(tmp_path):
     bad.write_text(
         '[controller]\nport = "simulated"\ncolour = "red"\n[agent]\ndata_dir="d"\npubkeys=[]\n'
     )
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sesame",
-            "gate",
-            "run",
-            "--venue",
-            str(VENUE),
-            "--gate",
-            GATE,
-            "--hardware",
-            str(bad),
-            "--broker",
-            "mqtt://127.0.0.1:9",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
+    out = sesame("gate", "run", "--venue", str(VENUE), "--gate", GATE, "--hardware", str(bad),
+                 "--broker", "mqtt://127.0.0.1:9")  # fmt: skip
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "controller.colour: unknown key" in out.stderr
     assert "hw.toml:3" in out.stderr
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sesame",
-            "gate",
-            "run",
-            "--venue",
-            str(VENUE),
-            "--gate",
-            "nope",
-            "--hardware",
-            str(bad),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
+    out = sesame("gate", "run", "--venue", str(VENUE), "--gate", "nope", "--hardware", str(bad))
     assert out.returncode == 2 and "no gate 'nope'" in out.stderr
 
 
@@ -278,27 +229,7 @@ def test_run_refuses_the_private_signing_key(tmp_path):
         '[reader]\ntype = "keyboard"\n[controller]\nport = "simulated"\n'
         f'[agent]\ndata_dir = "{tmp_path / "data"}"\npubkeys = ["{priv}"]\n'
     )
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sesame",
-            "gate",
-            "run",
-            "--venue",
-            str(VENUE),
-            "--gate",
-            GATE,
-            "--hardware",
-            str(hw),
-            "--broker",
-            "mqtt://127.0.0.1:9",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    out = sesame("gate", "run", "--venue", str(VENUE), "--gate", GATE, "--hardware", str(hw),
+                 "--broker", "mqtt://127.0.0.1:9", stdin=subprocess.DEVNULL)  # fmt: skip
     assert out.returncode == 2, out.stderr
     assert out.stderr.count("\n") == 1 and "private signing key" in out.stderr
