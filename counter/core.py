@@ -56,6 +56,8 @@ class Core:
         self._lease_day: str | None = None
         self._publish_all_leases = False
         self._reissue: set[str] = set()  # lanes whose lease must be re-sent (new epoch)
+        # (day, gate, epoch) -> passages: counted once from the database, then kept by _event
+        self._epoch_spend: dict[tuple[str, str, str], int] = {}
         self.tracker = Tracker()
         self.book = Book(list(venue.zones))
         # passages[day][gate] = committed passages through that lane that day (its spend)
@@ -270,6 +272,8 @@ class Core:
         )  # fmt: skip
         if ev.kind == "passage":
             self.passages[day][gate] += 1
+            if (k := (day, gate, ev.epoch)) in self._epoch_spend:
+                self._epoch_spend[k] += 1
             zones.update(self.book.passage(day, ev.from_zone, ev.to_zone))
             if day != self.book.current:
                 self._dirty_days.add(day)
@@ -496,12 +500,14 @@ class Core:
         return self.passages.get(day, {}).get(gate, 0) + self.written_off.get(day, {}).get(gate, 0)
 
     def _epoch_spent(self, day: str, gate: str, epoch: str) -> int:
-        row = self.store.conn.execute(
-            "SELECT count(*) FROM events WHERE gate = ? AND epoch = ? AND day = ? "
-            "AND kind = 'passage'",
-            (gate, epoch, day),
-        ).fetchone()
-        return row[0]
+        k = (day, gate, epoch)
+        if k not in self._epoch_spend:  # in the writer's transaction: this batch included
+            self._epoch_spend[k] = self.store.conn.execute(
+                "SELECT count(*) FROM events WHERE gate = ? AND epoch = ? AND day = ? "
+                "AND kind = 'passage'",
+                (gate, epoch, day),
+            ).fetchone()[0]
+        return self._epoch_spend[k]
 
     def lease_message(self, gate: str) -> wire.Lease:
         """The lease in the terms of the lane's current outbox, which counts its own entries
