@@ -1,4 +1,4 @@
-"""Broker benchmark: QoS 1 through the project's own broker set-up and `sesame.mqtt`.
+"""Broker benchmark: QoS 1 through the project's own broker set-up and `sesame.common.mqtt`.
 Prints its figures; asserts nothing.
 
     .venv/bin/python bench/bench_broker.py            # Mosquitto and the embedded broker
@@ -10,7 +10,7 @@ For each broker (generated config, free loopback port, real accounts and ACL):
    message received, and CPU seconds of this process (publishers + subscriber).
 2. steady: the same four gates at a fixed total rate; end-to-end latency p50 / p99 (publish
    call to on_message, same clock).
-3. connect: time for `sesame.mqtt.connect` to return a connected client (probe included).
+3. connect: time for `sesame.common.mqtt.connect` to return a connected client (probe included).
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from broker.embedded import EmbeddedBroker  # noqa: E402
-from broker.process import MosquittoProcess  # noqa: E402
-from broker.setup import setup  # noqa: E402
-from sesame.mqtt import connect  # noqa: E402
-from sesame.venue import load_venue  # noqa: E402
-from sesame.wire import Topics  # noqa: E402
+from sesame.broker.embedded import EmbeddedBroker  # noqa: E402
+from sesame.broker.process import MosquittoProcess  # noqa: E402
+from sesame.broker.setup import setup  # noqa: E402
+from sesame.common.mqtt import connect  # noqa: E402
+from sesame.common.venue import load_venue  # noqa: E402
+from sesame.common.wire import Topics  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 T = Topics("grand-palais")

@@ -24,10 +24,11 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from broker.process import MosquittoProcess  # noqa: E402
-from broker.setup import setup  # noqa: E402
-from sesame import mqtt, wire  # noqa: E402
-from sesame.venue import load_venue  # noqa: E402
+from sesame import wire  # noqa: E402
+from sesame.broker.process import MosquittoProcess  # noqa: E402
+from sesame.broker.setup import setup  # noqa: E402
+from sesame.common import mqtt  # noqa: E402
+from sesame.common.venue import load_venue  # noqa: E402
 
 VENUE_FILE = ROOT / "config" / "grand-palais.toml"
 VENUE = load_venue(VENUE_FILE)

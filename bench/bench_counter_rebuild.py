@@ -24,11 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from counter import exports  # noqa: E402
-from counter.core import Core  # noqa: E402
-from counter.occupancy import DayClock  # noqa: E402
-from counter.store import Store, utcnow  # noqa: E402
-from sesame.venue import OUTSIDE, load_venue  # noqa: E402
+from sesame.common.venue import OUTSIDE, load_venue  # noqa: E402
+from sesame.counter import exports  # noqa: E402
+from sesame.counter.core import Core  # noqa: E402
+from sesame.counter.occupancy import DayClock  # noqa: E402
+from sesame.counter.store import Store, utcnow  # noqa: E402
 
 VENUE = load_venue(ROOT / "config" / "grand-palais.toml")
 TAIL = 20_000  # events stored after the snapshot

@@ -31,11 +31,12 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
-from broker.process import MosquittoProcess, free_port  # noqa: E402
-from broker.setup import setup  # noqa: E402
-from dashboard.accounts import Store  # noqa: E402
-from sesame import mqtt, wire  # noqa: E402
-from sesame.venue import load_venue  # noqa: E402
+from sesame import wire  # noqa: E402
+from sesame.broker.process import MosquittoProcess, free_port  # noqa: E402
+from sesame.broker.setup import setup  # noqa: E402
+from sesame.common import mqtt  # noqa: E402
+from sesame.common.venue import load_venue  # noqa: E402
+from sesame.dashboard.accounts import Store  # noqa: E402
 
 VENUE = load_venue(REPO / "config" / "grand-palais.toml")
 T = wire.Topics(VENUE.id)
@@ -226,7 +227,7 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=20)
     args = ap.parse_args()
-    from counter.service import Counter
+    from sesame.counter.service import Counter
 
     with tempfile.TemporaryDirectory(prefix="sesame-bench-dash-") as d:
         tmp = Path(d)

@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from gate.agent import GateAgent  # noqa: E402
-from gate.turnstile import MemoryTurnstile  # noqa: E402
 from sesame import wire  # noqa: E402
-from sesame.decision import MemoryDict, decide  # noqa: E402
-from sesame.tokens import Claims, key_id, sign  # noqa: E402
-from sesame.venue import load_venue  # noqa: E402
+from sesame.common.decision import MemoryDict, decide  # noqa: E402
+from sesame.common.tokens import Claims, key_id, sign  # noqa: E402
+from sesame.common.venue import load_venue  # noqa: E402
+from sesame.gate.agent import GateAgent  # noqa: E402
+from sesame.gate.turnstile import MemoryTurnstile  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NOON = datetime(2018, 11, 22, 12, tzinfo=ZoneInfo("Europe/Paris"))

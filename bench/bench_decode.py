@@ -34,7 +34,7 @@ from bench.bench_decode_images import (  # noqa: E402
     qr_samples_dir,
     render_qr,
 )
-from gate.decode import DECODERS, decode_file, decode_frame  # noqa: E402
+from sesame.gate.decode import DECODERS, decode_file, decode_frame  # noqa: E402
 
 
 def pin_one_core() -> str:
@@ -78,9 +78,9 @@ def decider():
     """The real decision with the reference venue, at an opening hour, for frames' tokens."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from sesame.decision import MemoryDict, decide
-    from sesame.tokens import key_id
-    from sesame.venue import load_venue
+    from sesame.common.decision import MemoryDict, decide
+    from sesame.common.tokens import key_id
+    from sesame.common.venue import load_venue
 
     venue = load_venue(Path(__file__).resolve().parent.parent / "config" / "grand-palais.toml")
     gate = venue.gates["churchill-in-1"]

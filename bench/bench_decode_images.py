@@ -56,7 +56,7 @@ def make_tokens(n: int, seed: int = 7) -> list[str]:
     """n real signed badge tokens (fresh key from a fixed seed), varied categories and days."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from sesame.tokens import Claims, sign
+    from sesame.common.tokens import Claims, sign
 
     key = Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32)
     cats = ["public", "professional", "school", "exhibitor", "speaker", "press", "staff"]

@@ -24,12 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from counter.exports import attendance  # noqa: E402
+from sesame.common.venue import load_venue  # noqa: E402
+from sesame.counter.exports import attendance  # noqa: E402
 from sesame.sim import model  # noqa: E402
 from sesame.sim.cli import start_broker  # noqa: E402
 from sesame.sim.orchestrator import Options, Replay, event_log_over_capacity  # noqa: E402
 from sesame.sim.truth import compare  # noqa: E402
-from sesame.venue import load_venue  # noqa: E402
 
 
 def main() -> int:

@@ -48,12 +48,12 @@ python_env() {
 
 browser_assets() {
   # Third-party front-end code is a dependency, installed here, never committed.
-  local stamp=dashboard/node_modules/.sesame-installed
+  local stamp=sesame/dashboard/node_modules/.sesame-installed
   local want
-  want="$(sha256sum dashboard/package-lock.json | cut -d' ' -f1)"
+  want="$(sha256sum sesame/dashboard/package-lock.json | cut -d' ' -f1)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "installing dashboard browser libraries (npm ci)"
-    npm ci --prefix dashboard --no-audit --no-fund --loglevel=error >/dev/null
+    npm ci --prefix sesame/dashboard --no-audit --no-fund --loglevel=error >/dev/null
     echo "$want" > "$stamp"
   fi
 }

@@ -13,17 +13,17 @@ import sys
 from collections.abc import Sequence
 
 from sesame import __version__
-from sesame.errors import CliError
+from sesame.common.errors import CliError
 
 # (module, register function): each adds its subcommands to the top-level parser.
 # Imported lazily so `sesame config check` does not load OpenCV or the web stack.
 COMMAND_MODULES = [
     "sesame.cli_config",
-    "sesame.cli_badges",
-    "gate.cli",
-    "broker.cli",
-    "counter.cli",
-    "dashboard.cli",
+    "sesame.badges.cli",
+    "sesame.gate.cli",
+    "sesame.broker.cli",
+    "sesame.counter.cli",
+    "sesame.dashboard.cli",
     "sesame.sim.cli",
 ]
 

@@ -8,8 +8,8 @@ import os
 from rich.console import Console
 from rich.table import Table
 
-from sesame.errors import CliError
-from sesame.venue import ConfigError, Venue, load_venue
+from sesame.common.errors import CliError
+from sesame.common.venue import ConfigError, Venue, load_venue
 
 DEFAULT_VENUE = "config/grand-palais.toml"
 

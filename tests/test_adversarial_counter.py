@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from counter.service import Counter
-from sesame import mqtt, wire
-from sesame.venue import load_venue
+from sesame.common import mqtt, wire
+from sesame.common.venue import load_venue
+from sesame.counter.service import Counter
 from tests import waiting
 from tests.fixtures.broker import VENUE_FILE
 from tests.fixtures.counter import PARIS, Clock

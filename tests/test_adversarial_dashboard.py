@@ -12,14 +12,14 @@ import socket
 
 import pytest
 
-from dashboard.http import MAX_BODY
-from sesame.venue import load_venue
+from sesame.common.venue import load_venue
+from sesame.dashboard.http import MAX_BODY
 from tests.fixtures.dashboard import ACCOUNTS, VENUE_FILE
 
 
 @pytest.fixture(scope="module")
 def one_account(tmp_path_factory):
-    from dashboard.accounts import Store
+    from sesame.dashboard.accounts import Store
 
     path = tmp_path_factory.mktemp("adv-dash") / "dashboard.db"
     store = Store(path)
@@ -31,8 +31,8 @@ def one_account(tmp_path_factory):
 
 @pytest.fixture
 def served(one_account):
-    from dashboard.app import Settings, create_app
-    from dashboard.server import ServerThread
+    from sesame.dashboard.app import Settings, create_app
+    from sesame.dashboard.server import ServerThread
 
     settings = Settings(venue=load_venue(VENUE_FILE), accounts_path=one_account,
                         db_path=None, broker_url=None)  # fmt: skip

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sesame.cli import main
-from sesame.venue import load_venue
+from sesame.common.venue import load_venue
 from tests.fixtures.broker import VENUE_FILE
 from tests.fixtures.counter import PARIS
 
@@ -59,9 +59,9 @@ def test_venue_figures_beyond_what_the_system_can_carry_are_refused(
 
 def test_the_largest_accepted_capacity_still_makes_parseable_occupancy(tmp_path):
     """What the loader accepts, the counter can publish and gates can read."""
-    from counter.core import Core
-    from counter.store import Store
-    from sesame import wire
+    from sesame.common import wire
+    from sesame.counter.core import Core
+    from sesame.counter.store import Store
 
     path = tmp_path / "venue.toml"
     path.write_text(REFERENCE.replace("capacity = 11000", "capacity = 1000000000", 1))
@@ -88,7 +88,7 @@ HEADER = "name,category,days,group_size,organisation,department\n"
 )
 def test_a_department_that_is_a_formula_is_refused_with_its_line(tmp_path, capsys, department):
     """Plain numbers with a sign ("+33 1 40", "-2") stay accepted in any column."""
-    from sesame.tokens import generate_keypair
+    from sesame.common.tokens import generate_keypair
 
     keys = generate_keypair(tmp_path / "keys")
     csv_path = tmp_path / "reg.csv"
@@ -107,7 +107,7 @@ def test_a_department_in_the_registry_never_becomes_a_formula_in_the_xlsx(
 ):
     from openpyxl import load_workbook
 
-    from counter import exports, registry
+    from sesame.counter import exports, registry
 
     core = make_core()
     core.handle([lanes.event("in-1", badge="S1", category="school",
@@ -176,7 +176,7 @@ def test_garbage_image_files_are_one_line_errors(tmp_path, capsys, name, data):
 
 
 def test_signed_numbers_are_not_formulas(tmp_path, capsys):
-    from sesame.tokens import generate_keypair
+    from sesame.common.tokens import generate_keypair
 
     keys = generate_keypair(tmp_path / "keys")
     csv_path = tmp_path / "reg.csv"
@@ -194,7 +194,7 @@ def test_scan_at_a_time_no_calendar_holds_is_denied_with_a_reason(tmp_path, caps
 
     import segno
 
-    from sesame.tokens import Claims, generate_keypair, load_private_key, sign
+    from sesame.common.tokens import Claims, generate_keypair, load_private_key, sign
 
     priv, pub = generate_keypair(tmp_path / "keys")
     token = sign(Claims("B000001", "public", None, 1), load_private_key(priv))
@@ -208,7 +208,7 @@ def test_scan_at_a_time_no_calendar_holds_is_denied_with_a_reason(tmp_path, caps
 
 
 def test_a_revocation_file_of_one_huge_line_gets_a_short_error(tmp_path, capsys):
-    from sesame.tokens import generate_keypair
+    from sesame.common.tokens import generate_keypair
 
     _, pub = generate_keypair(tmp_path / "keys")
     (tmp_path / "revoked.txt").write_text("[" * 200_000 + "\n")

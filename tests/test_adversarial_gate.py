@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import time
 
-from counter.service import Counter
-from gate.agent import GateAgent
-from sesame import mqtt, wire
+from sesame.common import mqtt, wire
+from sesame.counter.service import Counter
+from sesame.gate.agent import GateAgent
 from tests import waiting
 from tests.fixtures.gate import FakeClock, paris
 
@@ -87,7 +87,7 @@ def test_exits_stay_free_through_evacuation_full_zone_dead_counter_and_reboot(
     """Everything at once (invariant 3): officers evacuate and close the Nef, the counter's
     last word is a full Nef and then its Last Will, the broker dies, and the exit lane's
     computer reboots. The exit lane comes back held free and counts who walks through."""
-    from gate.turnstile import MemoryTurnstile
+    from sesame.gate.turnstile import MemoryTurnstile
 
     T = wire.Topics(gp_venue.id)
     clock = FakeClock(paris(2018, 11, 25, 14))

@@ -12,10 +12,10 @@ from datetime import datetime
 
 import pytest
 
-from counter.core import Out
-from gate.agent import GateAgent
-from gate.turnstile import MemoryTurnstile
-from sesame import wire
+from sesame.common import wire
+from sesame.counter.core import Out
+from sesame.gate.agent import GateAgent
+from sesame.gate.turnstile import MemoryTurnstile
 from tests.fixtures.counter import PARIS
 from tests.fixtures.gate import FakeClock
 

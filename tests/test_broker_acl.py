@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from sesame.mqtt import ConnectRefused, connect
-from sesame.wire import Topics
+from sesame.common.mqtt import ConnectRefused, connect
+from sesame.common.wire import Topics
 
 T = Topics("grand-palais")
 GATE_A, GATE_B = "churchill-in-1", "churchill-in-2"
@@ -154,7 +154,7 @@ def test_gate_reads_its_lease_and_ack_but_not_another_gates(broker):
 
 _WILL_SPOOFER = """
 import sys, time
-from sesame.mqtt import ConnectRefused, connect
+from sesame.common.mqtt import ConnectRefused, connect
 url, forged, own = sys.argv[1:4]
 # a legitimate will on its own topic: the positive control that wills are sent at all
 connect(url, "will-honest", clean_start=True, timeout=5, will=(own, b"honest will", 1, False))

@@ -7,10 +7,10 @@ import inspect
 import re
 from pathlib import Path
 
-from broker.setup import acl_rules
+from sesame.broker.setup import acl_rules
 from sesame.cli import build_parser
-from sesame.venue import load_venue
-from sesame.wire import Topics
+from sesame.common.venue import load_venue
+from sesame.common.wire import Topics
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = (REPO / "docs" / "mqtt.md").read_text()

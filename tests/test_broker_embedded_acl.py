@@ -8,7 +8,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.embedded import allowed, filter_within, parse_acl, topic_matches
+from sesame.broker.embedded import allowed, filter_within, parse_acl, topic_matches
 
 LEVELS = st.sampled_from(["a", "b", "gates", "x1", ""])
 TOPICS = st.lists(LEVELS, min_size=1, max_size=5).map("/".join)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.process import MosquittoProcess, free_port, port_open
-from broker.setup import (
+from sesame.broker.process import MosquittoProcess, free_port, port_open
+from sesame.broker.setup import (
     PASSWD,
     accounts,
     check_password,
@@ -24,8 +24,8 @@ from broker.setup import (
     setup,
 )
 from sesame.cli import main
-from sesame.mqtt import ConnectRefused, connect
-from sesame.venue import load_venue, parse_venue
+from sesame.common.mqtt import ConnectRefused, connect
+from sesame.common.venue import load_venue, parse_venue
 
 REPO = Path(__file__).resolve().parents[1]
 VENUE = REPO / "config" / "grand-palais.toml"
@@ -262,8 +262,8 @@ def test_cli_run_then_mosquitto_sub_with_a_credential_file(broker_config, tmp_pa
 
 
 def test_start_local_broker_prefers_mosquitto(broker_config, tmp_path, monkeypatch):
-    from broker import process
-    from broker.embedded import EmbeddedBroker
+    from sesame.broker import process
+    from sesame.broker.embedded import EmbeddedBroker
 
     b = process.start_local_broker(broker_config, run_dir=tmp_path / "a")
     try:

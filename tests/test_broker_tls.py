@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from broker.embedded import EmbeddedBroker
-from broker.process import MosquittoProcess
-from broker.setup import setup
-from broker.tls import issue, make_ca, write_pair
-from sesame.mqtt import TLSFailed, connect
-from sesame.venue import load_venue
+from sesame.broker.embedded import EmbeddedBroker
+from sesame.broker.process import MosquittoProcess
+from sesame.broker.setup import setup
+from sesame.broker.tls import issue, make_ca, write_pair
+from sesame.common.mqtt import TLSFailed, connect
+from sesame.common.venue import load_venue
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,11 +6,11 @@ import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from counter.core import Core
-from counter.store import Store
-from sesame import wire
 from sesame.cli import main
-from sesame.venue import load_venue
+from sesame.common import wire
+from sesame.common.venue import load_venue
+from sesame.counter.core import Core
+from sesame.counter.store import Store
 from tests.fixtures.counter import PARIS
 
 REPO = Path(__file__).resolve().parents[1]

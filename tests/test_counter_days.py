@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from counter import queries
-from sesame import wire
+from sesame.common import wire
+from sesame.counter import queries
 from tests.fixtures.counter import DAY1, PARIS, Clock, published
 
 
 def test_event_day_boundaries_follow_closing_time(small_venue):
-    from counter.occupancy import DayClock
+    from sesame.counter.occupancy import DayClock
 
     days = DayClock(small_venue)
     assert days.day_of(datetime(2018, 11, 22, 7, 30, tzinfo=PARIS)) == "2018-11-22"
@@ -118,7 +118,7 @@ def test_zone_close_and_evacuation_states_and_leases(make_core, lanes, tmp_path)
 
 
 def test_near_full_and_full_states(small_venue):
-    from counter.occupancy import zone_state
+    from sesame.counter.occupancy import zone_state
 
     hall = small_venue.zones["hall"]  # capacity 30, near_full 0.8
     assert zone_state(23, hall, closed=False, evacuating=False) == "open"

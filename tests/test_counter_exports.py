@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from counter import exports, registry
+from sesame.counter import exports, registry
 from tests.fixtures.counter import PARIS
 
 D1 = datetime(2018, 11, 22, tzinfo=PARIS)
@@ -180,7 +180,7 @@ def test_occupancy_series_and_plot(attendance_db, small_venue, tmp_path):
 
 
 def test_corrections_count_in_the_peak_at_their_time(make_core, lanes, small_venue, tmp_path):
-    from sesame import wire
+    from sesame.common import wire
 
     core = make_core()
     core.handle([lanes.event("in-1", ts=at(D1, 9, 0, i)) for i in range(3)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from sesame import wire
+from sesame.common import wire
 from tests.fixtures.counter import published
 
 
@@ -146,7 +146,7 @@ def test_restart_rebuilds_state_from_the_database(make_core, lanes, small_venue)
 
 
 def test_snapshot_plus_tail_equals_full_rebuild(make_core, lanes, small_venue, monkeypatch):
-    import counter.core as core_mod
+    import sesame.counter.core as core_mod
 
     monkeypatch.setattr(core_mod, "SNAPSHOT_EVERY", 3)
     core = make_core()
@@ -170,13 +170,15 @@ def test_a_failed_commit_stores_nothing(make_core, lanes):
         pass
     else:
         raise AssertionError("the failing commit should raise")
-    core = __import__("counter.core", fromlist=["Core"]).Core(core.venue, core.store, core.clock)
+    from sesame.counter.core import Core
+
+    core = Core(core.venue, core.store, core.clock)
     assert _rows(core, "SELECT count(*) FROM events")[0][0] == 1
     assert core.tracker.get("in-1", "e1").committed == 1  # seq state rolled back with it
 
 
 def test_queries_for_the_dashboard(make_core, lanes, small_venue, tmp_path):
-    from counter import queries
+    from sesame.counter import queries
 
     core = make_core()
     t = wire.Topics("testhall")

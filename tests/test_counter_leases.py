@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from counter import leases as lz
-from sesame import wire
+from sesame.common import wire
+from sesame.counter import leases as lz
 from tests.fixtures.counter import published
 
 GATES = ["a", "b", "c", "d"]

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from counter.service import Counter
-from sesame import mqtt, wire
-from sesame.venue import load_venue
+from sesame.common import mqtt, wire
+from sesame.common.venue import load_venue
+from sesame.counter.service import Counter
 from tests import waiting
 from tests.fixtures.counter import PARIS
 
@@ -241,7 +241,7 @@ def test_kill_9_mid_stream_stores_every_event_exactly_once(mosquitto, tmp_path):
     assert per == dict.fromkeys(gates, per_gate)
     assert all(committed == per_gate and above == "[]" for _, committed, above in gaps)
     # the occupancy rebuilt after the restart is exact
-    from counter.queries import zone_occupancy
+    from sesame.counter.queries import zone_occupancy
 
     occ = {r["zone"]: r["occupancy"] for r in zone_occupancy(db, VENUE)}
     assert occ == {"nef": 3 * per_gate - per_gate - per_gate, "salon-honneur": per_gate,

@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from counter import leases as lz
-from counter.core import Core
-from counter.store import Store
-from sesame import wire
-from sesame.venue import OUTSIDE, parse_venue
+from sesame.common import wire
+from sesame.common.venue import OUTSIDE, parse_venue
+from sesame.counter import leases as lz
+from sesame.counter.core import Core
+from sesame.counter.store import Store
 from tests.fixtures.counter import DAY1, Clock, Lanes, small_venue_dict
 
 _V = small_venue_dict(initial=2, max_per_gate=4, low_water=1)

@@ -10,7 +10,7 @@ import threading
 import httpx
 import pytest
 
-from sesame import mqtt, wire
+from sesame.common import mqtt, wire
 from tests.fixtures.dashboard import ACCOUNTS, ROLE_USER, wait_for
 
 TOPICS = wire.Topics("grand-palais")
@@ -345,7 +345,7 @@ def test_live_state_gates_alerts_and_stream(mosquitto, dashboard, signed_in):
 def test_a_publish_the_broker_refuses_is_reported_not_assumed(dashboard):
     """The ACL refuses the dashboard's account anything but the control topics; over MQTT 5
     the refusal comes back and the link raises instead of reporting success."""
-    from dashboard.link import PublishRefused
+    from sesame.dashboard.link import PublishRefused
 
     link = dashboard.dashboard.link
     with pytest.raises(PublishRefused):

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sesame import mqtt, wire
+from sesame.common import mqtt, wire
 from tests.fixtures.dashboard import (
     ACCOUNTS,
     ROLE_USER,
@@ -69,8 +69,8 @@ def retained(url: str, topic: str, timeout: float = 10.0) -> bytes:
 
 
 def test_safety_officer_live_view(mosquitto, dashboard_factory, tmp_path, page_for, artifacts):
-    from counter.service import Counter
-    from sesame.venue import load_venue
+    from sesame.common.venue import load_venue
+    from sesame.counter.service import Counter
 
     venue = load_venue("config/grand-palais.toml")
     db = tmp_path / "sesame.db"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from dashboard.accounts import Store
+from sesame.dashboard.accounts import Store
 
 
 def sesame(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
@@ -98,9 +98,9 @@ def test_a_server_thread_on_a_busy_port_names_it(tmp_path):
 
     import pytest
 
-    from dashboard.app import Settings, create_app
-    from dashboard.server import ServerThread
-    from sesame.venue import load_venue
+    from sesame.common.venue import load_venue
+    from sesame.dashboard.app import Settings, create_app
+    from sesame.dashboard.server import ServerThread
     from tests.fixtures.foundation import REFERENCE_VENUE
 
     app = create_app(Settings(venue=load_venue(REFERENCE_VENUE), accounts_path=tmp_path / "a.db"))

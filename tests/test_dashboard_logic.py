@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dashboard.accounts import AccountError, Store
-from dashboard.i18n import STRINGS, pick_lang
-from dashboard.live import LiveState, zone_level
-from dashboard.security import RateLimiter, Sessions
-from sesame import wire
-from sesame.venue import load_venue
+from sesame.common import wire
+from sesame.common.venue import load_venue
+from sesame.dashboard.accounts import AccountError, Store
+from sesame.dashboard.i18n import STRINGS, pick_lang
+from sesame.dashboard.live import LiveState, zone_level
+from sesame.dashboard.security import RateLimiter, Sessions
 
 VENUE = load_venue("config/grand-palais.toml")
 T = wire.Topics(VENUE.id)
@@ -120,7 +120,7 @@ def test_rate_limit_window_with_an_injected_clock():
 
 
 def test_sessions_expire_when_idle():
-    from dashboard.accounts import User
+    from sesame.dashboard.accounts import User
 
     now = [T0]
     ss = Sessions(lambda: now[0], idle=timedelta(hours=1))
@@ -158,7 +158,7 @@ def test_accounts_store_argon2_hashes_only(tmp_path):
 def test_a_slow_viewer_is_dropped_not_waited_for():
     import asyncio
 
-    from dashboard.hub import _CLOSE, QUEUE_SIZE, Hub
+    from sesame.dashboard.hub import _CLOSE, QUEUE_SIZE, Hub
 
     async def run():
         hub = Hub()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sesame.reasons import LABELS, Reason
-from sesame.wire import Topics
+from sesame.common.reasons import LABELS, Reason
+from sesame.common.wire import Topics
 from tests.fixtures.foundation import leaves, long_options, walk
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"

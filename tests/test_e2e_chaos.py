@@ -11,7 +11,7 @@ from datetime import datetime
 
 import pytest
 
-from sesame import mqtt, wire
+from sesame.common import mqtt, wire
 from sesame.sim.lanes import wait_until
 from sesame.sim.model import ms
 from sesame.sim.orchestrator import event_log_over_capacity

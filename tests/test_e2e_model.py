@@ -1,6 +1,6 @@
 """The visitor model, the engine and the ground truth, without broker or gates.
 
-The engine is driven here by `LocalDriver`: the real `sesame.decision.decide` against exact
+The engine is driven here by `LocalDriver`: the real `sesame.common.decision.decide` against exact
 occupancy. What the full system does with the same population is tested in
 test_e2e_replay.py and test_e2e_chaos.py.
 """
@@ -13,12 +13,12 @@ from datetime import date
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from sesame.common.tokens import key_id
+from sesame.common.venue import OUTSIDE, load_venue
 from sesame.sim import badges as sim_badges
 from sesame.sim import model, truth
 from sesame.sim.engine import Engine, Passage
 from sesame.sim.local import LocalDriver
-from sesame.tokens import key_id
-from sesame.venue import OUTSIDE, load_venue
 
 VENUE = load_venue("config/grand-palais.toml")
 THU, SUN = date(2018, 11, 22), date(2018, 11, 25)

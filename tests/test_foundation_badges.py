@@ -20,16 +20,17 @@ from hypothesis import strategies as st
 from PIL import Image, PdfParser
 from pyzbar import pyzbar
 
-from sesame import badges, tokens
+from sesame.badges import issue as badges
+from sesame.badges.registrations import RegistrationError, parse_registrations, read_registrations
 from sesame.cli import main
-from sesame.registrations import RegistrationError, parse_registrations, read_registrations
+from sesame.common import tokens
 from tests.fixtures.foundation import EXAMPLE_REGISTRATIONS, REFERENCE_VENUE
 
 HEADER = "name,category,days,group_size,organisation,department\n"
 
 
 def _zxing(img: Image.Image) -> list[str]:
-    # QR only, as a lane reads (sesame/qr.py, gate/decode.py): over a whole printed sheet
+    # QR only, as a lane reads (sesame/qr.py, sesame/gate/decode.py): over a whole printed sheet
     # zxing-cpp otherwise now and then reads a 1D barcode in the text (seen: 'A01D').
     found = zxingcpp.read_barcodes(img, formats=zxingcpp.BarcodeFormat.QRCode)
     return sorted(r.text for r in found if r.valid)
@@ -98,8 +99,8 @@ def test_manifest_is_the_registry(issued_badges):
 def test_every_png_decodes_to_exactly_its_token_with_two_decoders(issued_badges):
     """zxing-cpp and ZBar directly, and the gate's own file decoder (gate/decode.py) as a lane
     reads a badge; `sesame badges verify --image` reads through sesame/qr.py."""
-    from gate.decode import decode_file as gate_decode
-    from sesame.qr import decode_file as verify_decode
+    from sesame.common.qr import decode_file as verify_decode
+    from sesame.gate.decode import decode_file as gate_decode
 
     pngs = sorted((issued_badges.out / "png").glob("*.png"))
     assert [p.stem for p in pngs] == [r["badge_id"] for r in issued_badges.rows]
@@ -366,7 +367,7 @@ def test_verify_an_image_path_given_as_the_token_says_use_image(tmp_path, capsys
 
 
 def test_revoke_command(tmp_path, capsys):
-    from sesame import wire
+    from sesame.common import wire
 
     lst = tmp_path / "revoked.json"
     assert main(["badges", "revoke", "B000002", "B000003", "--list", str(lst)]) == 0

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sesame.cli import main
-from sesame.venue import OUTSIDE, ConfigError, Reentry, load_venue, parse_venue
+from sesame.common.venue import OUTSIDE, ConfigError, Reentry, load_venue, parse_venue
 from tests.fixtures.foundation import REFERENCE_VENUE
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 
-from sesame import mqtt, wire
 from sesame.cli import main
+from sesame.common import mqtt, wire
 from tests.fixtures.foundation import REFERENCE_VENUE
 
 TOPIC = wire.Topics("grand-palais").revoked()

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sesame import tokens
-from sesame.reasons import Reason
-from sesame.tokens import Claims, TokenError
+from sesame.common import tokens
+from sesame.common.reasons import Reason
+from sesame.common.tokens import Claims, TokenError
 
 DAYS = (date(2018, 11, 22), date(2018, 11, 24))
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sesame import wire
-from sesame.wire import ParseError, Topics
+from sesame.common import wire
+from sesame.common.wire import ParseError, Topics
 
 PARIS_WINTER = timezone(timedelta(hours=1))
 T = datetime(2018, 11, 22, 9, 1, 2, 123000, tzinfo=PARIS_WINTER)

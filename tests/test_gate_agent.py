@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gate.agent import GateAgent
-from gate.turnstile import MemoryTurnstile
-from sesame import wire
-from sesame.reasons import Reason
+from sesame.common import wire
+from sesame.common.reasons import Reason
+from sesame.gate.agent import GateAgent
+from sesame.gate.turnstile import MemoryTurnstile
 from tests.fixtures.gate import FakeClock, paris
 
 

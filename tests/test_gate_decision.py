@@ -7,9 +7,9 @@ from datetime import date, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sesame.decision import ANTIPASSBACK_WINDOW, MemoryDict, decide
-from sesame.reasons import Reason
-from sesame.venue import Reentry
+from sesame.common.decision import ANTIPASSBACK_WINDOW, MemoryDict, decide
+from sesame.common.reasons import Reason
+from sesame.common.venue import Reentry
 from tests.fixtures.gate import paris
 
 THU = date(2018, 11, 22)

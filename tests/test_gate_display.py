@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from gate.agent import GateAgent
-from gate.display import GateView, ZoneLine, big, render_text
-from gate.turnstile import MemoryTurnstile
-from sesame import wire
+from sesame.common import wire
+from sesame.gate.agent import GateAgent
+from sesame.gate.display import GateView, ZoneLine, big, render_text
+from sesame.gate.turnstile import MemoryTurnstile
 
 
 def test_granted_and_denied_in_big_letters_with_reason():

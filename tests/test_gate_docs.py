@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from gate import agent_cli
+from sesame.gate import agent_cli
 from tests.fixtures.gate import ROOT
 
 SECTION = re.search(

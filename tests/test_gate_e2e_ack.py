@@ -7,9 +7,9 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from counter.service import Counter
-from gate.agent import GateAgent
-from gate.turnstile import MemoryTurnstile
+from sesame.counter.service import Counter
+from sesame.gate.agent import GateAgent
+from sesame.gate.turnstile import MemoryTurnstile
 
 
 def until(cond, timeout=30.0):

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from gate.hardware import load_hardware
-from sesame.tokens import generate_keypair
-from sesame.venue import ConfigError, load_venue
+from sesame.common.tokens import generate_keypair
+from sesame.common.venue import ConfigError, load_venue
+from sesame.gate.hardware import load_hardware
 from tests.fixtures.gate import ROOT
 
 
@@ -129,7 +129,7 @@ def test_systemd_unit_restarts_and_watches_the_agent():
 
 
 def test_doctor_refuses_the_private_signing_key_on_a_lane(tmp_path):
-    from gate.doctor import _keys
+    from sesame.gate.doctor import _keys
 
     priv, pub = generate_keypair(tmp_path / "keys")
     hw = tmp_path / "hw.toml"

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from gate.agent import GateAgent
-from gate.turnstile import MemoryTurnstile
-from sesame import mqtt, wire
-from sesame.reasons import Reason
+from sesame.common import mqtt, wire
+from sesame.common.reasons import Reason
+from sesame.gate.agent import GateAgent
+from sesame.gate.turnstile import MemoryTurnstile
 
 VENUE_ID = "grand-palais"
 T = wire.Topics(VENUE_ID)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from gate.outbox import Outbox
-from sesame.wire import Event, parse_event
+from sesame.common.wire import Event, parse_event
+from sesame.gate.outbox import Outbox
 from tests.fixtures.gate import paris
 
 THU = date(2018, 11, 22)

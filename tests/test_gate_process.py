@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from gate.turnstile import SimulatedController
-from sesame import mqtt, wire
-from sesame.tokens import Claims, generate_keypair, load_private_key, sign
+from sesame.common import mqtt, wire
+from sesame.common.tokens import Claims, generate_keypair, load_private_key, sign
+from sesame.gate.turnstile import SimulatedController
 from tests.fixtures.gate import ROOT
 
 VENUE = ROOT / "config" / "grand-palais.toml"
@@ -221,7 +221,7 @@ def test_run_refuses_bad_input_with_one_line(tmp_path):
 def test_run_refuses_the_private_signing_key(tmp_path):
     """A lane holds only the public key: with the private one, whoever takes the board
     could sign badges."""
-    from sesame.tokens import generate_keypair
+    from sesame.common.tokens import generate_keypair
 
     priv, _ = generate_keypair(tmp_path / "keys")
     hw = tmp_path / "hw.toml"

@@ -10,11 +10,11 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gate.agent import GateAgent
-from gate.turnstile import MemoryTurnstile
-from sesame import wire
-from sesame.decision import MemoryDict, decide
-from sesame.reasons import Reason
+from sesame.common import wire
+from sesame.common.decision import MemoryDict, decide
+from sesame.common.reasons import Reason
+from sesame.gate.agent import GateAgent
+from sesame.gate.turnstile import MemoryTurnstile
 from tests.fixtures.gate import FakeClock, paris
 
 NOON = paris(2018, 11, 22, 12)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from bench.bench_decode_images import in_frame, make_tokens, render_qr
-from gate.readers import open_reader
-from gate.readers.camera import CameraReader
+from sesame.gate.readers import open_reader
+from sesame.gate.readers.camera import CameraReader
 
 FPS = 10
 SIZE = (640, 480)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gate.hardware import load_hardware
-from gate.readers import open_reader
+from sesame.gate.hardware import load_hardware
+from sesame.gate.readers import open_reader
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "config" / "gates").glob("*.toml"))
 WITH_READER = [p for p in EXAMPLES if load_hardware(p).reader is not None]  # exit lanes: none

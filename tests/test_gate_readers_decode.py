@@ -17,7 +17,7 @@ from bench.bench_decode_images import (
     qr_samples_dir,
     render_qr,
 )
-from gate.decode import DECODERS, ImageError, decode_file, decode_frame, load_image
+from sesame.gate.decode import DECODERS, ImageError, decode_file, decode_frame, load_image
 
 # Measured on the 92 shared images (bench/bench_decode.py): exact text found.
 SAMPLE_FLOORS = {"zxing": 85, "pyzbar": 68, "combined": 87, "thorough": 88}

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from gate.readers import open_reader
-from gate.readers.keyboard import KeyboardReader
+from sesame.gate.readers import open_reader
+from sesame.gate.readers.keyboard import KeyboardReader
 
 
 def _drain(reader, timeout: float = 3.0) -> list[str]:

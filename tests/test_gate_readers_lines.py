@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from gate.readers.base import MAX_LINE_BYTES, Debouncer, LineFramer, MergedReader, QueueReader
-from sesame.reasons import Reason
-from sesame.tokens import TokenError, verify
+from sesame.common.reasons import Reason
+from sesame.common.tokens import TokenError, verify
+from sesame.gate.readers.base import (
+    MAX_LINE_BYTES,
+    Debouncer,
+    LineFramer,
+    MergedReader,
+    QueueReader,
+)
 
 
 class FakeClock:

@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from bench.bench_decode_images import DISTORTIONS, in_frame, render_qr
-from gate.decode import DECODERS
-from gate.scan_cli import DECODER_NAMES
 from sesame.cli import main
-from sesame.tokens import Claims, sign
+from sesame.common.tokens import Claims, sign
+from sesame.gate.decode import DECODERS
+from sesame.gate.scan_cli import DECODER_NAMES
 
 REPO = Path(__file__).resolve().parent.parent
 VENUE = str(REPO / "config" / "grand-palais.toml")

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from gate.readers import open_reader
-from gate.readers.base import MAX_LINE_BYTES
-from gate.readers.serial_scanner import SerialScannerReader
-from sesame.reasons import Reason
-from sesame.tokens import TokenError, verify
+from sesame.common.reasons import Reason
+from sesame.common.tokens import TokenError, verify
+from sesame.gate.readers import open_reader
+from sesame.gate.readers.base import MAX_LINE_BYTES
+from sesame.gate.readers.serial_scanner import SerialScannerReader
 
 
 class SimScanner:
@@ -139,9 +139,9 @@ def test_scanner_lines_through_the_decision(scanner, reader) -> None:
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from sesame.decision import MemoryDict, decide
-    from sesame.tokens import Claims, key_id, sign
-    from sesame.venue import load_venue
+    from sesame.common.decision import MemoryDict, decide
+    from sesame.common.tokens import Claims, key_id, sign
+    from sesame.common.venue import load_venue
 
     venue = load_venue(Path(__file__).resolve().parents[1] / "config" / "grand-palais.toml")
     key = Ed25519PrivateKey.generate()

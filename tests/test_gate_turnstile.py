@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gate.turnstile import SerialTurnstile, SimulatedController
+from sesame.gate.turnstile import SerialTurnstile, SimulatedController
 
 
 def _until(cond, timeout=5.0):
@@ -92,8 +92,8 @@ def test_silent_controller_is_reported_and_recovers(rig):
 def test_agent_over_serial_survives_noise_counts_pulses_and_holds_free(
     rig, gp_venue, badge_keys, make_token, tmp_path, gate_clock
 ):
-    from gate.agent import GateAgent
-    from sesame import wire
+    from sesame.common import wire
+    from sesame.gate.agent import GateAgent
 
     ctl, drv = rig(pushes=True)
     out = GateAgent(

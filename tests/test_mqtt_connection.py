@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from broker.process import free_port
-from sesame.mqtt import ConnectTimeout, connect
-from sesame.wire import Topics
+from sesame.broker.process import free_port
+from sesame.common.mqtt import ConnectTimeout, connect
+from sesame.common.wire import Topics
 
 T = Topics("grand-palais")
 GATE = "churchill-in-1"
@@ -117,7 +117,7 @@ def test_reconnects_and_resubscribes_after_broker_restart(request, which):
 
 _DYING_GATE = """
 import sys, time
-from sesame.mqtt import connect
+from sesame.common.mqtt import connect
 conn = connect(sys.argv[1], "gate-dying", clean_start=True,
                will=(sys.argv[2], b'{"online": false}'))
 print("up", flush=True)

@@ -1,4 +1,4 @@
-"""Broker URLs and credential files: what `sesame.mqtt.parse_broker_url` accepts and refuses."""
+"""Broker URLs and credential files: what `common.mqtt.parse_broker_url` accepts and refuses."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sesame.mqtt import BrokerURL, parse_broker_url
+from sesame.common.mqtt import BrokerURL, parse_broker_url
 
 
 def test_plain_url_with_credentials_and_default_port():

@@ -1,6 +1,6 @@
 """Issue the population's badges with the real badge code, bad ones included.
 
-Genuine badges are signed with the venue key (`sesame.tokens.sign`). The bad ones are made
+Genuine badges are signed with the venue key (`sesame.common.tokens.sign`). The bad ones are made
 the way they turn up at a gate: signed by another key (forged), a genuine token with its
 payload altered (tampered), valid on another day, revoked, or a QR code that is no badge.
 The manifest has the columns `sesame badges issue` writes, for the counter's registry.
@@ -16,9 +16,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sesame.badges import MANIFEST_COLUMNS
+from sesame.badges.issue import MANIFEST_COLUMNS
+from sesame.common.tokens import Claims, sign
 from sesame.sim.model import Badge, Population
-from sesame.tokens import Claims, sign
 
 
 def _b64e(b: bytes) -> str:

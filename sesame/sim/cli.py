@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sesame.errors import CliError
+from sesame.common.errors import CliError
 
 DEFAULT_VENUE = "config/grand-palais.toml"
 
@@ -137,8 +137,8 @@ class ExternalBroker:
     def __init__(self, address: str, config_dir: str, run_dir: Path):
         from urllib.parse import urlsplit
 
-        from broker.process import BrokerBase
-        from broker.setup import Settings
+        from sesame.broker.process import BrokerBase
+        from sesame.broker.setup import Settings
 
         base = BrokerBase()
         base.config_dir = Path(config_dir)
@@ -164,15 +164,15 @@ class ExternalBroker:
 
 def start_broker(venue, work: Path, port: int | None = None, embedded: bool = False):
     """Accounts generated for the venue, then our own broker on a free port (never 1883's)."""
-    from broker.process import MosquittoProcess, free_port, mosquitto_binary
-    from broker.setup import setup
+    from sesame.broker.process import MosquittoProcess, free_port, mosquitto_binary
+    from sesame.broker.setup import setup
 
     setup(venue, work / "broker")
     if mosquitto_binary() and not embedded:
         return MosquittoProcess(
             work / "broker", port=port or free_port(), run_dir=work / "mosquitto"
         ).start()
-    from broker.embedded import EmbeddedBroker
+    from sesame.broker.embedded import EmbeddedBroker
 
     print("Mosquitto is not installed: using the embedded broker (development only)")
     return EmbeddedBroker(work / "broker", port=port, run_dir=work / "embedded").start()
@@ -246,11 +246,11 @@ def _simulate(args: argparse.Namespace) -> int:
 def _in_memory(venue, pop, seed):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from sesame.common.tokens import key_id
     from sesame.sim.badges import issue
     from sesame.sim.engine import Engine
     from sesame.sim.local import LocalDriver
     from sesame.sim.truth import ground_truth
-    from sesame.tokens import key_id
 
     key = Ed25519PrivateKey.generate()
     tokens = issue(pop, key, [d.date for d in venue.days])
@@ -296,7 +296,7 @@ def _replay(args, venue, venue_file, pop, work, console):
     if not drained:
         raise CliError("the gates' outboxes did not drain within 5 minutes", 1)
     events = _count_events(replay.db)
-    from counter.exports import attendance
+    from sesame.counter.exports import attendance
     from sesame.sim.truth import compare
 
     diffs = compare(truth, attendance(replay.db, venue))
@@ -417,9 +417,9 @@ def _start_dashboard(venue, replay, broker, work: Path, port: int):
     import secrets
     import socket
 
-    from dashboard.accounts import Store
-    from dashboard.app import Settings, create_app
-    from dashboard.server import ServerThread
+    from sesame.dashboard.accounts import Store
+    from sesame.dashboard.app import Settings, create_app
+    from sesame.dashboard.server import ServerThread
     from sesame.sim.lanes import EPOCH
 
     password = secrets.token_urlsafe(9)

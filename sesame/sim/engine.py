@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
 
+from sesame.common.venue import OUTSIDE, Gate, Venue
 from sesame.sim.model import MINUTE, Population, Visit, day_bounds, main_zone
-from sesame.venue import OUTSIDE, Gate, Venue
 
 SERVICE_MS = {"speedgate": 1_200, "tripod": 2_400, "door": 3_000}  # per person through a lane
 DENY_MS = 4_000  # a refused visitor steps aside

@@ -1,6 +1,6 @@
 """Real gate agents driven by the simulator: in this process, or one process per lane.
 
-Each lane is a real `gate.agent.GateAgent` (decision, SQLite outbox, MQTT link) with a
+Each lane is a real `sesame.gate.agent.GateAgent` (decision, SQLite outbox, MQTT link) with a
 simulated turnstile that lets through exactly as many people as the simulator says push the
 arm, and a clock the simulator sets before every action, so that events carry simulated time
 (days and opening hours follow event time).
@@ -43,7 +43,7 @@ class SimClock:
 
 
 class SimTurnstile:
-    """gate.turnstile.Turnstile where `pushes` people push the arm after the next scan."""
+    """sesame.gate.turnstile.Turnstile where `pushes` people push the arm after the next scan."""
 
     health = "ok"
 
@@ -73,7 +73,7 @@ class SimTurnstile:
 
 class InProcessLane:
     def __init__(self, venue, gate_id: str, *, data_dir: Path, keys, broker_url: str | None):
-        from gate.agent import GateAgent
+        from sesame.gate.agent import GateAgent
 
         self.gate_id = gate_id
         self.clock = SimClock()
@@ -216,8 +216,8 @@ class ProcessLane:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from sesame.tokens import load_public_keys
-    from sesame.venue import load_venue
+    from sesame.common.tokens import load_public_keys
+    from sesame.common.venue import load_venue
 
     venue = load_venue(args.venue)
     lane = InProcessLane(

@@ -1,4 +1,4 @@
-"""An in-memory driver: the real decision (`sesame.decision.decide`) against exact occupancy.
+"""An in-memory driver: the real decision (`sesame.common.decision.decide`) against exact occupancy.
 
 No broker, no outbox: each lane remembers its own passages, and a lease-policy zone lets in
 exactly as many as its remaining capacity. Used to check the visitor model quickly and by
@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from sesame.decision import MemoryDict, decide
+from sesame.common.decision import MemoryDict, decide
+from sesame.common.venue import Venue
 from sesame.sim.engine import ScanResult
-from sesame.venue import Venue
 
 
 def at_time(at: int) -> datetime:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from sesame.venue import OUTSIDE, Venue, load_venue, parse_venue
+from sesame.common.venue import OUTSIDE, Venue, load_venue, parse_venue
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE

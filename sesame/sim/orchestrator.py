@@ -6,7 +6,7 @@
 - badges: a fresh venue key; every badge signed with the real badge code; `manifest.csv`
   imported into the counter's registry; revoked badges published (retained) by the admin
   account;
-- counter: in this process (`counter.service.Counter`) or `sesame counter run` as a child
+- counter: in this process (`sesame.counter.service.Counter`) or `sesame counter run` as a child
   process that can be killed with SIGKILL and restarted on the same database;
 - one gate agent per lane, in this process or each in its own process (`sesame.sim.lanes`),
   with its own broker account; lanes may go through a relay that can be cut (`proxy`);
@@ -15,7 +15,7 @@
 - ground truth: what really went through the turnstiles (`sesame.sim.truth`).
 
 `broker` is anything with `.url(account)`, `.credentials(account)`, `.host`, `.port`
-(`broker.process.MosquittoProcess`, `broker.embedded.EmbeddedBroker`).
+(`sesame.broker.process.MosquittoProcess`, `sesame.broker.embedded.EmbeddedBroker`).
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from sesame.common.venue import Venue
 from sesame.sim import truth as truth_mod
 from sesame.sim.badges import issue, write_manifest
 from sesame.sim.engine import Engine, Passage, ScanResult, Stats
 from sesame.sim.lanes import InProcessLane, ProcessLane, wait_until
 from sesame.sim.model import Population
-from sesame.venue import Venue
 
 log = logging.getLogger("sesame.sim")
 NIGHT_MS = 30 * 60_000  # a jump in simulated time longer than this re-anchors the pacing
@@ -140,8 +140,8 @@ class Replay:
 
     # -- set-up --------------------------------------------------------------------------
     def start(self) -> Replay:
-        from counter.registry import import_manifest
-        from sesame.tokens import generate_keypair, load_private_key, load_public_keys
+        from sesame.common.tokens import generate_keypair, load_private_key, load_public_keys
+        from sesame.counter.registry import import_manifest
 
         self.work.mkdir(parents=True, exist_ok=True)
         keydir = self.work / "keys"
@@ -160,7 +160,7 @@ class Replay:
         return self
 
     def publish_revocations(self) -> None:
-        from sesame import mqtt, wire
+        from sesame.common import mqtt, wire
 
         conn = mqtt.connect(self.broker.url("admin"), f"sim-admin-{os.getpid()}", clean_start=True)
         try:
@@ -183,7 +183,7 @@ class Replay:
                 self.work / "counter.log",
             ).start()
         else:
-            from counter.service import Counter
+            from sesame.counter.service import Counter
 
             self.counter = Counter(self.venue, self.db, self.broker.url("counter")).start()
 

@@ -19,9 +19,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sesame.common.venue import OUTSIDE, Venue
 from sesame.sim.engine import Passage, Stats
 from sesame.sim.model import Badge
-from sesame.venue import OUTSIDE, Venue
 
 
 def iso_ms(at: int, venue: Venue) -> str:

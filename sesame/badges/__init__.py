@@ -1,0 +1,1 @@
+"""The organiser's badges: registrations, issuing, sheets, revocations."""

@@ -1,0 +1,156 @@
+"""`sesame broker setup|run`: generate the broker configuration from the venue, run it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sesame.cli_config import DEFAULT_VENUE, load_or_fail
+from sesame.common.errors import CliError
+
+DEFAULT_DIR = "run/broker"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("broker", help="MQTT broker: generate its configuration, run it")
+    bsub = p.add_subparsers(dest="broker_command", metavar="ACTION", parser_class=type(p))
+    bsub.required = True
+
+    s = bsub.add_parser(
+        "setup",
+        help="write mosquitto.conf, passwords, ACL and credential files for a venue",
+        description="Write a Mosquitto configuration, one account per gate plus counter, "
+        "dashboard and admin, the ACL and per-account credential files (mode 0600). "
+        "Re-running keeps passwords unless --rotate.",
+    )
+    s.add_argument("--venue", default=DEFAULT_VENUE, help="venue TOML file")
+    s.add_argument("--out", default=DEFAULT_DIR, help=f"output folder (default {DEFAULT_DIR})")
+    s.add_argument("--tls", action="store_true", help="TLS listener with a private CA")
+    s.add_argument("--rotate", action="store_true", help="new passwords for every account")
+    s.add_argument("--host", default="127.0.0.1", help="listener address (default loopback)")
+    s.add_argument("--port", type=int, help="listener port (default 1883, 8883 with --tls)")
+    s.set_defaults(func=_setup)
+
+    r = bsub.add_parser(
+        "run",
+        help="run the broker in the foreground (Mosquitto, else the embedded broker)",
+        description="Run Mosquitto with the generated configuration in the foreground; when "
+        "Mosquitto is not installed, run the embedded Python broker (development default) "
+        "with the same accounts and permissions.",
+    )
+    r.add_argument("--config", default=DEFAULT_DIR, help=f"setup folder (default {DEFAULT_DIR})")
+    r.add_argument("--embedded", action="store_true", help="use the embedded broker")
+    r.add_argument("--port", type=int, help="listen on this port instead of the configured one")
+    r.set_defaults(func=_run)
+
+    a = bsub.add_parser(
+        "client-args",
+        help="print mosquitto_sub/mosquitto_pub options for a credential file",
+        description="Print the options that connect mosquitto_sub or mosquitto_pub with a "
+        "generated credential file, e.g. mosquitto_sub $(sesame broker client-args "
+        "run/broker/credentials/dashboard.json) -t 'sesame/v1/grand-palais/#' -v",
+    )
+    a.add_argument("credentials", help="credential file (DIR/credentials/<account>.json)")
+    a.set_defaults(func=_client_args)
+
+
+def _setup(args: argparse.Namespace) -> int:
+    from sesame.broker.setup import setup
+
+    venue = load_or_fail(args.venue)
+    if args.port is not None and not 0 < args.port < 65536:
+        raise CliError(f"--port {args.port}: must be between 1 and 65535")
+    try:
+        result = setup(
+            venue, args.out, host=args.host, port=args.port, tls=args.tls, rotate=args.rotate
+        )
+    except OSError as e:
+        raise CliError(f"{args.out}: {e.strerror or e}", 1) from None
+    out = result.out
+    s = result.settings
+    print(f"broker set-up for venue {venue.id!r} in {out}/")
+    print(f"  listener {s.scheme}://{s.host}:{s.port}, config {out / 'mosquitto.conf'}")
+    if result.created:
+        print(f"  new passwords (shown once; also in {out / 'credentials'}/<account>.json):")
+        width = max(len(a) for a in result.created)
+        for account in result.created:
+            print(f"    {account:<{width}}  {result.passwords[account]}")
+    if result.kept:
+        print(f"  kept the passwords of {len(result.kept)} accounts (--rotate to renew them)")
+    if result.removed:
+        print(f"  removed accounts: {', '.join(result.removed)}")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"run it with: sesame broker run --config {out}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sesame.broker.process import mosquitto_binary
+    from sesame.broker.setup import CONF, Settings
+
+    config = Path(args.config)
+    try:
+        settings = Settings.load(config)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    if args.embedded or mosquitto_binary() is None:
+        from sesame.broker.embedded import run_foreground
+
+        why = "--embedded" if args.embedded else "mosquitto is not installed"
+        print(
+            f"DEVELOPMENT DEFAULT: embedded Python broker (amqtt, MQTT 3.1.1 only) because {why}; "
+            "use Mosquitto in production",
+            file=sys.stderr,
+        )
+        return run_foreground(config, port=args.port)
+    import os
+    import pwd
+
+    conf = config / CONF
+    run_as = None
+    if os.geteuid() == 0:
+        # As root Mosquitto would switch to the `mosquitto` user, who cannot read the 0600
+        # password file; run as the owner of the set-up folder instead.
+        run_as = pwd.getpwuid(config.stat().st_uid).pw_name
+        if run_as == "root":
+            print(
+                "warning: the broker runs as root because the set-up folder belongs to root; "
+                "chown it to an unprivileged user",
+                file=sys.stderr,
+            )
+    if args.port is not None or run_as is not None:
+        from sesame.broker.setup import mosquitto_conf
+
+        conf = config / "mosquitto.run.conf"
+        conf.write_text(mosquitto_conf(config, settings, port=args.port, run_as=run_as))
+    print(
+        f"mosquitto -c {conf} ({settings.scheme}://{settings.host}:{args.port or settings.port})",
+        file=sys.stderr,
+        flush=True,
+    )
+    os.execv(mosquitto_binary(), ["mosquitto", "-c", str(conf)])
+    return 0  # not reached
+
+
+def _client_args(args: argparse.Namespace) -> int:
+    from sesame.common.mqtt import parse_broker_url
+
+    try:
+        url = parse_broker_url(None, args.credentials)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    opts = ["-h", url.host, "-p", str(url.port)]
+    if url.username:
+        opts += ["-u", url.username]
+    if url.password is not None:
+        opts += ["-P", url.password]
+    if url.tls:
+        opts += ["--cafile", str(url.ca)] if url.ca else ["--capath", "/etc/ssl/certs"]
+        if url.cert and url.key:
+            opts += ["--cert", str(url.cert), "--key", str(url.key)]
+    if any(" " in o for o in opts):
+        raise CliError("a path or value contains a space; pass the options by hand")
+    print(" ".join(opts))
+    return 0

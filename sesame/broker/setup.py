@@ -1,0 +1,409 @@
+"""`sesame broker setup`: Mosquitto configuration, accounts and ACL generated from the venue.
+
+Writes into DIR:
+  mosquitto.conf           listener, persistence, limits, no anonymous access
+  passwd                   Mosquitto password file (PBKDF2-SHA512, `$7$` format)
+  acl                      per-account topic permissions (DESIGN.md invariant 5)
+  credentials/<acct>.json  {"username", "password", "broker"[, "ca", "cert", "key"]}, mode 0600
+  broker.json              the settings the files were made from (read by `broker run`)
+  tls/                     with --tls: private CA, server certificate (see sesame/broker/tls.py)
+
+Re-running keeps every account's password (from its credential file, else its password-file
+line) unless `rotate` is set; accounts for gates no longer in the venue are dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sesame.common.venue import Venue
+from sesame.common.wire import ROOT
+
+CONF = "mosquitto.conf"
+PASSWD = "passwd"
+ACL = "acl"
+SETTINGS = "broker.json"
+CREDENTIALS = "credentials"
+
+# Revocation lists may reach 4 MiB (sesame.wire); everything else is a few hundred bytes.
+MAX_PACKET = 4 * 1024 * 1024 + 64 * 1024
+# Mosquitto's default of 1000 silently drops the rest of an offline client's queue while
+# publishers still get PUBACKs (measured; DESIGN.md). A gate offline for an hour at 60/min
+# is 3,600 messages; the counter offline during a peak can be far more.
+MAX_QUEUED = 100_000
+# ...and a byte bound, so an account flooding large packets while the counter is away cannot
+# exhaust the broker's memory: 100,000 genuine events are ~25 MB. A message dropped beyond it
+# is still in its gate's outbox, which re-sends it until the counter acknowledges it.
+MAX_QUEUED_BYTES = 256 * 1024 * 1024
+# QoS 1 messages Mosquitto sends to one client before its PUBACKs: the counter acknowledges
+# only after committing a batch (manual_ack), so this bounds its batch size.
+MAX_INFLIGHT = 1000
+PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes
+PASSWORD_BYTES = 18  # 24 base64url characters
+
+
+@dataclass(frozen=True)
+class Settings:
+    venue: str
+    host: str = "127.0.0.1"
+    port: int = 1883
+    tls: bool = False
+
+    @property
+    def scheme(self) -> str:
+        return "mqtts" if self.tls else "mqtt"
+
+    def save(self, out: Path) -> None:
+        _write(out / SETTINGS, json.dumps(asdict(self), indent=2) + "\n", 0o644)
+
+    @classmethod
+    def load(cls, out: Path) -> Settings:
+        path = Path(out) / SETTINGS
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**data)
+        except FileNotFoundError:
+            raise ValueError(f"{path}: not found; run `sesame broker setup` first") from None
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{path}: not a broker settings file ({e})") from None
+
+
+# -- accounts and permissions ---------------------------------------------------------
+
+
+def accounts(venue: Venue) -> list[str]:
+    """One account per gate, plus the counter, the dashboard and badge administration."""
+    return ["counter", "dashboard", "admin"] + [f"gate-{g}" for g in venue.gates]
+
+
+def acl_rules(venue: Venue) -> dict[str, list[tuple[str, str]]]:
+    """account -> [(access, topic filter)], access being read, write or readwrite."""
+    r = f"{ROOT}/{venue.id}"
+    rules: dict[str, list[tuple[str, str]]] = {
+        "counter": [
+            ("read", f"{r}/gates/+/events"),
+            ("read", f"{r}/gates/+/status"),
+            ("read", f"{r}/control/#"),
+            ("read", f"{r}/badges/revoked"),
+            # readwrite: a restarted counter reads back its own retained leases and acks.
+            ("readwrite", f"{r}/gates/+/lease"),
+            ("readwrite", f"{r}/gates/+/ack"),
+            ("readwrite", f"{r}/zones/+/occupancy"),
+            ("readwrite", f"{r}/counter/status"),
+        ],
+        "dashboard": [
+            ("read", f"{r}/#"),
+            ("write", f"{r}/control/zones/+"),
+            ("write", f"{r}/control/venue"),
+            ("write", f"{r}/control/corrections"),
+        ],
+        "admin": [("readwrite", f"{r}/badges/revoked")],
+    }
+    for g in venue.gates:
+        rules[f"gate-{g}"] = [
+            # Only its own events and status; never its lease or ack (a gate that could
+            # write its lease could admit without limit).
+            ("write", f"{r}/gates/{g}/events"),
+            ("readwrite", f"{r}/gates/{g}/status"),
+            ("read", f"{r}/gates/{g}/lease"),
+            ("read", f"{r}/gates/{g}/ack"),
+            ("read", f"{r}/zones/+/occupancy"),
+            # Zone and venue control, not control/corrections (dashboard -> counter only).
+            ("read", f"{r}/control/zones/+"),
+            ("read", f"{r}/control/venue"),
+            ("read", f"{r}/counter/status"),
+            ("read", f"{r}/badges/revoked"),
+        ]
+    return rules
+
+
+def acl_text(venue: Venue) -> str:
+    lines = [
+        f"# Generated by `sesame broker setup` for venue {venue.id!r}; do not edit by hand.",
+        "# Anything not granted here is denied.",
+    ]
+    for account, rules in acl_rules(venue).items():
+        lines += ["", f"user {account}"]
+        lines += [f"topic {access} {topic}" for access, topic in rules]
+    return "\n".join(lines) + "\n"
+
+
+# -- passwords ------------------------------------------------------------------------
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(PASSWORD_BYTES)
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """Mosquitto 2.0's `$7$` format: PBKDF2-HMAC-SHA512, 101 iterations, 12-byte salt,
+    standard base64: `$7$101$<salt>$<hash>`."""
+    salt = salt if salt is not None else os.urandom(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ITERATIONS, 64)
+    b64 = base64.b64encode
+    return f"$7${PBKDF2_ITERATIONS}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def check_password(password: str, hashed: str) -> bool:
+    parts = hashed.split("$")
+    if len(parts) != 5 or parts[1] != "7":
+        return False
+    salt = base64.b64decode(parts[3])
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, int(parts[2]), 64)
+    return secrets.compare_digest(base64.b64encode(digest).decode(), parts[4])
+
+
+def read_password_file(path: Path) -> dict[str, str]:
+    """user -> hash line of an existing password file (empty when there is none)."""
+    if not path.exists():
+        return {}
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if ":" in line and not line.startswith("#"):
+            user, hashed = line.split(":", 1)
+            out[user] = hashed
+    return out
+
+
+def password_file_text(
+    passwords: dict[str, str], kept_hashes: dict[str, str], use_tool: bool | None = None
+) -> str:
+    """Password file contents. `passwords` are plain (hashed here: with mosquitto_passwd
+    when installed, else by hash_password); `kept_hashes` are copied as they are."""
+    tool = shutil.which("mosquitto_passwd") if use_tool in (None, True) else None
+    if use_tool and tool is None:
+        raise RuntimeError("mosquitto_passwd is not installed")
+    lines: dict[str, str] = dict(kept_hashes)
+    if passwords and tool:
+        with tempfile.TemporaryDirectory() as tmp:
+            plain = Path(tmp) / "passwd"
+            _write(plain, "".join(f"{u}:{p}\n" for u, p in passwords.items()), 0o600)
+            # -U hashes a plain-text `user:password` file in place, one call for all.
+            subprocess.run([tool, "-U", str(plain)], check=True, capture_output=True)
+            lines.update(read_password_file(plain))
+    else:
+        lines.update({u: hash_password(p) for u, p in passwords.items()})
+    return "".join(f"{u}:{lines[u]}\n" for u in sorted(lines))
+
+
+# -- the configuration file ------------------------------------------------------------
+
+
+def mosquitto_conf(
+    out: Path,
+    settings: Settings,
+    *,
+    port: int | None = None,
+    persistence_dir: Path | None = None,
+    log_file: Path | None = None,
+    run_as: str | None = None,
+) -> str:
+    """The Mosquitto configuration. The keyword arguments override what setup chose, for
+    brokers started on a free port with their own data folder (tests, demo, benchmarks)."""
+    out = out.resolve()
+    data = (persistence_dir or out / "data").resolve()
+    lines = [
+        f"# Generated by `sesame broker setup` for venue {settings.venue!r}.",
+        "# Run it with `sesame broker run --config <this folder>`.",
+        "per_listener_settings false",
+        "allow_anonymous false",
+        f"password_file {out / PASSWD}",
+        f"acl_file {out / ACL}",
+        "",
+        "# QoS 1 sessions and retained messages survive a restart (saved on graceful stop",
+        "# and every autosave_interval seconds; the gates' outbox covers a kill -9).",
+        "persistence true",
+        f"persistence_location {data}/",
+        "autosave_interval 30",
+        "# Sessions of clients gone for two weeks are dropped (MQTT 3.1.1 has no expiry).",
+        "persistent_client_expiration 14d",
+        "",
+        f"max_packet_size {MAX_PACKET}",
+        f"max_queued_messages {MAX_QUEUED}",
+        f"max_queued_bytes {MAX_QUEUED_BYTES}",
+        f"max_inflight_messages {MAX_INFLIGHT}",
+        "",
+    ]
+    if run_as:
+        lines.append(f"user {run_as}")
+    if log_file:
+        lines.append(f"log_dest file {log_file.resolve()}")
+    else:
+        lines.append("log_dest stdout")
+    lines += [
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "log_type information",
+        "connection_messages true",
+        "log_timestamp_format %Y-%m-%dT%H:%M:%S",
+        "",
+    ]
+    lines.append(f"listener {port if port is not None else settings.port} {settings.host}")
+    if settings.tls:
+        tls = out / "tls"
+        lines += [
+            f"cafile {tls / 'ca.crt'}",
+            f"certfile {tls / 'server.crt'}",
+            f"keyfile {tls / 'server.key'}",
+            "tls_version tlsv1.2",
+            "# Clients present a certificate from the venue CA and a password.",
+            "require_certificate true",
+            "use_identity_as_username false",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+# -- setup ------------------------------------------------------------------------------
+
+
+@dataclass
+class SetupResult:
+    out: Path
+    settings: Settings
+    created: list[str]  # accounts with a new password (shown once)
+    kept: list[str]
+    removed: list[str]
+    passwords: dict[str, str]  # new passwords only
+    warnings: list[str] = field(default_factory=list)
+
+
+def credentials_path(out: Path, account: str) -> Path:
+    return Path(out) / CREDENTIALS / f"{account}.json"
+
+
+def read_credential(out: Path, account: str) -> dict | None:
+    try:
+        data = json.loads(credentials_path(out, account).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    password = data.get("password") if isinstance(data, dict) else None
+    # A password must survive the `user:password` line of the password file.
+    if not isinstance(password, str) or not password or not password.isprintable():
+        return None
+    return data
+
+
+def credential_json(
+    settings: Settings,
+    account: str,
+    password: str,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+) -> str:
+    shown = public_host(host or settings.host)
+    data = {
+        "username": account,
+        "password": password,
+        "broker": f"{settings.scheme}://{_url_host(shown)}:{port or settings.port}",
+    }
+    if settings.tls:
+        # Relative to the credential file: copy the credentials/ folder onto the gate.
+        data |= {"ca": "ca.crt", "cert": f"{account}.crt", "key": f"{account}.key"}
+    return json.dumps(data, indent=2) + "\n"
+
+
+def public_host(host: str) -> str:
+    """The name clients use: a wildcard listener is reached by this machine's name."""
+    if host in ("0.0.0.0", "::", ""):
+        import socket
+
+        return socket.gethostname()
+    return host
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def setup(
+    venue: Venue,
+    out: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    tls: bool = False,
+    rotate: bool = False,
+    use_passwd_tool: bool | None = None,
+) -> SetupResult:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CREDENTIALS).mkdir(mode=0o700, exist_ok=True)
+    (out / "data").mkdir(exist_ok=True)
+    settings = Settings(venue.id, host, port or (8883 if tls else 1883), tls)
+
+    wanted = accounts(venue)
+    old_hashes = read_password_file(out / PASSWD)
+    passwords: dict[str, str] = {}  # plain passwords to (re)hash
+    kept_hashes: dict[str, str] = {}
+    created, kept = [], []
+    warnings: list[str] = []
+    for account in wanted:
+        cred = None if rotate else read_credential(out, account)
+        if cred is not None:
+            passwords[account] = cred["password"]
+            kept.append(account)
+        elif not rotate and account in old_hashes:
+            kept_hashes[account] = old_hashes[account]  # credential file moved away
+            kept.append(account)
+            if credentials_path(out, account).exists():
+                warnings.append(
+                    f"{credentials_path(out, account)} is unreadable or has no valid password: "
+                    "kept the account's password hash; --rotate issues a new password"
+                )
+        else:
+            passwords[account] = new_password()
+            created.append(account)
+    removed = sorted(set(old_hashes) - set(wanted))
+
+    if tls:
+        from sesame.broker.tls import ensure_tls
+
+        ensure_tls(out, host, wanted)
+
+    _write(out / PASSWD, password_file_text(passwords, kept_hashes, use_passwd_tool), 0o600)
+    _write(out / ACL, acl_text(venue), 0o644)
+    for account in wanted:
+        if account in passwords:
+            _write(
+                credentials_path(out, account),
+                credential_json(settings, account, passwords[account]),
+                0o600,
+            )
+    for account in removed:
+        credentials_path(out, account).unlink(missing_ok=True)
+    settings.save(out)
+    _write(out / CONF, mosquitto_conf(out, settings), 0o644)
+    new = {a: passwords[a] for a in created}
+    return SetupResult(out, settings, created, kept, removed, new, warnings)
+
+
+def _write(path: Path, text: str, mode: int) -> None:
+    """Write atomically (temp file + rename) so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def iter_credentials(out: Path) -> Iterable[Path]:
+    return sorted((Path(out) / CREDENTIALS).glob("*.json"))

@@ -1,0 +1,121 @@
+"""Organiser exports and the day's occupancy curves, read from the counter's database
+through the counter's own export functions (`sesame.counter.exports`)."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi.responses import Response
+
+from sesame.common import wire
+from sesame.common.venue import Venue
+from sesame.dashboard.errors import ApiError
+
+if TYPE_CHECKING:
+    from sesame.dashboard.app import Dashboard
+
+MEDIA = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "json": "application/json",
+    "png": "image/png",
+}
+
+
+def check_day(venue: Venue, day: str) -> date:
+    try:
+        d = date.fromisoformat(day)
+    except ValueError:
+        raise ApiError(422, "INVALID", f"day: {day!r} is not a date") from None
+    if d not in {x.date for x in venue.days}:
+        days = ", ".join(x.date.isoformat() for x in venue.days)
+        raise ApiError(422, "INVALID", f"day: {day} is not an event day ({days})")
+    return d
+
+
+def _exports():
+    try:
+        from sesame.counter import exports
+    except ImportError:
+        raise ApiError(
+            503, "EXPORTS_UNAVAILABLE", "the counter's exports are not installed"
+        ) from None
+    return exports
+
+
+def _db(dash: Dashboard) -> str:
+    p = dash.settings.db_path
+    if not p or not Path(p).is_file():
+        raise ApiError(503, "NO_DATABASE", "the counter's database is not available")
+    return str(p)
+
+
+def attendance(dash: Dashboard, day: date | None, fmt: str) -> Response:
+    exports = _exports()
+    db = _db(dash)
+    dstr = day.isoformat() if day else None
+    name = f"attendance-{dash.venue.id}-{dstr or 'all'}.{fmt}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if fmt == "png" and dstr is None:
+        raise ApiError(422, "INVALID", "day: required for the PNG chart")
+    try:
+        buf = io.BytesIO()
+        if fmt == "png":
+            exports.plot_occupancy(db, dash.venue, dstr, buf)
+        else:
+            report = exports.attendance(db, dash.venue, dstr)
+            if fmt == "json":
+                return Response(wire.dumps(report), media_type=MEDIA["json"])
+            exports.write_attendance(report, fmt, buf)
+    except sqlite3.Error as e:
+        raise ApiError(503, "NO_DATABASE", f"the counter's database cannot be read: {e}") from None
+    return Response(buf.getvalue(), media_type=MEDIA[fmt], headers=headers)
+
+
+def _minute(ts: Any) -> str:
+    t = ts if isinstance(ts, datetime) else datetime.fromisoformat(str(ts))
+    return wire.iso(t.replace(second=0, microsecond=0))
+
+
+def series(dash: Dashboard, day: date | None) -> dict[str, Any]:
+    """{"day", "zones": {zone: [[ts, occupancy], ...]}}: at most one point per minute (the
+    minute's highest figure, so a peak is never smoothed away), history then live points."""
+    zones: dict[str, dict[str, int]] = {z: {} for z in dash.venue.zones}
+    history = "none"
+    if day is not None and dash.settings.db_path and Path(dash.settings.db_path).is_file():
+        try:
+            from sesame.counter import exports
+        except ImportError:
+            exports = None
+        if exports is not None:
+            try:
+                history_points = exports.occupancy_series(
+                    str(dash.settings.db_path), dash.venue, day.isoformat()
+                )
+            except sqlite3.Error:
+                history_points = {}  # the live points still show
+            for zone, points in history_points.items():
+                if zone not in zones:
+                    continue
+                for ts, occ in points:
+                    k = _minute(ts)
+                    zones[zone][k] = max(zones[zone].get(k, occ), occ)
+            history = "counter"
+    with dash.state.lock:
+        live = {z: list(pts) for z, pts in dash.state.series.items()}
+    for zone, points in live.items():
+        for ts, occ in points:
+            t = datetime.fromisoformat(ts)
+            if day is not None and dash.venue.local(t).date() != day:
+                continue  # no event day known yet: show whatever arrived live
+            k = _minute(t)
+            zones[zone][k] = max(zones[zone].get(k, occ), occ)
+    return {
+        "day": day.isoformat() if day else None,
+        "history": history,
+        "zones": {z: sorted(pts.items()) for z, pts in zones.items()},
+    }

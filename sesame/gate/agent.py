@@ -1,0 +1,452 @@
+"""The gate agent: scan, decide, drive the turnstile, record, and keep the lane in sync.
+
+One GateAgent per lane; many can run in one process (the simulator runs 14) or each as
+`sesame gate run`. The middle is the pure `sesame.decision.decide()`; around it:
+
+- the outbox (SQLite): every passage and denial is committed before the lane shows it as
+  done, and it is also the lane's memory (re-entry, lease spending, today's counts) and the
+  store of the last retained values received, so a reboot while offline decides the same;
+- the link (MQTT): drains the outbox until the counter acks, hears lease, zones, venue
+  mode, revocations and the counter's clock; retained status + Last Will;
+- the turnstile: one opening per granted passage; a timeout annuls the grant (NO_PASSAGE);
+  unsolicited pulses are anonymous passages (exit lanes without a reader).
+
+Use: `agent.start()` runs the scan loop (reader + turnstile pulses) and the link in threads;
+`agent.handle_scan(text)` processes one scan synchronously (simulator, tests);
+`agent.anonymous_pass()` records one reader-less passage; `agent.stop()` / `agent.kill()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import date, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from sesame import __version__
+from sesame.common import wire
+from sesame.common.decision import Decision, decide
+from sesame.common.reasons import Reason, label
+from sesame.common.venue import Venue
+from sesame.gate.clock import GateClock, Reading, real_clock
+from sesame.gate.display import GateView, ZoneLine
+from sesame.gate.outbox import Outbox
+from sesame.gate.turnstile import MemoryTurnstile, Turnstile
+
+log = logging.getLogger("sesame.gate")
+
+PASS_TIMEOUT = 8.0  # seconds a person has to push the arm once the lane opens
+
+
+class GateAgent:
+    def __init__(
+        self,
+        venue: Venue,
+        gate_id: str,
+        *,
+        data_dir: str | Path,
+        keys: Mapping[str, Ed25519PublicKey],
+        broker_url: str | None = None,
+        credentials: str | Path | None = None,
+        reader=None,  # gate.readers.base.CodeReader | None
+        turnstile: Turnstile | None = None,
+        clock: Callable[[], datetime] = real_clock,
+        trust_counter_clock: bool = True,
+        pass_timeout: float = PASS_TIMEOUT,
+        heartbeat: float = 5.0,
+        ack_timeout: float = 10.0,
+        on_decision: Callable[[Decision], None] | None = None,
+    ):
+        if gate_id not in venue.gates:
+            raise ValueError(f"gate {gate_id!r} is not a lane of venue {venue.id!r}")
+        self.venue, self.gate = venue, venue.gates[gate_id]
+        self.gate_id = gate_id
+        self.keys = dict(keys)
+        self.reader = reader
+        self.turnstile: Turnstile = turnstile if turnstile is not None else MemoryTurnstile()
+        self.clock = GateClock(venue, clock, trust_counter=trust_counter_clock)
+        self.pass_timeout, self.heartbeat = pass_timeout, heartbeat
+        self.topics = wire.Topics(venue.id)
+        self.outbox = Outbox(Path(data_dir) / f"outbox-{gate_id}.db")
+        self.state = "stopped"  # stopped | running | killed
+        # last values received (restored from disk below)
+        self.lease: wire.Lease | None = None
+        self.occupancy: dict[str, wire.Occupancy] = {}
+        self.zone_control: dict[str, str] = {}
+        self.venue_mode = "normal"
+        self.revoked: frozenset[str] = frozenset()
+        self.counter: wire.CounterStatus | None = None
+        self.bad_messages = 0
+        self.last_scan: datetime | None = None
+        self.last: Decision | None = None
+        self.last_passed: int | None = None
+        self._scan_lock = threading.RLock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._free = False
+        self.locked = False  # staff lock of the lane (GATE_LOCKED); exits still open
+        self.on_decision = on_decision  # called after each scan is recorded (CLI log line)
+        self.last_tick = time.monotonic()  # the scan loop is alive (systemd watchdog)
+        self.link = None
+        if broker_url is not None or credentials is not None:
+            from sesame.gate.link import Link
+
+            self.link = Link(
+                broker_url,
+                gate=gate_id,
+                topics=self.topics,
+                outbox=self.outbox,
+                credentials=credentials,
+                will=self._status(online=False),
+                on_message=self.on_message,
+                on_change=self._publish_status,
+                ack_timeout=ack_timeout,
+            )
+        for key, payload in self.outbox.states().items():
+            self._apply(key, payload, live=False)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        self.state = "running"
+        self._stop.clear()
+        reading = self.clock.read()
+        if reading.plausible:  # a wrong clock must not decide what is old
+            self.outbox.prune(self.venue.local(reading.best).date())
+        if self.link is not None:
+            self.link.start()
+        t = threading.Thread(target=self._loop, name=f"gate-{self.gate_id}", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self) -> None:
+        """Orderly stop: final offline status, clean disconnect, database closed."""
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5)
+        if self.link is not None:
+            self.link.stop(final_status=self._status(online=False))
+        self.outbox.close()
+        self.state = "stopped"
+
+    def kill(self) -> None:
+        """Abrupt stop for tests: no final status, no DISCONNECT (the Last Will fires)."""
+        self._stop.set()
+        if self.link is not None:
+            self.link.kill()
+        for t in self._threads:
+            t.join(timeout=5)
+        self.outbox.close()
+        self.state = "killed"
+
+    def outbox_depth(self) -> int:
+        return self.outbox.depth()
+
+    @property
+    def online(self) -> bool:
+        return self.link is not None and self.link.connected
+
+    # -- the scan loop -------------------------------------------------------------------
+    def _loop(self) -> None:
+        next_beat = 0.0
+        while not self._stop.is_set():
+            self.last_tick = time.monotonic()
+            try:
+                if self.reader is not None:
+                    text = self.reader.read(0.1)
+                    if text is not None:
+                        self.handle_scan(text)
+                direction = self.turnstile.pulse(0 if self.reader is not None else 0.1)
+                if direction is not None:
+                    self.anonymous_pass()
+                self._sync_free()
+                if time.monotonic() >= next_beat and self.link is not None:
+                    next_beat = time.monotonic() + self.heartbeat
+                    self.link.request_status()
+            except Exception:  # one bad scan or device hiccup must not stop the lane
+                log.exception("%s: error in the scan loop", self.gate_id)
+                time.sleep(0.1)
+
+    def _sync_free(self) -> None:
+        """Evacuation holds exit lanes free; back to normal when it ends."""
+        want = self.gate.is_exit and self.evacuating
+        if want != self._free:
+            self.turnstile.hold_free(want)
+            self._free = want
+
+    @property
+    def evacuating(self) -> bool:
+        return self.venue_mode == "evacuation"
+
+    # -- deciding ------------------------------------------------------------------------
+    def zone_states(self) -> dict[str, str]:
+        states = {z: o.state for z, o in self.occupancy.items()}
+        for z, s in self.zone_control.items():
+            if s == "closed":
+                states[z] = "closed"
+        return states
+
+    def lease_left(self, zone: str, day: date) -> int | None:
+        """Entries still allowed into `zone` today; None when the zone is not leased."""
+        z = self.venue.zones.get(zone)
+        if z is None or z.offline_policy == "open" or self.gate.is_exit:
+            return None
+        lease = self.lease
+        if lease is None or lease.day != day.isoformat():
+            return 0
+        if lease.epoch is not None and lease.epoch != self.outbox.epoch:
+            # counted against another outbox (this one was lost or replaced): acting on it
+            # would spend the allowance twice; wait for the counter's lease for this epoch
+            return 0
+        return max(0, lease.grants.get(zone, 0) - self.outbox.entries(zone, day))
+
+    def handle_scan(self, text: str | None) -> Decision:
+        """Decide one scan, drive the turnstile, record everything. Returns the final decision:
+        `passages` is how many actually passed; nobody passing makes it NO_PASSAGE."""
+        with self._scan_lock:
+            reading = self.clock.read()
+            now = reading.best
+            day = self.venue.local(now).date()
+            dec = decide(
+                text,
+                venue=self.venue,
+                gate=self.gate,
+                keys=self.keys,
+                revoked=self.revoked,
+                zone_states=self.zone_states(),
+                venue_mode=self.venue_mode,
+                lease_left=self.lease_left(self.gate.to_zone, day),
+                memory=self.outbox,
+                now=now,
+                # a controller that does not answer cannot open the lane: say so up front
+                gate_locked=self.locked or self.turnstile.health == "silent",
+            )
+            self.last_scan = now
+            if not dec.granted:
+                self._record("denied", reading, day, dec, reason=dec.reason)
+                self._shown(dec, None)
+                return dec
+            direction = "out" if self.gate.is_exit else "in"
+            passed = 0
+            for _ in range(dec.passages):
+                if not self.turnstile.open(direction, self.pass_timeout):
+                    break
+                # committed before the lane shows the passage as done
+                self._record("passage", self.clock.read(), None, dec)
+                passed += 1
+            if passed < dec.passages:
+                self._record("denied", self.clock.read(), None, dec, reason=Reason.NO_PASSAGE)
+            if passed == 0:
+                final = replace(
+                    dec,
+                    granted=False,
+                    reason=Reason.NO_PASSAGE,
+                    passages=0,
+                    message_fr=label(Reason.NO_PASSAGE, "fr"),
+                    message_en=label(Reason.NO_PASSAGE, "en"),
+                )
+            else:
+                final = replace(dec, passages=passed)
+            self._shown(final, passed)
+            return final
+
+    def anonymous_pass(self) -> wire.Event:
+        """One passage reported by the controller without a scan (badge null)."""
+        with self._scan_lock:
+            reading = self.clock.read()
+            self.last_scan = reading.best
+            return self._record("passage", reading, None, None)
+
+    def _record(
+        self,
+        kind: str,
+        reading: Reading,
+        day: date | None,
+        dec: Decision | None,
+        reason: Reason | None = None,
+    ) -> wire.Event:
+        claims = dec.claims if dec is not None else None
+        offset = reading.offset_ms
+
+        def build(seq: int) -> wire.Event:
+            return wire.Event(
+                gate=self.gate_id,
+                epoch=self.outbox.epoch,
+                seq=seq,
+                ts=self.venue.local(reading.best),
+                kind=kind,
+                from_zone=self.gate.from_zone,
+                to_zone=self.gate.to_zone,
+                badge=claims.badge if claims else None,
+                category=claims.category if claims else None,
+                reason=str(reason) if reason else None,
+                gate_ts=self.venue.local(reading.own) if offset else None,
+                clock_offset_ms=offset or None,
+                group_size=claims.group if claims and claims.group > 1 else None,
+            )
+
+        ev = self.outbox.append(build, day or self.venue.local(reading.best).date())
+        if self.link is not None:
+            self.link.wake()
+        return ev
+
+    def _shown(self, dec: Decision, passed: int | None) -> None:
+        self.last, self.last_passed = dec, passed
+        if self.on_decision is not None:
+            try:
+                self.on_decision(dec)
+            except Exception:
+                log.exception("%s: on_decision callback failed", self.gate_id)
+
+    # -- messages from the broker ----------------------------------------------------------
+    def on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        parts = self.topics.split(topic)
+        if parts is None:
+            return
+        key = "/".join(parts)
+        if parts == ("gates", self.gate_id, "ack"):
+            ack = wire.parse_ack(payload)
+            if not ack:
+                self.bad_messages += 1
+                return
+            if self.outbox.ack(ack.epoch, ack.seq) and self.link is not None:
+                self.link.wake()
+                if self.outbox.depth() == 0:
+                    self.link.request_status()  # the counter may reclaim allowance now
+            return
+        if self._apply(key, payload, live=not retained):
+            self.outbox.put_state(key, payload, self.clock.read().best)
+            if parts[0] == "gates" and self.link is not None:
+                self.link.request_status()  # confirm the lease serial we now act on
+
+    def _apply(self, key: str, payload: bytes, live: bool) -> bool:
+        """Take one retained value; True when it was valid (and worth keeping on disk)."""
+        parts = tuple(key.split("/"))
+        try:
+            if parts == ("gates", self.gate_id, "lease"):
+                lease = wire.parse_lease(payload)
+                if not lease or lease.gate != self.gate_id:
+                    raise ValueError("bad lease")
+                cur = self.lease
+                if (
+                    cur is None
+                    or lease.day > cur.day
+                    or (lease.day == cur.day and lease.serial >= cur.serial)
+                ):
+                    self.lease = lease
+                return True
+            if len(parts) == 3 and parts[0] == "zones" and parts[2] == "occupancy":
+                occ = wire.parse_occupancy(payload)
+                if not occ or occ.zone != parts[1]:
+                    raise ValueError("bad occupancy")
+                self.occupancy[occ.zone] = occ
+                return True
+            if len(parts) == 3 and parts[:2] == ("control", "zones"):
+                ctl = wire.parse_zone_control(payload)
+                if not ctl:
+                    raise ValueError("bad zone control")
+                self.zone_control[parts[2]] = ctl.state
+                return True
+            if parts == ("control", "venue"):
+                vc = wire.parse_venue_control(payload)
+                if not vc:
+                    raise ValueError("bad venue control")
+                self.venue_mode = vc.mode
+                return True
+            if parts == ("badges", "revoked"):
+                rv = wire.parse_revocations(payload)
+                if not rv:
+                    raise ValueError("bad revocations")
+                self.revoked = frozenset(rv.badges)
+                return True
+            if parts == ("counter", "status"):
+                cs = wire.parse_counter_status(payload)
+                if not cs:
+                    raise ValueError("bad counter status")
+                self.counter = cs
+                if cs.online and cs.clock is not None:
+                    self.clock.counter_clock(cs.clock, live=live)
+                return True
+        except ValueError:
+            self.bad_messages += 1
+            log.warning("%s: ignored a malformed message on %s", self.gate_id, key)
+        return False
+
+    # -- status and display ----------------------------------------------------------------
+    def faults(self) -> list[str]:
+        f = []
+        if not self.clock.read().plausible:
+            f.append("CLOCK_IMPLAUSIBLE")
+        if self.turnstile.health == "silent":
+            f.append("CONTROLLER_SILENT")
+        health = getattr(self.reader, "health", "ok") if self.reader is not None else "ok"
+        if health != "ok":
+            f.append("READER_" + str(health).split(":")[0].upper().replace(" ", "_"))
+        if self.link is not None:
+            if self.link.state == "refused":
+                f.append("CREDENTIALS_REFUSED")
+            if self.link.refused_publishes:
+                f.append("PUBLISH_REFUSED")
+        return f
+
+    def _status(self, online: bool = True) -> bytes:
+        return wire.GateStatus(
+            gate=self.gate_id,
+            online=online,
+            outbox=self.outbox.depth(),
+            last_scan=self.last_scan,
+            version=__version__,
+            epoch=self.outbox.epoch,
+            faults=tuple(self.faults()) if online else (),
+            controller=self.turnstile.health,
+            ts=self.clock.read().best,
+            lease_serial=self.lease.serial if self.lease is not None else None,
+        ).to_json()
+
+    def _publish_status(self) -> None:
+        if self.link is not None and self.link.connected and not self._stop.is_set():
+            self.link.publish(self.topics.gate_status(self.gate_id), self._status(), retain=True)
+
+    def view(self) -> GateView:
+        reading = self.clock.read()
+        day = self.venue.local(reading.best).date()
+        counts = self.outbox.counts(day)
+        dec = self.last
+        cat = None
+        if dec is not None and dec.claims is not None:
+            c = self.venue.categories.get(dec.claims.category)
+            cat = f"{c.label_fr} / {c.label_en}" if c else dec.claims.category
+        zones = []
+        states = self.zone_states()
+        for zid in dict.fromkeys([self.gate.to_zone, self.gate.from_zone]):
+            if zid not in self.venue.zones:
+                continue
+            z, occ = self.venue.zones[zid], self.occupancy.get(zid)
+            zones.append(
+                ZoneLine(
+                    zid, z.name, occ.occupancy if occ else None, z.capacity, states.get(zid, "open")
+                )
+            )
+        return GateView(
+            gate=self.gate_id,
+            gate_name=self.gate.name,
+            online=self.online,
+            outbox=self.outbox.depth(),
+            faults=self.faults(),
+            verdict=dec.code if dec else None,
+            reason=str(dec.reason) if dec and dec.reason else None,
+            message_fr=dec.message_fr if dec else "",
+            message_en=dec.message_en if dec else "",
+            category=cat,
+            group=dec.claims.group if dec and dec.claims else 1,
+            passed=self.last_passed,
+            zones=zones,
+            passages_today=counts["passage"],
+            denied_today=counts["denied"],
+            mode=self.venue_mode,
+            clock=self.venue.local(reading.best).strftime("%Y-%m-%d %H:%M:%S"),
+        )

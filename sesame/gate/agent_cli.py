@@ -1,0 +1,248 @@
+"""`sesame gate run` and `sesame gate doctor`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+from sesame.common.errors import CliError
+
+
+def register(gsub: argparse._SubParsersAction) -> None:
+    p = gsub.add_parser(
+        "run",
+        help="run the agent of one lane (scan, decide, turnstile, outbox, MQTT, display)",
+        description="Run one lane's agent until stopped (SIGTERM/Ctrl-C stop it cleanly).",
+    )
+    _common(p)
+    p.add_argument(
+        "--pubkey",
+        action="append",
+        type=Path,
+        default=[],
+        help="badge public key (PEM); adds to the hardware file's pubkeys",
+    )
+    p.add_argument("--data-dir", type=Path, help="overrides the hardware file's data_dir")
+    p.add_argument(
+        "--no-display",
+        action="store_true",
+        help="one JSON line per scan on stdout instead of the full-screen view",
+    )
+    p.add_argument("--start-time", help="simulation: the clock starts at this ISO time")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="simulation: simulated seconds per real second (with --start-time)",
+    )
+    p.add_argument(
+        "--no-counter-clock",
+        action="store_true",
+        help="never correct the clock from counter/status (replays of past days)",
+    )
+    p.set_defaults(func=run)
+
+    d = gsub.add_parser(
+        "doctor",
+        help="check reader, controller, clock, disk, keys, credentials and broker",
+        description="One line per check; exit 1 when any check fails.",
+    )
+    _common(d)
+    d.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        help="seconds to wait for the controller and the broker (default 5)",
+    )
+    d.set_defaults(func=doctor)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--venue", required=True, type=Path, help="venue file (TOML)")
+    p.add_argument("--gate", required=True, help="gate lane id in the venue file")
+    p.add_argument("--hardware", required=True, type=Path, help="per-gate hardware file (TOML)")
+    p.add_argument("--broker", help="broker URL (mqtt://host:port); else the credential file's")
+    p.add_argument(
+        "--credentials",
+        type=Path,
+        help="broker credential file (JSON); overrides the hardware file's",
+    )
+
+
+def _load(args):
+    from sesame.cli_config import load_or_fail
+    from sesame.common.venue import ConfigError
+    from sesame.gate.hardware import load_hardware
+
+    venue = load_or_fail(args.venue)
+    if args.gate not in venue.gates:
+        known = ", ".join(sorted(venue.gates))
+        raise CliError(f"{args.venue}: no gate {args.gate!r} (known: {known})")
+    try:
+        hw = load_hardware(args.hardware)
+    except ConfigError as e:
+        raise CliError(str(e)) from None
+    return venue, hw
+
+
+def _keys(paths):
+    from sesame.common.tokens import load_public_keys
+
+    try:
+        return load_public_keys(*paths, public_only=True)
+    except (OSError, ValueError) as e:
+        raise CliError(f"cannot load badge keys: {e}") from None
+
+
+def _clock(args):
+    from sesame.gate.clock import real_clock
+
+    if not args.start_time:
+        return real_clock
+    try:
+        start = datetime.fromisoformat(args.start_time)
+    except ValueError:
+        raise CliError(f"--start-time {args.start_time!r} is not an ISO time") from None
+    if start.tzinfo is None:
+        raise CliError("--start-time needs a UTC offset, e.g. 2018-11-22T09:00:00+01:00")
+    from datetime import timedelta
+
+    t0, speed = time.monotonic(), args.speed
+    return lambda: start + timedelta(seconds=(time.monotonic() - t0) * speed)
+
+
+def _turnstile(hw):
+    from sesame.gate.turnstile import MemoryTurnstile, SerialTurnstile
+
+    if hw.controller.port == "simulated":
+        return MemoryTurnstile(pushes=True)
+    try:
+        return SerialTurnstile(hw.controller.port, hw.controller.baudrate)
+    except Exception as e:  # serial.SerialException, OSError
+        raise CliError(f"turnstile controller {hw.controller.port}: {e}") from None
+
+
+def run(args) -> int:
+    from sesame.gate.agent import GateAgent
+    from sesame.gate.display import render
+    from sesame.gate.sdnotify import notify, watchdog_period
+
+    venue, hw = _load(args)
+    keys = _keys([*hw.agent.pubkeys, *args.pubkey])
+    credentials = args.credentials or hw.agent.credentials
+    if not args.broker and not credentials:
+        raise CliError("no broker: give --broker URL or a credential file")
+    if args.broker or credentials:
+        from sesame.common.mqtt import parse_broker_url
+
+        try:
+            parse_broker_url(args.broker, credentials)
+        except ValueError as e:
+            raise CliError(str(e)) from None
+    reader = None
+    if hw.reader is not None:
+        from sesame.gate.readers.base import open_reader
+
+        try:
+            reader = open_reader(hw.reader)
+        except Exception as e:
+            raise CliError(f"{args.hardware}: reader: {e}") from None
+    turnstile = _turnstile(hw)
+
+    lines = args.no_display or not sys.stdout.isatty()
+    out_lock = threading.Lock()
+
+    def log_line(dec) -> None:
+        if not lines:
+            return
+        rec = {
+            "gate": args.gate,
+            "decision": dec.code,
+            "reason": str(dec.reason) if dec.reason else None,
+            "badge": dec.claims.badge if dec.claims else None,
+            "passages": dec.passages,
+            "outbox": agent.outbox_depth(),
+        }
+        with out_lock:
+            print(json.dumps(rec), flush=True)
+
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    agent = GateAgent(
+        venue,
+        args.gate,
+        data_dir=args.data_dir or hw.agent.data_dir,
+        keys=keys,
+        broker_url=args.broker,
+        credentials=credentials,
+        reader=reader,
+        turnstile=turnstile,
+        clock=_clock(args),
+        trust_counter_clock=not args.no_counter_clock,
+        pass_timeout=hw.controller.pass_timeout_s,
+        heartbeat=hw.agent.heartbeat_s,
+        on_decision=log_line,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    agent.start()
+    notify("READY=1")
+    print(
+        f"gate {args.gate}: running, epoch {agent.outbox.epoch}, outbox {agent.outbox_depth()}",
+        file=sys.stderr,
+        flush=True,
+    )
+    wd = watchdog_period()
+    live = None
+    if not lines:
+        from rich.live import Live
+
+        live = Live(render(agent.view()), screen=True, auto_refresh=False)
+        live.start()
+    try:
+        next_wd = 0.0
+        while not stop.wait(0.25):
+            if live is not None:
+                live.update(render(agent.view()), refresh=True)
+            # Feed the watchdog only while the scan loop is alive: a hung loop gets restarted.
+            if wd and time.monotonic() >= next_wd and time.monotonic() - agent.last_tick < 10:
+                notify("WATCHDOG=1")
+                next_wd = time.monotonic() + wd
+    finally:
+        if live is not None:
+            live.stop()
+        notify("STOPPING=1")
+        agent.stop()
+        if reader is not None:
+            reader.close()
+        turnstile.close()
+    return 0
+
+
+def doctor(args) -> int:
+    from sesame.gate.doctor import run_checks
+
+    venue, hw = _load(args)
+    ok = True
+    for check in run_checks(
+        venue,
+        args.gate,
+        hw,
+        broker=args.broker,
+        credentials=args.credentials or hw.agent.credentials,
+        timeout=args.timeout,
+    ):
+        print(check.line(), flush=True)
+        ok = ok and check.ok
+    return 0 if ok else 1

@@ -1,0 +1,269 @@
+"""The gate's durable outbox: every passage and denial, in order, until the counter has it.
+
+SQLite in WAL mode with synchronous=FULL: `append()` returns only once the event is on
+disk, so a power cut after a grant is shown never loses it. The database is also the
+lane's passage memory (re-entry rules, lease spending, today's counts) and keeps the last
+retained values the lane received (lease, zone states, revocations...) so that a reboot
+while offline still decides correctly.
+
+`epoch` is a random id chosen when the database is created; `seq` counts from 1 without
+gaps within an epoch. Events stay until the counter's end-to-end ack covers them, and are
+pruned only when acknowledged and a few days old.
+
+An ack beyond the last event written means this database is behind the counter (restored
+from a backup or copied from another card): the seqs after it are already taken. The outbox
+then starts a new epoch in place, numbering from 1 again (rows keep one increasing local
+seq; `seq_base` maps it to the wire), so no new passage is mistaken for a duplicate, and the
+counter re-issues the lane's lease for the new epoch.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from sesame.common.decision import Seen
+from sesame.common.wire import Event
+
+KEEP_DAYS = 3  # acknowledged events stay this long for re-entry rules and counts
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_outbox",
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY,        -- gap-free within the epoch
+            body BLOB NOT NULL,             -- the exact JSON published
+            kind TEXT NOT NULL,             -- passage | denied
+            badge TEXT,
+            zone_from TEXT NOT NULL,
+            zone_to TEXT NOT NULL,
+            day TEXT NOT NULL,              -- venue-local date of ts
+            t_ms INTEGER NOT NULL           -- ts (corrected), epoch milliseconds
+        );
+        CREATE INDEX events_badge ON events (badge, day);
+        CREATE INDEX events_day ON events (day, zone_to, kind);
+        CREATE TABLE state (key TEXT PRIMARY KEY, payload BLOB NOT NULL, updated TEXT NOT NULL);
+        """,
+    ),
+    (
+        # Without statistics SQLite preferred events_day for the per-badge lookups, scanning
+        # the whole day (3 ms a scan at 10k events); these cover the re-entry queries exactly.
+        "0002_badge_indexes",
+        """
+        DROP INDEX events_badge;
+        CREATE INDEX events_badge_in ON events (badge, day, zone_to, kind, t_ms);
+        CREATE INDEX events_badge_out ON events (badge, day, zone_from, kind, t_ms);
+        """,
+    ),
+]
+
+
+def _ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+class Outbox:
+    """One writer (any thread, serialised by a lock); opened once per agent."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=30
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._migrate()
+        self.epoch = self._meta("epoch")
+        self._last = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+        self._last = max(self._last, int(self._meta("last_seq") or 0))
+        self._acked = int(self._meta("acked") or 0)
+        self._base = int(self._meta("seq_base") or 0)  # local seq of the epoch's seq 0
+        self._entries: dict[tuple[str, str], int] = {}  # (zone, day) -> passages, see entries()
+
+    # -- schema --------------------------------------------------------------------
+    def _migrate(self) -> None:
+        with self._lock:
+            db = self._db
+            db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY)")
+            done = {r[0] for r in db.execute("SELECT name FROM migrations")}
+            for name, sql in MIGRATIONS:
+                if name in done:
+                    continue
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    for stmt in filter(str.strip, sql.split(";")):
+                        db.execute(stmt)
+                    db.execute("INSERT INTO migrations VALUES (?)", (name,))
+                    if name == "0001_outbox":
+                        # A new database is a new epoch: the counter will not confuse its
+                        # seq numbers with those of a lost or replaced disk.
+                        db.execute("INSERT INTO meta VALUES ('epoch', ?)", (secrets.token_hex(6),))
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- events --------------------------------------------------------------------
+    def append(self, build: Callable[[int], Event], day: date) -> Event:
+        """Give the next seq to `build(seq)` and commit the event durably before returning."""
+        with self._lock:
+            seq = self._last + 1
+            ev = build(seq - self._base)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        seq,
+                        ev.to_json(),
+                        ev.kind,
+                        ev.badge,
+                        ev.from_zone,
+                        ev.to_zone,
+                        day.isoformat(),
+                        _ms(ev.ts),
+                    ),
+                )
+                self._set_meta("last_seq", str(seq))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._last = seq
+            k = (ev.to_zone, day.isoformat())
+            if ev.kind == "passage" and k in self._entries:
+                self._entries[k] += 1
+            return ev
+
+    @property
+    def last_seq(self) -> int:
+        return self._last
+
+    @property
+    def acked_seq(self) -> int:
+        return self._acked
+
+    def depth(self) -> int:
+        return self._last - self._acked
+
+    def ack(self, epoch: str, seq: int) -> bool:
+        """Apply the counter's ack; True when it moved. Other epochs and stale acks are ignored."""
+        if epoch != self.epoch:
+            return False
+        seq += self._base
+        if seq > self._last:
+            self._behind_the_counter()
+            return True
+        with self._lock:
+            if seq <= self._acked:
+                return False
+            self._db.execute("BEGIN IMMEDIATE")
+            self._set_meta("acked", str(seq))
+            self._db.execute("COMMIT")
+            self._acked = seq
+            return True
+
+    def _behind_the_counter(self) -> None:
+        """Everything held is covered; later events go out under a new epoch."""
+        with self._lock:
+            epoch = secrets.token_hex(6)
+            self._db.execute("BEGIN IMMEDIATE")
+            self._set_meta("epoch", epoch)
+            self._set_meta("seq_base", str(self._last))
+            self._set_meta("acked", str(self._last))
+            self._db.execute("COMMIT")
+            self.epoch, self._base, self._acked = epoch, self._last, self._last
+            self._entries.clear()  # lease spend is counted within the epoch
+
+    def pending(self, after: int, limit: int = 500) -> list[tuple[int, bytes]]:
+        """Unacknowledged events with seq > after, in seq order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, body FROM events WHERE seq > ? AND seq > ? ORDER BY seq LIMIT ?",
+                (after, self._acked, limit),
+            ).fetchall()
+        return [(s, bytes(b)) for s, b in rows]
+
+    def prune(self, today: date) -> int:
+        """Drop acknowledged events older than KEEP_DAYS; returns how many."""
+        cutoff = (today - timedelta(days=KEEP_DAYS)).isoformat()
+        with self._lock:
+            cur = self._db.execute(
+                "DELETE FROM events WHERE seq <= ? AND day < ?", (self._acked, cutoff)
+            )
+            self._entries.clear()
+            return cur.rowcount
+
+    # -- passage memory, lease spending, counts -----------------------------------
+    def seen(self, badge: str, zone: str, day: date) -> Seen:
+        d = day.isoformat()
+        with self._lock:
+            last_in, n = self._db.execute(
+                "SELECT MAX(t_ms), COUNT(*) FROM events WHERE badge = ? AND day = ?"
+                " AND kind = 'passage' AND zone_to = ?",
+                (badge, d, zone),
+            ).fetchone()
+            (last_out,) = self._db.execute(
+                "SELECT MAX(t_ms) FROM events WHERE badge = ? AND day = ?"
+                " AND kind = 'passage' AND zone_from = ?",
+                (badge, d, zone),
+            ).fetchone()
+
+        def t(ms: int | None) -> datetime | None:
+            return None if ms is None else datetime.fromtimestamp(ms / 1000).astimezone()
+
+        return Seen(t(last_in), t(last_out), n)
+
+    def entries(self, zone: str, day: date) -> int:
+        """Passages this lane made into `zone` on `day` in the current epoch (what it spent
+        of the lease, which is counted per epoch). Counted once from the database, then kept
+        up to date by append() (the only writer)."""
+        k = (zone, day.isoformat())
+        with self._lock:
+            if k not in self._entries:
+                self._entries[k] = self._db.execute(
+                    "SELECT COUNT(*) FROM events"
+                    " WHERE day = ? AND zone_to = ? AND kind = 'passage' AND seq > ?",
+                    (k[1], zone, self._base),
+                ).fetchone()[0]
+            return self._entries[k]
+
+    def counts(self, day: date) -> dict[str, int]:
+        """Today's figures for the staff display: passages and denials."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT kind, COUNT(*) FROM events WHERE day = ? GROUP BY kind", (day.isoformat(),)
+            ).fetchall()
+        out = {"passage": 0, "denied": 0}
+        out.update(dict(rows))
+        return out
+
+    # -- last received retained values -------------------------------------------
+    def put_state(self, key: str, payload: bytes, now: datetime) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO state VALUES (?, ?, ?)", (key, payload, now.isoformat())
+            )
+
+    def states(self) -> dict[str, bytes]:
+        with self._lock:
+            return {k: bytes(p) for k, p in self._db.execute("SELECT key, payload FROM state")}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
