@@ -26,7 +26,7 @@ def test_every_option_is_documented():
 
 
 def test_faults_and_protocol_are_documented():
-    src = (ROOT / "gate" / "agent.py").read_text()
+    src = (ROOT / "sesame" / "gate" / "agent.py").read_text()
     faults = set(re.findall(r'"([A-Z]+_[A-Z_]+)"', src)) - {"NO_PASSAGE"}
     assert {"CLOCK_IMPLAUSIBLE", "CONTROLLER_SILENT", "PUBLISH_REFUSED"} <= faults
     for f in faults | {"READER_"}:

@@ -116,7 +116,7 @@ def test_systemd_unit_restarts_and_watches_the_agent():
 
     unit = configparser.ConfigParser(strict=False, interpolation=None)
     unit.optionxform = str
-    unit.read(ROOT / "gate" / "deploy" / "sesame-gate@.service")
+    unit.read(ROOT / "sesame" / "gate" / "deploy" / "sesame-gate@.service")
     svc = unit["Service"]
     assert svc["Type"] == "notify" and svc["Restart"] == "on-failure"
     assert int(svc["WatchdogSec"]) > 0
