@@ -125,7 +125,7 @@ def test_a_missing_camera_does_not_flood_stderr() -> None:
     """`gate doctor` and the agent's log show the reader's health, not OpenCV's own
     warnings for every reopen attempt."""
     code = (  # camera index 99: no such device; OpenCV warns on every open by index
-        "import time; from gate.readers.camera import CameraReader; "
+        "import time; from sesame.gate.readers.camera import CameraReader; "
         "r = CameraReader(99, backoff_max=0.05).start(); "
         "time.sleep(0.5); print(r.health); r.close()"
     )

@@ -55,7 +55,7 @@ def test_close_does_not_wait_for_input() -> None:
 def test_standard_input_of_a_real_process() -> None:
     # The default stream is the process's own stdin (a scanner in keyboard mode on the console).
     code = (
-        "from gate.readers import open_reader\n"
+        "from sesame.gate.readers import open_reader\n"
         "r = open_reader({'type': 'keyboard', 'debounce_s': 0.5})\n"
         "print(r.read(5), r.read(5), flush=True)\n"
         "r.close()\n"
