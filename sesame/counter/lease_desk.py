@@ -68,9 +68,7 @@ class LeaseDesk:
         for day, gate, n in self.store.passages_since(since):
             self.passages[day][gate] += n
         self.lane_epochs = dict(self.store.get_state("lane_epochs", {}))
-        self.written_off = {
-            d: dict(r) for d, r in self.store.get_state("written_off", {}).items()
-        }
+        self.written_off = {d: dict(r) for d, r in self.store.get_state("written_off", {}).items()}
 
     def snapshot(self) -> dict:
         return {"passages": {d: dict(r) for d, r in self.passages.items()}}

@@ -86,4 +86,3 @@ def page_guard(request: Request, pages: Pages, roles: frozenset[str]) -> Session
     if s.user.role not in roles:
         return pages.render("forbidden.html", request, s)
     return s
-

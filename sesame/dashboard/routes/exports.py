@@ -30,8 +30,7 @@ def organiser_page(request: Request, pages: Html, dash: Dash):
     names = {
         **{z.id: z.name for z in dash.venue.zones.values()},
         **{
-            c.id: c.label_fr if lang == "fr" else c.label_en
-            for c in dash.venue.categories.values()
+            c.id: c.label_fr if lang == "fr" else c.label_en for c in dash.venue.categories.values()
         },
         **{r.value: reason_label(r, lang) for r in Reason},
     }
