@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sesame import tokens  # noqa: E402
 from sesame.badges import issue as badges
 from sesame.badges.registrations import parse_registrations  # noqa: E402
+from sesame.common import tokens  # noqa: E402
 from sesame.common.venue import load_venue  # noqa: E402
 
 VENUE = Path(__file__).resolve().parents[1] / "config" / "grand-palais.toml"

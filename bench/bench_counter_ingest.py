@@ -22,10 +22,9 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sesame import wire  # noqa: E402
 from sesame.broker.process import MosquittoProcess  # noqa: E402
 from sesame.broker.setup import setup  # noqa: E402
-from sesame.common import mqtt
+from sesame.common import mqtt, wire  # noqa: E402
 from sesame.common.venue import load_venue  # noqa: E402
 from sesame.counter.service import Counter  # noqa: E402
 

@@ -24,10 +24,9 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sesame import wire  # noqa: E402
 from sesame.broker.process import MosquittoProcess  # noqa: E402
 from sesame.broker.setup import setup  # noqa: E402
-from sesame.common import mqtt  # noqa: E402
+from sesame.common import mqtt, wire  # noqa: E402
 from sesame.common.venue import load_venue  # noqa: E402
 
 VENUE_FILE = ROOT / "config" / "grand-palais.toml"

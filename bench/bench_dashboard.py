@@ -31,10 +31,9 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
-from sesame import wire  # noqa: E402
 from sesame.broker.process import MosquittoProcess, free_port  # noqa: E402
 from sesame.broker.setup import setup  # noqa: E402
-from sesame.common import mqtt  # noqa: E402
+from sesame.common import mqtt, wire  # noqa: E402
 from sesame.common.venue import load_venue  # noqa: E402
 from sesame.dashboard.accounts import Store  # noqa: E402
 

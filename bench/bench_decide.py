@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from sesame import wire  # noqa: E402
+from sesame.common import wire  # noqa: E402
 from sesame.common.decision import MemoryDict, decide  # noqa: E402
 from sesame.common.tokens import Claims, key_id, sign  # noqa: E402
 from sesame.common.venue import load_venue  # noqa: E402

@@ -150,13 +150,13 @@ def test_people_in_sub_zones_keep_room_in_the_parent(make_core, lanes):
         core.handle([lanes.event("in-1")])
         core.handle([lanes.event("annex-in")])
     # 6 in the annex may walk back to the hall at any moment: hall room = 30 - 0 - 6.
-    assert core._committed_load("hall") == 6
+    assert core.desk.committed_load("hall") == 6
     day = core.book.current
     out = sum(
         lz.outstanding(core.leases[g], "hall", core.passages[day].get(g, 0))
         for g in ("in-1", "in-2")
     )
-    assert core._committed_load("hall") + out <= 30
+    assert core.desk.committed_load("hall") + out <= 30
 
 
 def test_idle_lane_allowance_is_reclaimed_so_a_busy_lane_fills_the_zone(make_core, lanes):

@@ -181,7 +181,7 @@ class CounterMachine(RuleBasedStateMachine):
                 for g, z in LEASED.items()
                 if z == zid
             )
-            load = core._committed_load(zid)
+            load = core.desk.committed_load(zid)
             truth = self.true[zid] + sum(self.true[y] for y in core.returning[zid])
             assert max(0, load) + out <= VENUE.zones[zid].capacity
             assert max(0, load) + out >= truth

@@ -59,7 +59,7 @@ def _topic_patterns() -> dict[str, str]:
     topics = Topics("VENUE")
     out = {}
     for name, fn in inspect.getmembers(topics, inspect.ismethod):
-        if name.startswith("_") or name in ("split", "gate_of"):
+        if name.startswith("_") or name in ("split", "gate_of", "match", "owns"):  # readers
             continue
         params = list(inspect.signature(fn).parameters)
         topic = fn(*(f"<{p}>" for p in params))

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sesame.common.reasons import Reason
+from sesame.common.topics import ROOT, Route, TopicKind, Topics, match_key  # noqa: F401
 
 VERSION = 1
 MAX_PAYLOAD = 16 * 1024  # bytes; a genuine message is a few hundred
-ROOT = "sesame/v1"
 ZONE_STATES = ("open", "near_full", "full", "closed", "evacuating")
 _GATE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _EPOCH = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -39,55 +39,6 @@ class ParseError:
 
     def __bool__(self) -> bool:  # so `if not parsed:` reads naturally
         return False
-
-
-class Topics:
-    """Topic names under `sesame/v1/<venue>`. Handlers see ids, never prefixes."""
-
-    def __init__(self, venue: str):
-        self.root = f"{ROOT}/{venue}"
-
-    def events(self, gate: str = "+") -> str:
-        return f"{self.root}/gates/{gate}/events"
-
-    def gate_status(self, gate: str = "+") -> str:
-        return f"{self.root}/gates/{gate}/status"
-
-    def lease(self, gate: str = "+") -> str:
-        return f"{self.root}/gates/{gate}/lease"
-
-    def ack(self, gate: str = "+") -> str:
-        return f"{self.root}/gates/{gate}/ack"
-
-    def counter_status(self) -> str:
-        return f"{self.root}/counter/status"
-
-    def occupancy(self, zone: str = "+") -> str:
-        return f"{self.root}/zones/{zone}/occupancy"
-
-    def zone_control(self, zone: str = "+") -> str:
-        return f"{self.root}/control/zones/{zone}"
-
-    def venue_control(self) -> str:
-        return f"{self.root}/control/venue"
-
-    def revoked(self) -> str:
-        return f"{self.root}/badges/revoked"
-
-    def corrections(self) -> str:
-        return f"{self.root}/control/corrections"
-
-    def split(self, topic: str) -> tuple[str, ...] | None:
-        """Topic parts after the root, or None when it is not ours."""
-        if not topic.startswith(self.root + "/"):
-            return None
-        return tuple(topic[len(self.root) + 1 :].split("/"))
-
-    def gate_of(self, topic: str) -> str | None:
-        parts = self.split(topic)
-        if parts and len(parts) == 3 and parts[0] == "gates":
-            return parts[1]
-        return None
 
 
 # -- helpers ---------------------------------------------------------------------

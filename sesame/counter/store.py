@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 
@@ -161,11 +162,35 @@ def _statements(sql: str) -> Iterable[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-EVENT_COLUMNS = (
-    "id, gate, epoch, seq, ts, t, day, hour, kind, from_zone, to_zone, badge, category, "
-    "reason, group_size, gate_ts, clock_offset_ms, received_at"
+class EventRow(NamedTuple):
+    """One row of `events`, in column order: the insert names its columns from these
+    fields, so a row cannot be read against the wrong column."""
+
+    id: str
+    gate: str
+    epoch: str
+    seq: int
+    ts: str  # as sent by the gate
+    t: float  # ts as Unix seconds
+    day: str  # the event day it counts toward
+    hour: int  # local hour of ts
+    kind: str
+    from_zone: str
+    to_zone: str
+    badge: str | None
+    category: str | None
+    reason: str | None
+    group_size: int | None
+    gate_ts: str | None
+    clock_offset_ms: int | None
+    received_at: str
+
+
+EVENT_COLUMNS = ", ".join(EventRow._fields)
+_INSERT_EVENT = (
+    f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) "
+    f"VALUES ({', '.join('?' * len(EventRow._fields))})"
 )
-_INSERT_EVENT = f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES ({', '.join('?' * 18)})"
 
 
 class Store:
@@ -181,6 +206,17 @@ class Store:
         self.conn.close()
 
     # -- transactions ----------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+        self.begin()
+        try:
+            yield
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+
     def begin(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
 
@@ -192,7 +228,7 @@ class Store:
             self.conn.execute("ROLLBACK")
 
     # -- writes (inside a transaction) --------------------------------------------------
-    def insert_events(self, rows: Sequence[tuple]) -> int:
+    def insert_events(self, rows: Sequence[EventRow]) -> int:
         before = self.conn.total_changes
         self.conn.executemany(_INSERT_EVENT, rows)
         return self.conn.total_changes - before
@@ -295,3 +331,45 @@ class Store:
             "SELECT event_rowid, state FROM snapshots ORDER BY id DESC LIMIT 1"
         ).fetchone()
         return (row[0], json.loads(row[1])) if row else None
+
+    def passages_since(self, rowid: int) -> Iterator[tuple[str, str, int]]:
+        """(day, gate, passages) for the events stored after `rowid`."""
+        yield from self.conn.execute(
+            "SELECT day, gate, count(*) FROM events WHERE rowid > ? AND kind = 'passage' "
+            "GROUP BY day, gate",
+            (rowid,),
+        )
+
+    def lane_epoch_passages(self, gate: str, epoch: str, day: str) -> int:
+        """Passages one lane stored in one outbox epoch on one day."""
+        return self.conn.execute(
+            "SELECT count(*) FROM events WHERE gate = ? AND epoch = ? AND day = ? "
+            "AND kind = 'passage'",
+            (gate, epoch, day),
+        ).fetchone()[0]
+
+    def correction_totals(self) -> Iterator[tuple[str, str, int]]:
+        """(day, zone, sum of deltas) of every correction applied."""
+        yield from self.conn.execute(
+            "SELECT day, zone, sum(delta) FROM corrections GROUP BY day, zone"
+        )
+
+    def seq_states(self) -> Iterator[tuple[str, str, int, list, int]]:
+        """(gate, epoch, committed, above ranges, max_seq) of every lane epoch heard."""
+        for gate, epoch, committed, above, max_seq in self.conn.execute(
+            "SELECT gate, epoch, committed, above, max_seq FROM gate_seqs"
+        ):
+            yield gate, epoch, committed, json.loads(above), max_seq
+
+    def controls(self) -> dict[str, str]:
+        """Control key ('venue', 'zone:<id>') -> state."""
+        return dict(self.conn.execute("SELECT key, state FROM control"))
+
+    def lease_serials(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT gate, serial FROM lease_serials"))
+
+    def leases_of(self, day: str) -> Iterator[tuple[str, str, int, int]]:
+        """(gate, zone, granted, exposure) of the leases stored for `day`."""
+        yield from self.conn.execute(
+            "SELECT gate, zone, granted, exposure FROM leases WHERE day = ?", (day,)
+        )

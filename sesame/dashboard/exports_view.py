@@ -16,7 +16,7 @@ from sesame.common.venue import Venue
 from sesame.dashboard.errors import ApiError
 
 if TYPE_CHECKING:
-    from sesame.dashboard.app import Dashboard
+    from sesame.dashboard.dashboard import Dashboard
 
 MEDIA = {
     "csv": "text/csv; charset=utf-8",

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 QUEUE_SIZE = 2000
+BURST = 200  # updates already queued that go out in one write
 _CLOSE = None  # sentinel put in a queue to end its stream
 
 
@@ -41,6 +43,35 @@ class Hub:
 
     def unsubscribe(self, q: asyncio.Queue) -> None:
         self._subs.discard(q)
+
+    async def stream(
+        self, q: asyncio.Queue, first: str, *, heartbeat_s: float, alive: Callable[[], bool]
+    ) -> AsyncIterator[str]:
+        """One browser's event stream: `first`, then its queued updates (a burst in one
+        write), a comment line every `heartbeat_s` of silence, until the hub closes it or
+        `alive()` turns False (checked at each heartbeat). Unsubscribes when it ends."""
+        try:
+            yield first
+            while True:
+                try:
+                    item = await asyncio.wait_for(q.get(), heartbeat_s)
+                except TimeoutError:
+                    if not alive():
+                        return
+                    yield ": ping\n\n"
+                    continue
+                if item is _CLOSE:
+                    return
+                batch = [item]
+                while not q.empty() and len(batch) < BURST:
+                    nxt = q.get_nowait()
+                    if nxt is _CLOSE:
+                        yield "".join(batch)
+                        return
+                    batch.append(nxt)
+                yield "".join(batch)
+        finally:
+            self.unsubscribe(q)
 
     def publish(self, event: str, data: Any) -> None:
         """Thread-safe: may be called from any thread."""

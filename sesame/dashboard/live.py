@@ -16,6 +16,7 @@ from typing import Any
 
 from sesame.common import wire
 from sesame.common.venue import Venue
+from sesame.common.wire import Route, TopicKind
 
 MAX_ALERTS = 500
 MAX_POINTS = 2000  # live points kept per zone (the history comes from the counter's DB)
@@ -148,42 +149,42 @@ class LiveState:
 
     # -- applying messages -------------------------------------------------------
     def apply(self, topic: str, payload: bytes, now: datetime) -> list[Update]:
-        parts = self.topics.split(topic)
-        if not parts:
+        route = self.topics.match(topic)
+        if route is None:
             return []
         with self.lock:
             try:
-                return self._apply(parts, payload, now)
+                return self._apply(route, payload, now)
             except (KeyError, ValueError, TypeError):  # belt and braces: never kill the loop
                 self.rejected += 1
                 return []
 
-    def _apply(self, parts: tuple[str, ...], payload: bytes, now: datetime) -> list[Update]:
-        match parts:
-            case ("zones", zone, "occupancy") if zone in self.zones:
-                return self._occupancy(zone, payload, now)
-            case ("gates", gate, "status") if gate in self.gates:
-                return self._gate_status(gate, payload, now)
-            case ("control", "zones", zone) if zone in self.zones:
-                if not payload:  # retained message cleared
-                    self.zones[zone].update(control=None, control_by=None)
-                    return [("zone", dict(self.zones[zone]))]
-                msg = wire.parse_zone_control(payload)
-                if not msg:
-                    self.rejected += 1
-                    return []
-                self.zones[zone].update(control=msg.state, control_by=msg.by)
-                return [("zone", dict(self.zones[zone]))]
-            case ("control", "venue"):
-                msg = wire.parse_venue_control(payload) if payload else None
-                if payload and not msg:
-                    self.rejected += 1
-                    return []
-                self.mode = msg.mode if msg else "normal"
-                self.mode_by = msg.by if msg else None
-                return [("venue", {"mode": self.mode, "by": self.mode_by})]
-            case ("counter", "status"):
-                return self._counter_status(payload, now)
+    def _apply(self, route: Route, payload: bytes, now: datetime) -> list[Update]:
+        kind, subject = route.kind, route.subject
+        if kind is TopicKind.OCCUPANCY and subject in self.zones:
+            return self._occupancy(subject, payload, now)
+        if kind is TopicKind.GATE_STATUS and subject in self.gates:
+            return self._gate_status(subject, payload, now)
+        if kind is TopicKind.ZONE_CONTROL and subject in self.zones:
+            if not payload:  # retained message cleared
+                self.zones[subject].update(control=None, control_by=None)
+                return [("zone", dict(self.zones[subject]))]
+            msg = wire.parse_zone_control(payload)
+            if not msg:
+                self.rejected += 1
+                return []
+            self.zones[subject].update(control=msg.state, control_by=msg.by)
+            return [("zone", dict(self.zones[subject]))]
+        if kind is TopicKind.VENUE_CONTROL:
+            vc = wire.parse_venue_control(payload) if payload else None
+            if payload and not vc:
+                self.rejected += 1
+                return []
+            self.mode = vc.mode if vc else "normal"
+            self.mode_by = vc.by if vc else None
+            return [("venue", {"mode": self.mode, "by": self.mode_by})]
+        if kind is TopicKind.COUNTER_STATUS:
+            return self._counter_status(payload, now)
         return []
 
     def _occupancy(self, zone: str, payload: bytes, now: datetime) -> list[Update]:

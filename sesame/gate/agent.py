@@ -33,6 +33,7 @@ from sesame.common import wire
 from sesame.common.decision import Decision, decide
 from sesame.common.reasons import Reason, label
 from sesame.common.venue import Venue
+from sesame.common.wire import Route, TopicKind
 from sesame.gate.clock import GateClock, Reading, real_clock
 from sesame.gate.display import GateView, ZoneLine
 from sesame.gate.outbox import Outbox
@@ -108,7 +109,9 @@ class GateAgent:
                 ack_timeout=ack_timeout,
             )
         for key, payload in self.outbox.states().items():
-            self._apply(key, payload, live=False)
+            route = wire.match_key(key)
+            if route is not None:
+                self._apply(route, payload, live=False)
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -304,11 +307,11 @@ class GateAgent:
 
     # -- messages from the broker ----------------------------------------------------------
     def on_message(self, topic: str, payload: bytes, retained: bool) -> None:
-        parts = self.topics.split(topic)
-        if parts is None:
+        route = self.topics.match(topic)
+        if route is None:
             return
-        key = "/".join(parts)
-        if parts == ("gates", self.gate_id, "ack"):
+        mine = route.subject == self.gate_id
+        if route.kind is TopicKind.ACK and mine:
             ack = wire.parse_ack(payload)
             if not ack:
                 self.bad_messages += 1
@@ -318,16 +321,16 @@ class GateAgent:
                 if self.outbox.depth() == 0:
                     self.link.request_status()  # the counter may reclaim allowance now
             return
-        if self._apply(key, payload, live=not retained):
-            self.outbox.put_state(key, payload, self.clock.read().best)
-            if parts[0] == "gates" and self.link is not None:
+        if self._apply(route, payload, live=not retained):
+            self.outbox.put_state(route.key, payload, self.clock.read().best)
+            if route.kind is TopicKind.LEASE and self.link is not None:
                 self.link.request_status()  # confirm the lease serial we now act on
 
-    def _apply(self, key: str, payload: bytes, live: bool) -> bool:
+    def _apply(self, route: Route, payload: bytes, live: bool) -> bool:
         """Take one retained value; True when it was valid (and worth keeping on disk)."""
-        parts = tuple(key.split("/"))
+        kind = route.kind
         try:
-            if parts == ("gates", self.gate_id, "lease"):
+            if kind is TopicKind.LEASE and route.subject == self.gate_id:
                 lease = wire.parse_lease(payload)
                 if not lease or lease.gate != self.gate_id:
                     raise ValueError("bad lease")
@@ -339,31 +342,31 @@ class GateAgent:
                 ):
                     self.lease = lease
                 return True
-            if len(parts) == 3 and parts[0] == "zones" and parts[2] == "occupancy":
+            if kind is TopicKind.OCCUPANCY:
                 occ = wire.parse_occupancy(payload)
-                if not occ or occ.zone != parts[1]:
+                if not occ or occ.zone != route.subject:
                     raise ValueError("bad occupancy")
                 self.occupancy[occ.zone] = occ
                 return True
-            if len(parts) == 3 and parts[:2] == ("control", "zones"):
+            if kind is TopicKind.ZONE_CONTROL:
                 ctl = wire.parse_zone_control(payload)
                 if not ctl:
                     raise ValueError("bad zone control")
-                self.zone_control[parts[2]] = ctl.state
+                self.zone_control[route.subject] = ctl.state
                 return True
-            if parts == ("control", "venue"):
+            if kind is TopicKind.VENUE_CONTROL:
                 vc = wire.parse_venue_control(payload)
                 if not vc:
                     raise ValueError("bad venue control")
                 self.venue_mode = vc.mode
                 return True
-            if parts == ("badges", "revoked"):
+            if kind is TopicKind.REVOKED:
                 rv = wire.parse_revocations(payload)
                 if not rv:
                     raise ValueError("bad revocations")
                 self.revoked = frozenset(rv.badges)
                 return True
-            if parts == ("counter", "status"):
+            if kind is TopicKind.COUNTER_STATUS:
                 cs = wire.parse_counter_status(payload)
                 if not cs:
                     raise ValueError("bad counter status")
@@ -373,7 +376,7 @@ class GateAgent:
                 return True
         except ValueError:
             self.bad_messages += 1
-            log.warning("%s: ignored a malformed message on %s", self.gate_id, key)
+            log.warning("%s: ignored a malformed message on %s", self.gate_id, route.key)
         return False
 
     # -- status and display ----------------------------------------------------------------
