@@ -119,7 +119,7 @@ def _params(args, venue):
 
 def prepare_venue(path: str, work: Path, scale: float, largest_group: int):
     """The replay's venue file (capacities scaled, lease water marks for group badges)."""
-    from sesame.cli_config import load_or_fail
+    from sesame.common.cli_venue import load_or_fail
     from sesame.sim.model import derive_venue_file
 
     load_or_fail(path)  # one-line error on a bad file
@@ -201,7 +201,7 @@ def _status_line(replay, console):
 def _simulate(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from sesame.cli_config import load_or_fail
+    from sesame.common.cli_venue import load_or_fail
     from sesame.sim import model
     from sesame.sim.truth import write_truth
 
@@ -332,7 +332,7 @@ def _demo(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from sesame.cli_config import load_or_fail
+    from sesame.common.cli_venue import load_or_fail
     from sesame.sim import model
 
     base = load_or_fail(args.venue)
