@@ -267,7 +267,7 @@ def _in_memory(venue, pop, seed):
 
 
 def _replay(args, venue, venue_file, pop, work, console):
-    from sesame.sim.orchestrator import Options, Replay, event_log_over_capacity
+    from sesame.run.orchestrator import Options, Replay, event_log_over_capacity
 
     broker = (
         ExternalBroker(args.broker, args.broker_config, work / "broker-run")
@@ -361,7 +361,7 @@ def _demo(args: argparse.Namespace) -> int:
         broker = start_broker(venue, work, args.port, args.embedded)
         started.append(broker)
         print(f"broker: {broker.host}:{broker.port} (accounts in {work / 'broker'})")
-        from sesame.sim.orchestrator import Options, Replay
+        from sesame.run.orchestrator import Options, Replay
 
         replay = Replay(venue, venue_file, pop, broker, work, Options(speed=args.speed))
         replay.start()
@@ -420,7 +420,7 @@ def _start_dashboard(venue, replay, broker, work: Path, port: int):
     from sesame.dashboard.accounts import Store
     from sesame.dashboard.app import Settings, create_app
     from sesame.dashboard.server import ServerThread
-    from sesame.sim.lanes import EPOCH
+    from sesame.run.lanes import EPOCH
 
     password = secrets.token_urlsafe(9)
     store = Store(work / "accounts.db")
