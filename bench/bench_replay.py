@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 from sesame.common.venue import load_venue  # noqa: E402
 from sesame.counter.exports import attendance  # noqa: E402
+from sesame.run.cli import start_broker  # noqa: E402
+from sesame.run.orchestrator import Options, Replay, event_log_over_capacity  # noqa: E402
 from sesame.sim import model  # noqa: E402
-from sesame.sim.cli import start_broker  # noqa: E402
-from sesame.sim.orchestrator import Options, Replay, event_log_over_capacity  # noqa: E402
 from sesame.sim.truth import compare  # noqa: E402
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything Sesame needs on a Debian machine, then run it.
 #   scripts/dev.sh demo [ARGS]   install, then `sesame demo`
-#   scripts/dev.sh test [ARGS]   install, then lint and run the whole test suite
+#   scripts/dev.sh test [ARGS]   install, then lint, check the layers, run the whole test suite
 #   scripts/dev.sh setup         install only
 # Idempotent: system packages are installed only when missing, the virtualenv is
 # reused, and Python dependencies are reinstalled only when pyproject.toml changes.
@@ -72,6 +72,7 @@ case "$cmd" in
   test)
     setup
     .venv/bin/ruff check .
+    .venv/bin/lint-imports  # the layers of docs/design.md (contracts in pyproject.toml)
     exec .venv/bin/python -m pytest "$@"
     ;;
   *)

@@ -8,18 +8,9 @@ import os
 from rich.console import Console
 from rich.table import Table
 
-from sesame.common.errors import CliError
-from sesame.common.venue import ConfigError, Venue, load_venue
+from sesame.common.cli_venue import DEFAULT_VENUE, load_or_fail
 
-DEFAULT_VENUE = "config/grand-palais.toml"
-
-
-def load_or_fail(path: str) -> Venue:
-    """Load a venue for any command; a bad file becomes a one-line CLI error (exit 2)."""
-    try:
-        return load_venue(path)
-    except ConfigError as e:
-        raise CliError(str(e), 2) from None
+__all__ = ["DEFAULT_VENUE", "load_or_fail", "register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -12,9 +12,9 @@ from datetime import datetime
 import pytest
 
 from sesame.common import mqtt, wire
-from sesame.sim.lanes import wait_until
+from sesame.run.lanes import wait_until
+from sesame.run.orchestrator import event_log_over_capacity
 from sesame.sim.model import ms
-from sesame.sim.orchestrator import event_log_over_capacity
 from sesame.sim.truth import compare
 from tests.fixtures.e2e import export_attendance
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from sesame.sim.orchestrator import event_log_over_capacity
+from sesame.run.orchestrator import event_log_over_capacity
 from sesame.sim.truth import compare
 from tests.fixtures.e2e import export_attendance
 

@@ -102,8 +102,8 @@ def _keygen(args: argparse.Namespace) -> int:
 def _issue(args: argparse.Namespace) -> int:
     from sesame.badges import issue as badges
     from sesame.badges.registrations import RegistrationError, read_registrations
-    from sesame.cli_config import load_or_fail
     from sesame.common import tokens
+    from sesame.common.cli_venue import load_or_fail
 
     venue = load_or_fail(args.venue) if args.venue else None
     try:
@@ -209,7 +209,7 @@ def _revoke(args: argparse.Namespace) -> int:
     if publish:
         # Usage mistakes (a bad --venue, URL or credential file) are refused before the
         # list changes, so "saved but not published" only ever means the broker's side.
-        from sesame.cli_config import load_or_fail
+        from sesame.common.cli_venue import load_or_fail
         from sesame.common.mqtt_url import parse_broker_url
 
         load_or_fail(args.venue)
@@ -235,8 +235,8 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _publish_revocations(args: argparse.Namespace, revs) -> None:
-    from sesame.cli_config import load_or_fail
     from sesame.common import mqtt, wire
+    from sesame.common.cli_venue import load_or_fail
 
     venue = load_or_fail(args.venue)
     topic = wire.Topics(venue.id).revoked()

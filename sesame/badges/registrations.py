@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from sesame.common.ids import MAX_GROUP
 from sesame.common.venue import Venue
 
 REQUIRED = ("name", "category", "days")
@@ -30,7 +31,6 @@ ALIASES = {
     "organization": "organisation",
     "group size": "group_size",
 }
-MAX_GROUP = 500  # same bound as the token's group size
 MAX_NAME = 200
 MAX_ROWS = 1_000_000
 _CATEGORY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")

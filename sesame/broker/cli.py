@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sesame.cli_config import DEFAULT_VENUE, load_or_fail
+from sesame.common.cli_venue import DEFAULT_VENUE, load_or_fail
 from sesame.common.errors import CliError
 
 DEFAULT_DIR = "run/broker"

@@ -7,3 +7,7 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = 2):
         super().__init__(message)
         self.code = code
+
+
+class BadgeError(Exception):
+    """A refused badge request (bad output place, bad prefix, bad revocation file...)."""

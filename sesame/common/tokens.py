@@ -22,12 +22,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from sesame.common.ids import BADGE_ID, MAX_GROUP
 from sesame.common.reasons import Reason
 
 PREFIX = "SES1"
 MAX_TOKEN_LEN = 600  # a genuine token is ~170 characters; anything far longer is garbage
 _B64 = re.compile(r"^[A-Za-z0-9_-]+$")
-_BADGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _CATEGORY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 PRIVATE_NAME, PUBLIC_NAME = "badge-signing.key", "badge-signing.pub"
 
@@ -82,12 +82,12 @@ def key_id(public_key: Ed25519PublicKey) -> str:
 
 
 def sign(claims: Claims, private_key: Ed25519PrivateKey) -> str:
-    if not _BADGE_ID.match(claims.badge):
+    if not BADGE_ID.match(claims.badge):
         raise ValueError(f"badge id {claims.badge!r} must be 1-32 letters, digits, - or _")
     if not _CATEGORY.match(claims.category):
         raise ValueError(f"category {claims.category!r} is not a valid id")
-    if not 1 <= claims.group <= 500:
-        raise ValueError("group size must be between 1 and 500")
+    if not 1 <= claims.group <= MAX_GROUP:
+        raise ValueError(f"group size must be between 1 and {MAX_GROUP}")
     body = {
         "k": key_id(private_key.public_key()),
         "b": claims.badge,
@@ -133,11 +133,11 @@ def verify(token: str, keys: Mapping[str, Ed25519PublicKey]) -> Claims:
 
 def _claims(body: dict) -> Claims:
     badge, cat, days, group = body["b"], body["c"], body["d"], body.get("g", 1)
-    if not isinstance(badge, str) or not _BADGE_ID.match(badge):
+    if not isinstance(badge, str) or not BADGE_ID.match(badge):
         raise ValueError("badge id")
     if not isinstance(cat, str) or not _CATEGORY.match(cat):
         raise ValueError("category")
-    if type(group) is not int or not 1 <= group <= 500:
+    if type(group) is not int or not 1 <= group <= MAX_GROUP:
         raise ValueError("group size")
     if days == "*":
         parsed = None

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from sesame.common.ids import BADGE_ID, MAX_GROUP
 from sesame.common.reasons import Reason
 from sesame.common.topics import ROOT, Route, TopicKind, Topics, match_key  # noqa: F401
 
@@ -22,7 +23,6 @@ MAX_PAYLOAD = 16 * 1024  # bytes; a genuine message is a few hundred
 ZONE_STATES = ("open", "near_full", "full", "closed", "evacuating")
 _GATE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _EPOCH = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-_BADGE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_SEQ = 2**53  # JSON-safe integer range
 # Timestamps a gate or counter clock can plausibly read (1970 included: a board without a
@@ -248,12 +248,12 @@ def parse_event(obj: dict) -> Event | ParseError:
         kind=kind,
         from_zone=_ident(obj, "from", _GATE_ID),
         to_zone=_ident(obj, "to", _GATE_ID),
-        badge=_ident(obj, "badge", _BADGE, optional=True),
+        badge=_ident(obj, "badge", BADGE_ID, optional=True),
         category=_ident(obj, "category", _GATE_ID, optional=True),
         reason=reason,
         gate_ts=_ts(obj, "gate_ts", optional=True),
         clock_offset_ms=_count(obj, "clock_offset_ms", -MAX_SEQ, MAX_SEQ, optional=True),
-        group_size=_count(obj, "group_size", 1, 500, optional=True),
+        group_size=_count(obj, "group_size", 1, MAX_GROUP, optional=True),
     )
 
 
@@ -535,7 +535,7 @@ def parse_revocations(obj: dict) -> Revocations | ParseError:
     badges = _get(obj, "badges", list)
     if len(badges) > MAX_REVOKED:
         raise _Bad("too many revoked badges")
-    if not all(isinstance(b, str) and _BADGE.match(b) for b in badges):
+    if not all(isinstance(b, str) and BADGE_ID.match(b) for b in badges):
         raise _Bad("field 'badges' must be a list of badge ids")
     return Revocations(badges=tuple(badges), ts=_ts(obj, "ts", optional=True))
 

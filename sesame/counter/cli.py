@@ -12,7 +12,7 @@ import threading
 from datetime import date
 from pathlib import Path
 
-from sesame.cli_config import DEFAULT_VENUE, load_or_fail
+from sesame.common.cli_venue import DEFAULT_VENUE, load_or_fail
 from sesame.common.errors import CliError
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")

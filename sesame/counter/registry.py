@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from pathlib import Path
 
+from sesame.common.ids import BADGE_ID, MANIFEST_COLUMNS
 from sesame.counter.store import Store, utcnow
 
 REQUIRED = ("badge_id", "token")
-KNOWN = ("badge_id", "token", "category", "days", "group_size", "organisation", "department")
 PERSONAL = ("name",)
-_BADGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+KNOWN = tuple(c for c in MANIFEST_COLUMNS if c not in PERSONAL)
 
 
 class ManifestError(ValueError):
@@ -46,7 +45,7 @@ def read(path: str | Path) -> list[dict]:
                     raise ManifestError(f"{p}:{line}: more cells than columns")
                 rec = {k: (v or "").strip() for k, v in rec.items()}
                 bid = rec["badge_id"]
-                if not _BADGE_ID.match(bid):
+                if not BADGE_ID.match(bid):
                     raise ManifestError(f"{p}:{line}: badge_id {bid!r} is not a valid id")
                 if bid in seen:
                     raise ManifestError(f"{p}:{line}: badge_id {bid!r} appears twice")

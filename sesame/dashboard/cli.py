@@ -112,7 +112,7 @@ def _users_list(args: argparse.Namespace) -> int:
 def _dashboard(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sesame.cli_config import load_or_fail
+    from sesame.common.cli_venue import load_or_fail
     from sesame.dashboard.app import Settings
     from sesame.dashboard.server import serve_forever
 

@@ -37,16 +37,6 @@ def check_day(venue: Venue, day: str) -> date:
     return d
 
 
-def _exports():
-    try:
-        from sesame.counter import exports
-    except ImportError:
-        raise ApiError(
-            503, "EXPORTS_UNAVAILABLE", "the counter's exports are not installed"
-        ) from None
-    return exports
-
-
 def _db(dash: Dashboard) -> str:
     p = dash.settings.db_path
     if not p or not Path(p).is_file():
@@ -55,7 +45,8 @@ def _db(dash: Dashboard) -> str:
 
 
 def attendance(dash: Dashboard, day: date | None, fmt: str) -> Response:
-    exports = _exports()
+    from sesame.counter import exports  # loaded when asked: it brings matplotlib
+
     db = _db(dash)
     dstr = day.isoformat() if day else None
     name = f"attendance-{dash.venue.id}-{dstr or 'all'}.{fmt}"
@@ -87,24 +78,21 @@ def series(dash: Dashboard, day: date | None) -> dict[str, Any]:
     zones: dict[str, dict[str, int]] = {z: {} for z in dash.venue.zones}
     history = "none"
     if day is not None and dash.settings.db_path and Path(dash.settings.db_path).is_file():
+        from sesame.counter import exports  # loaded when asked: it brings matplotlib
+
         try:
-            from sesame.counter import exports
-        except ImportError:
-            exports = None
-        if exports is not None:
-            try:
-                history_points = exports.occupancy_series(
-                    str(dash.settings.db_path), dash.venue, day.isoformat()
-                )
-            except sqlite3.Error:
-                history_points = {}  # the live points still show
-            for zone, points in history_points.items():
-                if zone not in zones:
-                    continue
-                for ts, occ in points:
-                    k = _minute(ts)
-                    zones[zone][k] = max(zones[zone].get(k, occ), occ)
-            history = "counter"
+            history_points = exports.occupancy_series(
+                str(dash.settings.db_path), dash.venue, day.isoformat()
+            )
+        except sqlite3.Error:
+            history_points = {}  # the live points still show
+        for zone, points in history_points.items():
+            if zone not in zones:
+                continue
+            for ts, occ in points:
+                k = _minute(ts)
+                zones[zone][k] = max(zones[zone].get(k, occ), occ)
+        history = "counter"
     with dash.state.lock:
         live = {z: list(pts) for z, pts in dash.state.series.items()}
     for zone, points in live.items():

@@ -77,7 +77,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args):
-    from sesame.cli_config import load_or_fail
+    from sesame.common.cli_venue import load_or_fail
     from sesame.common.venue import ConfigError
     from sesame.gate.hardware import load_hardware
 

@@ -14,10 +14,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     gsub = p.add_subparsers(dest="gate_command", metavar="ACTION", parser_class=type(p))
     gsub.required = True
     for name in ACTION_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name and name.startswith(e.name):
-                continue
-            raise
-        module.register(gsub)
+        importlib.import_module(name).register(gsub)

@@ -80,7 +80,7 @@ def _scan(args: argparse.Namespace) -> int:
 
 
 def _decide(args: argparse.Namespace, text: str | None) -> dict[str, Any]:
-    from sesame.cli_config import load_or_fail
+    from sesame.common.cli_venue import load_or_fail
     from sesame.common.decision import MemoryDict, decide
     from sesame.common.tokens import load_public_keys
 
@@ -94,7 +94,8 @@ def _decide(args: argparse.Namespace, text: str | None) -> dict[str, Any]:
         raise CliError(f"public key: {e}") from None
     revoked: frozenset[str] = frozenset()
     if args.revoked:
-        from sesame.badges.issue import BadgeError, revoked_ids
+        from sesame.common.errors import BadgeError
+        from sesame.common.revocations import revoked_ids
 
         try:  # the JSON list `sesame badges revoke` keeps, or one id per line
             revoked = revoked_ids(args.revoked)

@@ -1,6 +1,7 @@
-"""Simulation of an event: visitor model, ground truth, and the wiring that drives the real
-gate agents, broker and counter (`sesame simulate`, `sesame demo`).
+"""Simulation of an event: the visitor model (`model`), the discrete-event engine that plays
+it against a driver (`engine`, with the in-memory driver `local`), the badges it issues
+(`badges`) and the ground truth it records (`truth`).
 
-This package is a wiring layer like the command line: it may import gate, counter, broker
-and dashboard (lazily, inside functions), and nothing in `sesame` imports it.
+A subsystem like the others: it imports only `sesame.common`. What drives the real gates,
+broker and counter with it is the composition root's (`sesame.run`).
 """

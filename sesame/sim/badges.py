@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sesame.badges.issue import MANIFEST_COLUMNS
+from sesame.common.ids import MANIFEST_COLUMNS
 from sesame.common.tokens import Claims, sign
 from sesame.sim.model import Badge, Population
 

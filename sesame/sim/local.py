@@ -2,7 +2,7 @@
 
 No broker, no outbox: each lane remembers its own passages, and a lease-policy zone lets in
 exactly as many as its remaining capacity. Used to check the visitor model quickly and by
-`sesame simulate --in-memory`; the full system is driven by `sesame.sim.orchestrator`.
+`sesame simulate --in-memory`; the full system is driven by `sesame.run.orchestrator`.
 """
 
 from __future__ import annotations

@@ -119,7 +119,7 @@ def _params(args, venue):
 
 def prepare_venue(path: str, work: Path, scale: float, largest_group: int):
     """The replay's venue file (capacities scaled, lease water marks for group badges)."""
-    from sesame.cli_config import load_or_fail
+    from sesame.common.cli_venue import load_or_fail
     from sesame.sim.model import derive_venue_file
 
     load_or_fail(path)  # one-line error on a bad file
@@ -201,7 +201,7 @@ def _status_line(replay, console):
 def _simulate(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from sesame.cli_config import load_or_fail
+    from sesame.common.cli_venue import load_or_fail
     from sesame.sim import model
     from sesame.sim.truth import write_truth
 
@@ -267,7 +267,7 @@ def _in_memory(venue, pop, seed):
 
 
 def _replay(args, venue, venue_file, pop, work, console):
-    from sesame.sim.orchestrator import Options, Replay, event_log_over_capacity
+    from sesame.run.orchestrator import Options, Replay, event_log_over_capacity
 
     broker = (
         ExternalBroker(args.broker, args.broker_config, work / "broker-run")
@@ -332,7 +332,7 @@ def _demo(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from sesame.cli_config import load_or_fail
+    from sesame.common.cli_venue import load_or_fail
     from sesame.sim import model
 
     base = load_or_fail(args.venue)
@@ -361,7 +361,7 @@ def _demo(args: argparse.Namespace) -> int:
         broker = start_broker(venue, work, args.port, args.embedded)
         started.append(broker)
         print(f"broker: {broker.host}:{broker.port} (accounts in {work / 'broker'})")
-        from sesame.sim.orchestrator import Options, Replay
+        from sesame.run.orchestrator import Options, Replay
 
         replay = Replay(venue, venue_file, pop, broker, work, Options(speed=args.speed))
         replay.start()
@@ -420,7 +420,7 @@ def _start_dashboard(venue, replay, broker, work: Path, port: int):
     from sesame.dashboard.accounts import Store
     from sesame.dashboard.app import Settings, create_app
     from sesame.dashboard.server import ServerThread
-    from sesame.sim.lanes import EPOCH
+    from sesame.run.lanes import EPOCH
 
     password = secrets.token_urlsafe(9)
     store = Store(work / "accounts.db")

@@ -8,7 +8,7 @@
   account;
 - counter: in this process (`sesame.counter.service.Counter`) or `sesame counter run` as a child
   process that can be killed with SIGKILL and restarted on the same database;
-- one gate agent per lane, in this process or each in its own process (`sesame.sim.lanes`),
+- one gate agent per lane, in this process or each in its own process (`sesame.run.lanes`),
   with its own broker account; lanes may go through a relay that can be cut (`proxy`);
 - time: simulated, set before every action; `speed` simulated seconds per real second
   (0: as fast as the system keeps up, with back-pressure on the gates' outboxes);
@@ -34,10 +34,10 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from sesame.common.venue import Venue
+from sesame.run.lanes import InProcessLane, ProcessLane, wait_until
 from sesame.sim import truth as truth_mod
 from sesame.sim.badges import issue, write_manifest
 from sesame.sim.engine import Engine, Passage, ScanResult, Stats
-from sesame.sim.lanes import InProcessLane, ProcessLane, wait_until
 from sesame.sim.model import Population
 
 log = logging.getLogger("sesame.sim")
@@ -191,7 +191,7 @@ class Replay:
         url = self.broker.url(f"gate-{gid}")
         if gid not in self.opt.relayed_lanes:
             return url
-        from sesame.sim.proxy import CuttableLink
+        from sesame.run.proxy import CuttableLink
 
         relay = self.relays.get(gid) or CuttableLink(self.broker.host, self.broker.port)
         self.relays[gid] = relay

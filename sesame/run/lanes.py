@@ -5,7 +5,7 @@ simulated turnstile that lets through exactly as many people as the simulator sa
 arm, and a clock the simulator sets before every action, so that events carry simulated time
 (days and opening hours follow event time).
 
-A lane in its own process (`python -m sesame.sim.lanes ...`) takes one JSON command per line
+A lane in its own process (`python -m sesame.run.lanes ...`) takes one JSON command per line
 on stdin and answers on stdout; the simulator can `kill -9` it and start it again on the same
 outbox. `sesame gate run` has a free-running clock (`--start-time/--speed`), which cannot
 give the exact times the ground truth needs, hence this small runner around the same agent.
@@ -145,7 +145,7 @@ class ProcessLane:
         self.args = [
             sys.executable,
             "-m",
-            "sesame.sim.lanes",
+            "sesame.run.lanes",
             "--venue",
             str(venue_file),
             "--gate",
