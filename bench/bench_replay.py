@@ -32,6 +32,22 @@ from sesame.sim import model  # noqa: E402
 from sesame.sim.truth import compare  # noqa: E402
 
 
+def filled_by_day(report: dict) -> dict:
+    """{day: {zone: "near full HH:MM, full HH:MM, peak N at HH:MM"}} from an export."""
+
+    def hm(at: str | None) -> str:
+        return at[11:16] if at else "never"
+
+    out = {}
+    for day, r in report["days"].items():
+        out[day] = {
+            z: f"near full {hm(r['near_full_at'][z])}, full {hm(r['full_at'][z])}, "
+            f"peak {p['value']} at {hm(p['at'])}"
+            for z, p in r["peak_occupancy"].items()
+        }
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0)
@@ -91,6 +107,8 @@ def main() -> int:
         "over_capacity": event_log_over_capacity(replay.db, venue),
         "denied_by_day": {d: st.denied for d, st in out.stats.items()},
         "nef_peak_by_day": {d: t["peak_occupancy"]["nef"] for d, t in truth["days"].items()},
+        # when each zone first filled, by the export (equal to the truth when the above is true)
+        "filled_by_day": filled_by_day(attendance(replay.db, venue)),
         "unique_visitors": truth["totals"]["unique_visitors"],
         "visits_counted": truth["totals"]["visits"],
         "schoolchildren": truth["totals"]["schoolchildren"],

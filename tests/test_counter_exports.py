@@ -69,6 +69,10 @@ EXPECTED_DAY1 = {
         "annex": {"value": 1, "at": "2018-11-22T10:45:00+01:00"},
         "roof": {"value": 0, "at": None},
     },
+    # hall: capacity 30, near full at 0.8 -> the 24th pupil of S1 (09:10:23); full when the
+    # hall and the zones that walk back into it (annex, roof) hold 30: S2's third (10:05:02)
+    "near_full_at": {"hall": "2018-11-22T09:10:23+01:00", "annex": None, "roof": None},
+    "full_at": {"hall": "2018-11-22T10:05:02+01:00", "annex": None, "roof": None},
     "schoolchildren": 35,
     "departements": {"75": 25, "93": 10},
     "denials_by_reason": {"NOT_VALID_TODAY": 1, "REVOKED": 2},
@@ -85,6 +89,8 @@ EXPECTED_DAY2 = {
         "annex": {"value": 0, "at": None},
         "roof": {"value": 0, "at": None},
     },
+    "near_full_at": {"hall": None, "annex": None, "roof": None},
+    "full_at": {"hall": None, "annex": None, "roof": None},
     "schoolchildren": 0,
     "departements": {},
     "denials_by_reason": {},
@@ -149,6 +155,9 @@ def test_json_csv_and_xlsx_files(attendance_db, small_venue, tmp_path):
     assert got[("2018-11-22", "denials_by_reason", "REVOKED")] == "2"
     assert got[("2018-11-23", "arrivals_by_hour", "09")] == "3"
     assert got[("total", "unique_visitors", "")] == "37"
+    assert got[("2018-11-22", "near_full_at", "hall")] == "2018-11-22T09:10:23+01:00"
+    assert got[("2018-11-22", "full_at", "hall")] == "2018-11-22T10:05:02+01:00"
+    assert got[("2018-11-22", "full_at", "annex")] == ""  # never
 
     exports.write_attendance(report, "xlsx", tmp_path / "a.xlsx")
     wb = load_workbook(tmp_path / "a.xlsx")
@@ -158,6 +167,8 @@ def test_json_csv_and_xlsx_files(attendance_db, small_venue, tmp_path):
     assert day1["day"] == "2018-11-22" and day1["unique_visitors"] == 37
     assert day1["schoolchildren"] == 35 and day1["peak hall"] == 37
     assert day1["peak hall at"] == "2018-11-22T10:05:09+01:00"
+    assert day1["hall near full at"] == "2018-11-22T09:10:23+01:00"
+    assert day1["hall full at"] == "2018-11-22T10:05:02+01:00"
     assert ("2018-11-22", "75", 25) in list(wb["departements"].values)
     assert ("2018-11-22", "school", 35) in list(wb["by_category"].values)
     with pytest.raises(ValueError, match="unknown format"):
@@ -266,3 +277,27 @@ def test_tab_and_carriage_return_lead_nowhere_in_the_csv():
     assert ["2018-11-22", "by_category", "'\r@x", "1"] in rows
     assert ["2018-11-22", "by_category", "-3", "4"] in rows
     assert ["2018-11-22", "unique_visitors", "", "-3"] in rows
+
+
+def test_full_counts_those_who_may_walk_back_in(make_core, lanes, small_venue, tmp_path):
+    """The hall (capacity 30) is full when the hall, the annex and the roof together hold 30,
+    as the leases count it: people upstairs may walk back down at any moment. A correction
+    counts at its own time; near full (0.8: 24 people) reads the hall's own occupancy."""
+    from sesame.common import wire
+
+    core = make_core()
+    core.handle([lanes.event("in-1", ts=at(D1, 9, 0, i)) for i in range(22)])
+    core.handle([lanes.event("roof-up", ts=at(D1, 9, 5, i)) for i in range(4)])  # hall 18
+    core.handle([lanes.event("annex-in", ts=at(D1, 9, 6, i)) for i in range(5)])  # hall 13
+    core.handle([lanes.event("in-2", ts=at(D1, 9, 10, i)) for i in range(7)])  # hall 20, load 29
+    c = wire.Correction(id="corr-0002", zone="hall", delta=1, reason="side door",
+                        by="officer", ts=at(D1, 9, 20))  # fmt: skip
+    core.handle([(wire.Topics("testhall").corrections(), c.to_json())])  # load 30: full
+    core.handle([lanes.event("annex-out", ts=at(D1, 9, 30, i)) for i in range(3)])  # hall 24
+    day = exports.attendance(tmp_path / "counter.db", small_venue, "2018-11-22")["days"][
+        "2018-11-22"
+    ]
+    assert day["full_at"]["hall"] == "2018-11-22T09:20:00+01:00"
+    assert day["near_full_at"]["hall"] == "2018-11-22T09:30:02+01:00"  # the third one back
+    assert day["near_full_at"]["annex"] is None  # 5 of 8 never reached 0.9
+    assert day["full_at"] == {"hall": "2018-11-22T09:20:00+01:00", "annex": None, "roof": None}

@@ -217,3 +217,20 @@ def test_french_from_the_browser_and_the_switch(dashboard, page_for):
     page.click("button[data-lang='en']")
     page.wait_for_function("() => document.documentElement.lang === 'en'")
     assert page.locator("#login-button").inner_text() == "Sign in"
+
+
+def test_organiser_view_shows_when_each_zone_filled(dashboard_factory, tmp_path, page_for):
+    """The first time each zone was near full and full, in the venue's time: a correction
+    of +9,900 at 10:20 puts the Nef (capacity 11,000, near full at 90%) over its near-full
+    threshold; it never fills."""
+    corr = wire.Correction(id="corr-big", zone="nef", delta=9900, reason="count at the doors",
+                           by="officer", ts=datetime.fromisoformat("2018-11-22T10:20:00+01:00"))
+    events = sample_day_events() + [(TOPICS.corrections(), corr.to_json())]
+    server = dashboard_factory(db_path=build_counter_db(tmp_path / "sesame.db", events))
+    page = page_for(server, "organiser")
+    page.wait_for_selector("body[data-loaded='2018-11-22']")
+    nef = page.locator("#filled tr[data-key='nef'] td").inner_text()
+    assert nef == "near full 10:20:00 · full not reached"  # Paris time, as the peaks
+    balcons = page.locator("#filled tr[data-key='balcons'] td").inner_text()
+    assert balcons == "near full not reached · full not reached"
+    assert page.js_errors == []

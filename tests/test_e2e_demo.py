@@ -32,24 +32,28 @@ def _children(pid: int) -> set[int]:
     return {int(x) for x in out.stdout.split()}
 
 
+def _demo_address(proc: subprocess.Popen, lines: list[str]) -> tuple[str, str]:
+    """The dashboard address and password the demo prints."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        m = re.search(r"dashboard: (http://\S+)/\s+user demo\s+password (\S+)", line)
+        if m:
+            return m.group(1), m.group(2)
+    raise AssertionError("".join(lines))
+
+
 def test_demo_fills_the_dashboard_and_ctrl_c_stops_everything(tmp_path):
     # its own process group, like a command typed in a terminal
     proc = _sesame(
         "demo", "--http-port", "0", "--speed", "900", "--scale", "0.1", start_new_session=True
     )
     lines: list[str] = []
-    url = password = None
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (url and password):
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            m = re.search(r"dashboard: (http://\S+)/\s+user demo\s+password (\S+)", line)
-            if m:
-                url, password = m.groups()
-        assert url and password, "".join(lines)
+        url, password = _demo_address(proc, lines)
         assert not any(":1883" in x for x in lines)  # its own broker, never the system one
         broker_pids = _children(proc.pid)
         assert broker_pids, "the demo's broker is not its child"
@@ -87,6 +91,41 @@ def test_demo_fills_the_dashboard_and_ctrl_c_stops_everything(tmp_path):
     assert stopped_in < 10, f"Ctrl-C took {stopped_in:.1f} s to stop the demo"
     for pid in broker_pids:  # the broker it started is gone
         assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
+
+
+def test_demo_shows_the_nef_filling_with_its_alert_and_lanes_refusing(tmp_path):
+    """What the demo announces is what a newcomer sees: Sunday's Nef near full, the near-full
+    alert, and entry lanes refusing for lack of room, within the first minutes (here at three
+    times the default speed, with the default quarter of the crowd)."""
+    proc = _sesame("demo", "--http-port", "0", "--speed", "720", start_new_session=True)
+    lines: list[str] = []
+    try:
+        url, password = _demo_address(proc, lines)
+        lines += [proc.stdout.readline(), proc.stdout.readline()]  # organiser, replaying
+        c = httpx.Client(base_url=url, timeout=5)
+        assert c.post("/login", json={"username": "demo", "password": password}).is_success
+        nef_state = alert = None
+        refusing: set[str] = set()
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and not (nef_state and alert and refusing):
+            nef = next(z for z in c.get("/api/zones").json()["zones"] if z["id"] == "nef")
+            if nef["state"] in ("near_full", "full"):
+                nef_state = nef["state"]
+            alert = alert or next((a for a in c.get("/api/alerts").json()["alerts"]
+                                   if a["subject"] == "nef" and a["kind"] in ("near_full", "full")),
+                                  None)  # fmt: skip
+            for g in c.get("/api/gates").json()["gates"]:
+                if g["from"] == "outside" and g["last_reason"] in ("LEASE_EXHAUSTED", "ZONE_FULL"):
+                    refusing.add(g["id"])
+            time.sleep(1)
+        assert nef_state, "the Nef never came near full"
+        assert alert is not None, "no near-full alert for the Nef"
+        assert refusing, "no entry lane refused for lack of room"
+        replaying = next(x for x in lines if x.startswith("replaying"))
+        assert "2018-11-25" in replaying and "from opening at 10:00" in replaying
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(30)
 
 
 def _zombie(pid: int) -> bool:

@@ -35,6 +35,12 @@ def test_replay_export_equals_ground_truth(replay_of, tmp_path):
     assert full > 0, "the Nef never filled on Sunday: no queue formed"
     nef = replay.venue.zones["nef"].capacity
     assert sun["peak_occupancy"]["nef"]["value"] > 0.9 * nef
+    # the reference's Sunday: the Nef reached capacity in the early afternoon (and only then:
+    # the export's times equal the truth's, compared above)
+    near = export["days"][SUN]["near_full_at"]["nef"]
+    assert near is not None and "13:00" <= near[11:16] < "15:00", near
+    assert export["days"][SUN]["full_at"]["nef"] >= near
+    assert export["days"][THU]["full_at"]["nef"] is None  # a school day never fills the Nef
     for reason in ("BAD_SIGNATURE", "UNKNOWN_KEY", "REVOKED", "NOT_VALID_TODAY", "MALFORMED"):
         assert sum(s.denied.get(reason, 0) for s in out.stats.values()) > 0, reason
     assert all(s.exit_refused == 0 for s in out.stats.values())

@@ -24,6 +24,7 @@ ZONE_STATES = ("open", "near_full", "full", "closed", "evacuating")
 _GATE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _EPOCH = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_REASON_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")
 MAX_SEQ = 2**53  # JSON-safe integer range
 # Timestamps a gate or counter clock can plausibly read (1970 included: a board without a
 # real-time clock boots there), far enough from datetime's limits for any time zone.
@@ -236,7 +237,7 @@ def parse_event(obj: dict) -> Event | ParseError:
     if kind == "denied":
         if reason is None:
             raise _Bad("a denial needs a reason")
-        if reason not in Reason.__members__ and not re.match(r"^[A-Z][A-Z0-9_]{0,39}$", reason):
+        if reason not in Reason.__members__ and not _REASON_CODE.match(reason):
             raise _Bad("field 'reason' is not a reason code")
     elif reason is not None:
         raise _Bad("a passage has no reason")
@@ -273,6 +274,12 @@ class GateStatus:
     # serial of the lease the gate is acting on; with outbox == 0 it lets the counter
     # reclaim allowance the gate no longer needs (sesame/counter/leases.py)
     lease_serial: int | None = None
+    # what the staff at the lane see, so the officers see it too: the last decision
+    # ("GRANTED" | "DENIED") with its reason code, and the lane's figures for today
+    last_decision: str | None = None
+    last_reason: str | None = None
+    passages_today: int | None = None
+    denied_today: int | None = None
 
     def to_json(self) -> bytes:
         d = asdict(self)
@@ -281,6 +288,20 @@ class GateStatus:
         d["last_scan"] = iso(self.last_scan) if self.last_scan else None
         d["ts"] = iso(self.ts) if self.ts else None
         return dumps(d)
+
+
+def _decision(obj: dict) -> str | None:
+    v = _get(obj, "last_decision", str, optional=True)
+    if v is not None and v not in ("GRANTED", "DENIED"):
+        raise _Bad("field 'last_decision' must be 'GRANTED' or 'DENIED'")
+    return v
+
+
+def _reason_code(obj: dict, key: str) -> str | None:
+    v = _get(obj, key, str, optional=True)
+    if v is not None and not _REASON_CODE.match(v):
+        raise _Bad(f"field {key!r} is not a reason code")
+    return v
 
 
 @_total
@@ -300,6 +321,10 @@ def parse_gate_status(obj: dict) -> GateStatus | ParseError:
         controller=_get(obj, "controller", str, optional=True),
         ts=_ts(obj, "ts", optional=True),
         lease_serial=_count(obj, "lease_serial", optional=True),
+        last_decision=_decision(obj),
+        last_reason=_reason_code(obj, "last_reason"),
+        passages_today=_count(obj, "passages_today", optional=True),
+        denied_today=_count(obj, "denied_today", optional=True),
     )
 
 

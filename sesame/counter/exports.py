@@ -10,6 +10,9 @@ Definitions (per event day, see sesame/counter/occupancy.py for which day an eve
 - by_category: unique visitors per badge category; arrivals_by_hour: entries per local hour;
 - peak_occupancy.<zone>: highest occupancy through the day with the time it was reached
   (passages and manual corrections in event-time order);
+- near_full_at.<zone> / full_at.<zone>: the first time that day the zone reached its
+  near-full threshold / its capacity counting those who may walk back in, as the leases
+  do (sesame/common/filling.py); null if never;
 - schoolchildren: unique visitors of categories marked `schoolchildren`, and departements:
   the same by the département in the badge registry ("unknown" when not registered);
 - denials_by_reason: denied scans per reason code; residue: people never scanned out at close.
@@ -27,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from sesame.common.filling import FillWatch
 from sesame.common.venue import OUTSIDE, Venue
 from sesame.counter.store import connect
 
@@ -53,6 +57,7 @@ class _Day:
         self.entries = self.anonymous = 0
         self.hours: Tally[int] = Tally()
         self.visitors: dict[str, list] = {}  # badge -> [category, group size, département]
+        self.filled = FillWatch(venue, self.occ)
 
 
 def _walk(conn, venue: Venue, day: str, registry: dict | None = None,
@@ -62,6 +67,7 @@ def _walk(conn, venue: Venue, day: str, registry: dict | None = None,
     lanes = {g.id: (g.from_zone, g.to_zone) for g in venue.gates.values()}  # venue zones only
     r = _Day(venue)
     occ, peak, series = r.occ, r.peak, r.series
+    rose = r.filled.rose
     corrections = conn.execute(
         "SELECT t, zone, delta FROM corrections WHERE day = ? ORDER BY t", (day,)
     ).fetchall()
@@ -73,6 +79,8 @@ def _walk(conn, venue: Venue, day: str, registry: dict | None = None,
         if zone not in occ:
             return
         occ[zone] += n
+        if n > 0:
+            rose(zone, t)
         if occ[zone] > peak[zone][0]:
             peak[zone] = (occ[zone], t)
 
@@ -125,6 +133,7 @@ def _walk(conn, venue: Venue, day: str, registry: dict | None = None,
         if to != OUTSIDE:
             n = occ[to] + 1
             occ[to] = n
+            rose(to, t)
             if n > peak[to][0]:
                 peak[to] = (n, t)
     for ct, z, d in corrections[ci:]:
@@ -140,6 +149,10 @@ def _peaks(r: _Day, tz) -> dict:
         z: {"value": v, "at": datetime.fromtimestamp(t, tz).isoformat() if t else None}
         for z, (v, t) in r.peak.items()
     }
+
+
+def _instants(found: dict[str, float | None], tz) -> dict[str, str | None]:
+    return {z: datetime.fromtimestamp(t, tz).isoformat() if t else None for z, t in found.items()}
 
 
 def _registry(conn) -> dict[str, tuple]:
@@ -177,6 +190,8 @@ def _day_report(conn, venue: Venue, day: str, registry: dict) -> tuple[dict, dic
         "by_category": dict(sorted(by_category.items())),
         "arrivals_by_hour": {f"{h:02d}": n for h, n in sorted(r.hours.items())},
         "peak_occupancy": _peaks(r, venue.tz),
+        "near_full_at": _instants(r.filled.near_at, venue.tz),
+        "full_at": _instants(r.filled.full_at, venue.tz),
         "schoolchildren": schoolchildren,
         "departements": dict(sorted(departements.items())),
         "denials_by_reason": dict(sorted(denials)),
@@ -265,6 +280,7 @@ def plot_occupancy(db_path: str | Path, venue: Venue, day: str, out: Path | Bina
 # -- file formats ---------------------------------------------------------------------
 
 _SCALARS = ("unique_visitors", "entries", "anonymous_entries", "schoolchildren")
+_INSTANTS = ("near_full_at", "full_at")
 _BREAKDOWNS = ("by_category", "arrivals_by_hour", "departements", "denials_by_reason", "residue")
 
 
@@ -277,6 +293,9 @@ def rows(report: dict) -> list[tuple[str, str, str, object]]:
         for zone, p in r["peak_occupancy"].items():
             out.append((day, "peak_occupancy", zone, p["value"]))
             out.append((day, "peak_occupancy_at", zone, p["at"] or ""))
+        for m in _INSTANTS:
+            for zone, at in r.get(m, {}).items():
+                out.append((day, m, zone, at or ""))
         for m in _BREAKDOWNS:
             for k, v in r[m].items():
                 out.append((day, m, k, v))
@@ -350,12 +369,15 @@ def _xlsx(report: dict) -> bytes:
     ws = wb.active
     ws.title = "Summary"
     zones = sorted({z for r in report["days"].values() for z in r["peak_occupancy"]})
-    head = ["day", *_SCALARS, *(f"peak {z}" for z in zones), *(f"peak {z} at" for z in zones)]
+    head = ["day", *_SCALARS, *(f"peak {z}" for z in zones), *(f"peak {z} at" for z in zones),
+            *(f"{z} near full at" for z in zones), *(f"{z} full at" for z in zones)]  # fmt: skip
     _append(ws, head)
     for day, r in report["days"].items():
         _append(ws, [day, *(r[m] for m in _SCALARS),
                      *(r["peak_occupancy"][z]["value"] for z in zones),
-                     *(r["peak_occupancy"][z]["at"] or "" for z in zones)])  # fmt: skip
+                     *(r["peak_occupancy"][z]["at"] or "" for z in zones),
+                     *(r.get("near_full_at", {}).get(z) or "" for z in zones),
+                     *(r.get("full_at", {}).get(z) or "" for z in zones)])  # fmt: skip
     for m in _BREAKDOWNS:
         sheet = wb.create_sheet(m)
         _append(sheet, ["day", "key", "value"])

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from sesame.common.filling import returning_zones  # noqa: F401 (re-exported)
 from sesame.common.venue import Venue
 
 
@@ -57,31 +58,6 @@ def leased_lanes(venue: Venue) -> dict[str, list[str]]:
             continue
         z = venue.zones.get(g.to_zone)
         out[g.id] = [g.to_zone] if z is not None and z.offline_policy == "lease" else []
-    return out
-
-
-def returning_zones(venue: Venue) -> dict[str, set[str]]:
-    """For each zone, the zones whose occupants may walk back into it through an exit lane
-    (never blocked, never leased), directly or through other such zones.
-
-    Their occupants count against the zone's headroom: someone in the Salon d'honneur may
-    step back into the Nef at any moment, so the Nef keeps room for them.
-    """
-    feeds: dict[str, set[str]] = {z: set() for z in venue.zones}
-    for g in venue.gates.values():
-        if g.is_exit and g.to_zone in feeds and g.from_zone in venue.zones:
-            feeds[g.to_zone].add(g.from_zone)
-    out: dict[str, set[str]] = {}
-    for z in venue.zones:
-        seen: set[str] = set()
-        todo = list(feeds[z])
-        while todo:
-            y = todo.pop()
-            if y in seen or y == z:
-                continue
-            seen.add(y)
-            todo.extend(feeds[y])
-        out[z] = seen
     return out
 
 

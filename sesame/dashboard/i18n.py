@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from sesame.common.reasons import Reason
+from sesame.common.reasons import label as reason_label
+
 LANGS = ("en", "fr")
 
 STRINGS: dict[str, tuple[str, str]] = {
@@ -81,6 +84,16 @@ STRINGS: dict[str, tuple[str, str]] = {
     "entries": ("Entries", "Entrées"),
     "schoolchildren": ("Schoolchildren", "Scolaires"),
     "peak": ("Peak occupancy", "Pic de fréquentation"),
+    "filled": ("When zones filled", "Remplissage des zones"),
+    "last_decision": ("Last decision", "Dernière décision"),
+    "today": ("Today", "Aujourd'hui"),
+    "granted": ("GRANTED", "ACCEPTÉ"),
+    "denied": ("DENIED", "REFUSÉ"),
+    "passed": ("passed", "passages"),
+    "refused": ("refused", "refus"),
+    "filled_near": ("near full", "presque plein"),
+    "filled_full": ("full", "plein"),
+    "not_reached": ("not reached", "non atteint"),
     "by_category": ("By category", "Par catégorie"),
     "by_hour": ("Arrivals by hour", "Arrivées par heure"),
     "departements": ("Schoolchildren by département", "Scolaires par département"),
@@ -132,5 +145,8 @@ def pick_lang(cookie: str | None, accept_language: str | None) -> str:
 
 
 def strings(lang: str) -> dict[str, str]:
+    """The page's words, and every reason code's label as `reason_<CODE>`."""
     i = 1 if lang == "fr" else 0
-    return {k: v[i] for k, v in STRINGS.items()}
+    out = {k: v[i] for k, v in STRINGS.items()}
+    out.update({f"reason_{r.value}": reason_label(r, lang) for r in Reason})
+    return out

@@ -115,6 +115,10 @@ class LiveState:
                 "faults": [],
                 "version": None,
                 "ts": None,
+                "last_decision": None,
+                "last_reason": None,
+                "passages_today": None,
+                "denied_today": None,
             }
 
     # -- reading -----------------------------------------------------------------
@@ -242,6 +246,10 @@ class LiveState:
             faults=list(msg.faults),
             version=msg.version,
             ts=_iso(msg.ts),
+            last_decision=msg.last_decision,
+            last_reason=msg.last_reason,
+            passages_today=msg.passages_today,
+            denied_today=msg.denied_today,
         )
         out: list[Update] = [("gate", dict(g, faults=list(g["faults"])))]
         if not msg.online and was is not False:

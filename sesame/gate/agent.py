@@ -397,6 +397,9 @@ class GateAgent:
         return f
 
     def _status(self, online: bool = True) -> bytes:
+        now = self.clock.read().best
+        counts = self.outbox.counts(self.venue.local(now).date())
+        dec = self.last
         return wire.GateStatus(
             gate=self.gate_id,
             online=online,
@@ -406,8 +409,12 @@ class GateAgent:
             epoch=self.outbox.epoch,
             faults=tuple(self.faults()) if online else (),
             controller=self.turnstile.health,
-            ts=self.clock.read().best,
+            ts=now,
             lease_serial=self.lease.serial if self.lease is not None else None,
+            last_decision=dec.code if dec is not None else None,
+            last_reason=str(dec.reason) if dec is not None and dec.reason else None,
+            passages_today=counts["passage"],
+            denied_today=counts["denied"],
         ).to_json()
 
     def _publish_status(self) -> None:

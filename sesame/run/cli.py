@@ -363,14 +363,22 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"broker: {broker.host}:{broker.port} (accounts in {work / 'broker'})")
         from sesame.run.orchestrator import Options, Replay
 
-        replay = Replay(venue, venue_file, pop, broker, work, Options(speed=args.speed))
+        # the hours before opening (exhibitors and staff arriving) go by at once: a newcomer
+        # sees the public come in, and the Nef fill, within the first minutes
+        opens = model.ms(venue.opening_window(next(d for d in venue.days if d.date == day.date))[0])
+        replay = Replay(
+            venue, venue_file, pop, broker, work, Options(speed=args.speed, paced_from_ms=opens)
+        )
         replay.start()
         started.append(replay)
         server, user, password = _start_dashboard(venue, replay, broker, work, args.http_port)
         started.append(server)
         print(f"dashboard: {server.url}/  user {user}  password {password}", flush=True)
         print(f"organiser view: {server.url}/organiser  user organiser  password {password}")
-        print(f"replaying {day.date} ({day.note or 'event day'}) at x{args.speed:g}; Ctrl-C stops")
+        print(
+            f"replaying {day.date} ({day.note or 'event day'}) at x{args.speed:g} from opening"
+            f" at {day.opens:%H:%M}; Ctrl-C stops"
+        )
         runner = threading.Thread(
             target=_run_day, args=(replay, day.date, stop), name="demo-replay", daemon=True
         )

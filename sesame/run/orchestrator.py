@@ -47,6 +47,7 @@ NIGHT_MS = 30 * 60_000  # a jump in simulated time longer than this re-anchors t
 @dataclass
 class Options:
     speed: float = 0.0  # simulated seconds per real second; 0: as fast as it keeps up
+    paced_from_ms: int = 0  # simulated time before which `speed` does not apply (fast-forward)
     processes: bool = False  # every lane in its own process
     process_lanes: frozenset[str] = frozenset()  # these lanes in their own process
     relayed_lanes: frozenset[str] = frozenset()  # these lanes reach the broker via a relay
@@ -221,10 +222,12 @@ class Replay:
         self._n += 1
         if self.on_action is not None:
             self.on_action(self._n, at)
-        if self._anchor is None or at - self._last_at > NIGHT_MS:
+        if at < self.opt.paced_from_ms:
+            self._anchor = None  # fast-forward: pacing starts at the first paced action
+        elif self._anchor is None or at - self._last_at > NIGHT_MS:
             self._anchor = (at, time.monotonic())
         self._last_at = at
-        if self.opt.speed > 0:
+        if self.opt.speed > 0 and self._anchor is not None:
             sim0, wall0 = self._anchor
             ahead = (at - sim0) / 1000 / self.opt.speed - (time.monotonic() - wall0)
             if ahead > 0:

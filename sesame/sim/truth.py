@@ -8,6 +8,9 @@ Same shape and definitions as `sesame export attendance --format json` (under
   schoolchildren   unique visitors of schoolchildren categories
   departements     schoolchildren per département (from the badge registry)
   peak_occupancy   per zone: the highest occupancy and the first time it was reached
+  near_full_at     per zone: the first time it reached its near-full threshold (or null)
+  full_at          per zone: the first time it reached capacity counting those who may
+                   walk back in, as the leases do (sesame/common/filling.py), or null
 Plus `over_capacity`: zones of lease policy that ever held more than their capacity.
 """
 
@@ -19,6 +22,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sesame.common.filling import FillWatch
 from sesame.common.venue import OUTSIDE, Venue
 from sesame.sim.engine import Passage, Stats
 from sesame.sim.model import Badge
@@ -34,6 +38,7 @@ def day_figures(venue: Venue, passages: list[Passage], badges: dict[str, Badge])
     entries = 0
     occ: dict[str, int] = defaultdict(int)
     peak: dict[str, dict] = {z: {"value": 0, "at": None} for z in venue.zones}
+    filled = FillWatch(venue, occ)
     for p in sorted(passages, key=lambda p: p.at):  # stable: same-time passages keep order
         if p.from_zone == OUTSIDE:
             entries += p.count
@@ -42,8 +47,10 @@ def day_figures(venue: Venue, passages: list[Passage], badges: dict[str, Badge])
         occ[p.from_zone] -= p.count
         occ[p.to_zone] += p.count
         z = p.to_zone
-        if z in peak and occ[z] > peak[z]["value"]:
-            peak[z] = {"value": occ[z], "at": iso_ms(p.at, venue)}
+        if z in peak:
+            filled.rose(z, p.at)
+            if occ[z] > peak[z]["value"]:
+                peak[z] = {"value": occ[z], "at": iso_ms(p.at, venue)}
     by_cat: dict[str, int] = defaultdict(int)
     depts: dict[str, int] = defaultdict(int)
     school = 0
@@ -62,7 +69,13 @@ def day_figures(venue: Venue, passages: list[Passage], badges: dict[str, Badge])
         "schoolchildren": school,
         "departements": dict(sorted(depts.items())),
         "peak_occupancy": peak,
+        "near_full_at": {z: _iso(at, venue) for z, at in filled.near_at.items()},
+        "full_at": {z: _iso(at, venue) for z, at in filled.full_at.items()},
     }
+
+
+def _iso(at: float | None, venue: Venue) -> str | None:
+    return None if at is None else iso_ms(int(at), venue)
 
 
 def over_capacity(venue: Venue, passages: Iterable[Passage]) -> dict[str, int]:
@@ -124,6 +137,11 @@ def compare(truth: dict, export: dict) -> list[str]:
         for key in FIGURES + (("denials_by_reason",) if "denials_by_reason" in t else ()):
             if t[key] != e.get(key):
                 diffs.append(f"{day} {key}: truth {t[key]!r} export {e.get(key)!r}")
+        for key in ("near_full_at", "full_at"):
+            for zone, ta in t[key].items():
+                ea = e.get(key, {}).get(zone)
+                if not _same_time(ta, ea):
+                    diffs.append(f"{day} {key} {zone}: truth {ta} export {ea}")
         for zone, tp in t["peak_occupancy"].items():
             ep = e.get("peak_occupancy", {}).get(zone, {})
             if tp["value"] != ep.get("value") or not _same_time(tp["at"], ep.get("at")):

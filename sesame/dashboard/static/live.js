@@ -107,7 +107,7 @@ function renderGate(g) {
   let row = gates.get(g.id);
   if (!row) {
     row = el("tr", { id: "gate-" + g.id });
-    for (let i = 0; i < 5; i++) row.append(el("td"));
+    for (let i = 0; i < 7; i++) row.append(el("td"));
     row.cells[0].append(el("strong", {}, g.name), el("br"), el("small", {}, `${g.id} · ${g.from} → ${g.to}`));
     tbody.append(row);
     gates.set(g.id, row);
@@ -116,8 +116,15 @@ function renderGate(g) {
   row.dataset.online = st;
   row.cells[1].textContent = t(st) + (g.faults && g.faults.length ? " · " + g.faults.join(", ") : "");
   row.cells[2].textContent = fmtTime(g.last_scan, TZ);
-  row.cells[3].textContent = fmtNum(g.outbox);
-  row.cells[4].textContent = g.controller || "–";
+  // the lane's last decision as its staff see it: a refusal shows with its reason
+  const dec = row.cells[3];
+  dec.dataset.decision = g.last_decision || "";
+  dec.textContent = !g.last_decision ? "–" : g.last_decision === "GRANTED" ? t("granted")
+    : t("denied") + (g.last_reason ? " · " + (T["reason_" + g.last_reason] || g.last_reason) : "");
+  row.cells[4].textContent = g.passages_today == null ? "–"
+    : `${fmtNum(g.passages_today)} ${t("passed")} · ${fmtNum(g.denied_today)} ${t("refused")}`;
+  row.cells[5].textContent = fmtNum(g.outbox);
+  row.cells[6].textContent = g.controller || "–";
 }
 
 function renderAlert(a) {

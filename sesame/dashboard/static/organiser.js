@@ -28,6 +28,15 @@ function bar(id, labels, values) {
   });
 }
 
+// zone -> "near full 13:47 · full 13:55": the first time that day each threshold was reached
+function filledTimes(d) {
+  const near = d.near_full_at || {}, full = d.full_at || {};
+  const when = (at) => at ? fmtTime(at, TZ) : t("not_reached");
+  const out = {};
+  for (const z of Object.keys(near)) out[z] = `${t("filled_near")} ${when(near[z])} · ${t("filled_full")} ${when(full[z])}`;
+  return out;
+}
+
 async function load(day) {
   const q = "?day=" + encodeURIComponent(day);
   for (const f of ["csv", "xlsx", "png", "json"]) document.getElementById("dl-" + f).href = `/api/exports/attendance${q}&format=${f}`;
@@ -44,6 +53,7 @@ async function load(day) {
   table("categories", d.by_category);
   table("departements", d.departements);
   table("denials", d.denials_by_reason);
+  table("filled", filledTimes(d), (v) => v);
   table("peaks", d.peak_occupancy, (p) => p && typeof p === "object" ? `${fmtNum(p.value)} (${fmtTime(p.at, TZ)})` : fmtNum(p));
   // keys like "09" and "10": JavaScript orders integer-like keys first, so sort explicitly
   const hours = Object.entries(d.arrivals_by_hour || {}).sort(([a], [b]) => a.localeCompare(b));
