@@ -118,9 +118,18 @@ def _clock(args):
     return lambda: start + timedelta(seconds=(time.monotonic() - t0) * speed)
 
 
-def _turnstile(hw):
+def _turnstile(hw, lane, hw_file):
     from sesame.gate.turnstile import MemoryTurnstile, SerialTurnstile
 
+    if hw.controller.type == "gpio":
+        from sesame.gate.turnstile_gpio import GpioError, GpioTurnstile, lane_problem
+
+        if problem := lane_problem(hw.controller, lane):
+            raise CliError(f"{hw_file}: controller.{problem}")
+        try:
+            return GpioTurnstile(hw.controller)
+        except GpioError as e:
+            raise CliError(f"{hw_file}: controller: {e}") from None
     if hw.controller.port == "simulated":
         return MemoryTurnstile(pushes=True)
     try:
@@ -154,7 +163,12 @@ def run(args) -> int:
             reader = open_reader(hw.reader)
         except Exception as e:
             raise CliError(f"{args.hardware}: reader: {e}") from None
-    turnstile = _turnstile(hw)
+    try:
+        turnstile = _turnstile(hw, venue.gates[args.gate], args.hardware)
+    except CliError:
+        if reader is not None:
+            reader.close()
+        raise
 
     lines = args.no_display or not sys.stdout.isatty()
     out_lock = threading.Lock()
