@@ -100,6 +100,9 @@ def acl_rules(venue: Venue) -> dict[str, list[tuple[str, str]]]:
             ("readwrite", f"{r}/gates/+/ack"),
             ("readwrite", f"{r}/zones/+/occupancy"),
             ("readwrite", f"{r}/counter/status"),
+            ("readwrite", f"{r}/counter/alerts"),
+            # only with the venue's fire_alarm_evacuates = true (sesame/counter/fire_alarms.py)
+            ("write", f"{r}/control/venue"),
         ],
         "dashboard": [
             ("read", f"{r}/#"),

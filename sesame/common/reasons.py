@@ -26,6 +26,7 @@ class Reason(StrEnum):
     GATE_LOCKED = "GATE_LOCKED"
     UNKNOWN_CATEGORY = "UNKNOWN_CATEGORY"
     NO_PASSAGE = "NO_PASSAGE"
+    FIRE_ALARM = "FIRE_ALARM"
 
 
 # (French, English): short enough for a staff display read from two metres.
@@ -46,6 +47,7 @@ LABELS: dict[Reason, tuple[str, str]] = {
     Reason.GATE_LOCKED: ("Porte verrouillée", "Lane locked"),
     Reason.UNKNOWN_CATEGORY: ("Catégorie de badge inconnue", "Unknown badge category"),
     Reason.NO_PASSAGE: ("Passage non effectué", "Nobody passed"),
+    Reason.FIRE_ALARM: ("Alarme incendie : sortez", "Fire alarm: please leave"),
 }
 
 

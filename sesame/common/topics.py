@@ -22,6 +22,7 @@ class TopicKind(StrEnum):
     VENUE_CONTROL = "venue_control"
     CORRECTIONS = "corrections"
     REVOKED = "revoked"
+    ALERTS = "alerts"
 
 
 class Route(NamedTuple):
@@ -47,6 +48,7 @@ _FIXED = {
     ("control", "venue"): TopicKind.VENUE_CONTROL,
     ("control", "corrections"): TopicKind.CORRECTIONS,
     ("badges", "revoked"): TopicKind.REVOKED,
+    ("counter", "alerts"): TopicKind.ALERTS,
 }
 
 
@@ -86,6 +88,9 @@ class Topics:
 
     def corrections(self) -> str:
         return f"{self.root}/control/corrections"
+
+    def alerts(self) -> str:
+        return f"{self.root}/counter/alerts"
 
     def owns(self, topic: str) -> bool:
         """True when the topic is under this venue's root (known kind or not)."""

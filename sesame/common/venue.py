@@ -134,6 +134,11 @@ class VenueInfo(_Model):
     name: str
     timezone: str = "Europe/Paris"
     reset_residue: bool = Field(True, description="record people never scanned out at close")
+    fire_alarm_evacuates: bool = Field(
+        False,
+        description="a lane's fire alarm input puts the venue in evacuation (audited); "
+        "otherwise only a safety officer does, on the counter's FIRE_ALARM alert",
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -616,3 +616,65 @@ def parse_correction(obj: dict) -> Correction | ParseError:
         by=by,
         ts=_ts(obj, "ts"),
     )
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One counter-side finding in `counter/alerts` (e.g. kind FIRE_ALARM, subject a gate)."""
+
+    kind: str  # an upper-case code: FIRE_ALARM, ...
+    subject: str  # gate or zone id
+    since: datetime
+    count: int = 1
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.subject}"
+
+
+@dataclass(frozen=True)
+class Alerts:
+    """Retained `counter/alerts`: the complete current list of findings, each time."""
+
+    alerts: tuple[Alert, ...]
+    ts: datetime
+
+    def to_json(self) -> bytes:
+        return dumps(
+            {
+                "v": VERSION,
+                "ts": iso(self.ts),
+                "alerts": [
+                    {"key": a.key, "kind": a.kind, "subject": a.subject, "since": iso(a.since),
+                     "count": a.count, "detail": a.detail}
+                    for a in self.alerts
+                ],
+            }
+        )  # fmt: skip
+
+
+_KIND = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")
+
+
+@_total
+def parse_alerts(obj: dict) -> Alerts | ParseError:
+    _version(obj)
+    items = _get(obj, "alerts", list)
+    if len(items) > 1000:
+        raise _Bad("field 'alerts' has more than 1000 entries")
+    out = []
+    for a in items:
+        if not isinstance(a, dict):
+            raise _Bad("field 'alerts' must hold objects")
+        detail = _get(a, "detail", dict, optional=True) or {}
+        out.append(
+            Alert(
+                kind=_ident(a, "kind", _KIND),
+                subject=_ident(a, "subject", _GATE_ID),
+                since=_ts(a, "since"),
+                count=_count(a, "count", optional=True) or 1,
+                detail=detail,
+            )
+        )
+    return Alerts(alerts=tuple(out), ts=_ts(obj, "ts"))

@@ -24,6 +24,7 @@ from sesame.common.wire import TopicKind
 from sesame.counter import leases as lz
 from sesame.counter.batch import Batch, Out
 from sesame.counter.controls import Controls
+from sesame.counter.fire_alarms import FireAlarms
 from sesame.counter.lease_desk import LeaseDesk
 from sesame.counter.occupancy import Book, DayClock, zone_state
 from sesame.counter.sequences import Sequence as Seq
@@ -51,6 +52,7 @@ class Core:
         self.tracker = Tracker()
         self.book = Book(list(venue.zones))
         self.controls = Controls(store)
+        self.fire = FireAlarms()  # lanes reporting FIRE_ALARM: counter/alerts
         self.desk = LeaseDesk(venue, store, self.book, self.controls, clock)
         self.event_clock: float | None = None
         self.events_since_snapshot = 0
@@ -119,7 +121,12 @@ class Core:
             self.desk.plan(out, force=True)
         out += [self._occupancy(z) for z in self.venue.zones]
         out.append(self.status())
+        out.append(self.alerts())
         return out
+
+    def alerts(self) -> Out:
+        """Retained counter/alerts: the complete current list of findings."""
+        return Out(*self.fire.message(self.topics, self.clock()))
 
     # -- the batch ---------------------------------------------------------------------
     def handle(self, messages: Sequence[tuple[str, bytes]]) -> list[Out]:
@@ -260,6 +267,13 @@ class Core:
             status=st.to_json().decode(),
         )  # fmt: skip
         self.desk.status(gate, st)
+        changed, began = self.fire.update(gate, st, self.clock())
+        if began and self.venue.venue.fire_alarm_evacuates and not self.controls.evacuating:
+            self.controls.evacuating = True  # ended only by a safety officer
+            b.out.append(Out(*self.fire.evacuate(self.store, self.topics, gate, self.clock())))
+            b.zones.update(self.venue.zones)
+        if changed:
+            b.out.append(self.alerts())
         if st.ts is not None and st.ts.timestamp() <= b.wall_t + FUTURE_TOLERANCE_S:
             # A lane's clock moves the day on like its events do: on a replayed morning the
             # lanes need the new day's lease before anyone can pass.

@@ -71,6 +71,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "alert_full": ("full", "complet"),
     "alert_gate_offline": ("lane offline", "porte hors ligne"),
     "alert_counter_offline": ("counter offline", "compteur hors ligne"),
+    "alert_FIRE_ALARM": ("FIRE ALARM at the lane", "ALARME INCENDIE à la porte"),
     "cleared": ("cleared", "levée"),
     "when": ("When", "Quand"),
     "who": ("Who", "Qui"),

@@ -189,6 +189,8 @@ class LiveState:
             return [("venue", {"mode": self.mode, "by": self.mode_by})]
         if kind is TopicKind.COUNTER_STATUS:
             return self._counter_status(payload, now)
+        if kind is TopicKind.ALERTS:
+            return self._counter_alerts(payload, now)
         return []
 
     def _occupancy(self, zone: str, payload: bytes, now: datetime) -> list[Update]:
@@ -281,6 +283,23 @@ class LiveState:
             out.append(("alert", a.to_dict()))
         elif msg.online and was is False:
             self._clear(lambda a: a.kind == "counter_offline", now, out)
+        return out
+
+    def _counter_alerts(self, payload: bytes, now: datetime) -> list[Update]:
+        """The counter's findings (counter/alerts, the complete list each time): raise the
+        new ones as alerts of their kind (e.g. FIRE_ALARM), clear those no longer listed."""
+        msg = wire.parse_alerts(payload)
+        if not msg:
+            self.rejected += 1
+            return []
+        listed = {a.key: a for a in msg.alerts}
+        out: list[Update] = []
+        self._clear(lambda a: "key" in a.detail and a.detail["key"] not in listed, now, out)
+        shown = {a.detail["key"] for a in self.alerts if a.active and "key" in a.detail}
+        for key, f in listed.items():
+            if key not in shown:
+                a = self._raise(f.kind, f.subject, f.since, now, key=key, **f.detail)
+                out.append(("alert", a.to_dict()))
         return out
 
     def counter_public(self) -> dict[str, Any]:

@@ -9,7 +9,10 @@ One GateAgent per lane; many can run in one process (the simulator runs 14) or e
 - the link (MQTT): drains the outbox until the counter acks, hears lease, zones, venue
   mode, revocations and the counter's clock; retained status + Last Will;
 - the turnstile: one opening per granted passage; a timeout annuls the grant (NO_PASSAGE);
-  unsolicited pulses are anonymous passages (exit lanes without a reader).
+  unsolicited pulses are anonymous passages (exit lanes without a reader);
+- the fire alarm input (a driver with one frees the lane itself, at once): the lane stays
+  free while it is active, refuses entries (FIRE_ALARM) and says FIRE_ALARM in its status;
+  exits stay free afterwards while the venue is in evacuation.
 
 Use: `agent.start()` runs the scan loop (reader + turnstile pulses) and the link in threads;
 `agent.handle_scan(text)` processes one scan synchronously (simulator, tests);
@@ -90,6 +93,7 @@ class GateAgent:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._free = False
+        self._fire_seen = False  # fire alarm state last published
         self.locked = False  # staff lock of the lane (GATE_LOCKED); exits still open
         self.on_decision = on_decision  # called after each scan is recorded (CLI log line)
         self.last_tick = time.monotonic()  # the scan loop is alive (systemd watchdog)
@@ -167,6 +171,11 @@ class GateAgent:
                 if direction is not None:
                     self.anonymous_pass()
                 self._sync_free()
+                if self._fire_seen != self.fire_alarm:
+                    self._fire_seen = self.fire_alarm
+                    log.warning("%s: fire alarm %s", self.gate_id,
+                                "ACTIVE" if self._fire_seen else "restored")  # fmt: skip
+                    next_beat = 0.0  # say it now, not at the next heartbeat
                 if time.monotonic() >= next_beat and self.link is not None:
                     next_beat = time.monotonic() + self.heartbeat
                     self.link.request_status()
@@ -175,8 +184,9 @@ class GateAgent:
                 time.sleep(0.1)
 
     def _sync_free(self) -> None:
-        """Evacuation holds exit lanes free; back to normal when it ends."""
-        want = self.gate.is_exit and self.evacuating
+        """Evacuation holds exit lanes free, a fire alarm every lane; back to normal when
+        the input is restored and (for exits) the evacuation is over."""
+        want = self.fire_alarm or (self.gate.is_exit and self.evacuating)
         if want != self._free:
             self.turnstile.hold_free(want)
             self._free = want
@@ -184,6 +194,10 @@ class GateAgent:
     @property
     def evacuating(self) -> bool:
         return self.venue_mode == "evacuation"
+
+    @property
+    def fire_alarm(self) -> bool:
+        return bool(getattr(self.turnstile, "fire_alarm", False))
 
     # -- deciding ------------------------------------------------------------------------
     def zone_states(self) -> dict[str, str]:
@@ -229,6 +243,15 @@ class GateAgent:
                 gate_locked=self.locked or self.turnstile.health == "silent",
             )
             self.last_scan = now
+            if dec.granted and self.fire_alarm and not self.gate.is_exit:
+                dec = replace(
+                    dec,
+                    granted=False,
+                    reason=Reason.FIRE_ALARM,
+                    passages=0,
+                    message_fr=label(Reason.FIRE_ALARM, "fr"),
+                    message_en=label(Reason.FIRE_ALARM, "en"),
+                )
             if not dec.granted:
                 self._record("denied", reading, day, dec, reason=dec.reason)
                 self._shown(dec, None)
@@ -382,6 +405,8 @@ class GateAgent:
     # -- status and display ----------------------------------------------------------------
     def faults(self) -> list[str]:
         f = []
+        if self.fire_alarm:
+            f.append("FIRE_ALARM")
         if not self.clock.read().plausible:
             f.append("CLOCK_IMPLAUSIBLE")
         if self.turnstile.health == "silent":

@@ -61,7 +61,13 @@ def register(gsub: argparse._SubParsersAction) -> None:
         default=5.0,
         help="seconds to wait for the controller and the broker (default 5)",
     )
+    d.add_argument(
+        "--click",
+        action="store_true",
+        help="GPIO controller: close each relay once for its pulse (listen for the click)",
+    )
     d.set_defaults(func=doctor)
+    register_provision(gsub)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -118,9 +124,18 @@ def _clock(args):
     return lambda: start + timedelta(seconds=(time.monotonic() - t0) * speed)
 
 
-def _turnstile(hw):
+def _turnstile(hw, lane, hw_file):
     from sesame.gate.turnstile import MemoryTurnstile, SerialTurnstile
 
+    if hw.controller.type == "gpio":
+        from sesame.gate.turnstile_gpio import GpioError, GpioTurnstile, lane_problem
+
+        if problem := lane_problem(hw.controller, lane):
+            raise CliError(f"{hw_file}: controller.{problem}")
+        try:
+            return GpioTurnstile(hw.controller)
+        except GpioError as e:
+            raise CliError(f"{hw_file}: controller: {e}") from None
     if hw.controller.port == "simulated":
         return MemoryTurnstile(pushes=True)
     try:
@@ -154,7 +169,12 @@ def run(args) -> int:
             reader = open_reader(hw.reader)
         except Exception as e:
             raise CliError(f"{args.hardware}: reader: {e}") from None
-    turnstile = _turnstile(hw)
+    try:
+        turnstile = _turnstile(hw, venue.gates[args.gate], args.hardware)
+    except CliError:
+        if reader is not None:
+            reader.close()
+        raise
 
     lines = args.no_display or not sys.stdout.isatty()
     out_lock = threading.Lock()
@@ -242,7 +262,52 @@ def doctor(args) -> int:
         broker=args.broker,
         credentials=args.credentials or hw.agent.credentials,
         timeout=args.timeout,
+        click=args.click,
     ):
         print(check.line(), flush=True)
         ok = ok and check.ok
     return 0 if ok else 1
+
+
+def register_provision(gsub: argparse._SubParsersAction) -> None:
+    p = gsub.add_parser(
+        "provision",
+        help="write everything one lane's board needs (hardware file, credential, keys, unit)",
+        description="Write the bundle of one lane: copy it to /etc/sesame on the board, then "
+        "`sesame gate doctor` and `sesame gate run` start from it.",
+    )
+    p.add_argument("--venue", required=True, type=Path, help="venue file (TOML)")
+    p.add_argument("--gate", required=True, help="gate lane id in the venue file")
+    p.add_argument(
+        "--broker-config", required=True, type=Path, help="the `sesame broker setup` folder"
+    )
+    p.add_argument(
+        "--pubkey", required=True, action="append", type=Path, help="badge public key (PEM)"
+    )
+    p.add_argument("--out", required=True, type=Path, help="folder to write the bundle into")
+    p.add_argument(
+        "--reader",
+        choices=["camera", "serial", "keyboard", "none"],
+        help="reader in the hardware file (default: camera, none on reader-less lanes)",
+    )
+    p.set_defaults(func=provision)
+
+
+def provision(args) -> int:
+    from sesame.cli_config import load_or_fail
+    from sesame.gate.provision import ProvisionError
+    from sesame.gate.provision import provision as make
+
+    venue = load_or_fail(args.venue)
+    try:
+        files = make(venue, args.venue, args.gate, args.broker_config, args.pubkey, args.out,
+                     args.reader)  # fmt: skip
+    except ProvisionError as e:
+        raise CliError(str(e)) from None
+    except OSError as e:
+        raise CliError(f"{args.out}: {e.strerror or e}") from None
+    for f in files:
+        print(f, flush=True)
+    print(f"lane {args.gate}: {len(files)} files in {args.out} (see its README.md)",
+          file=sys.stderr)  # fmt: skip
+    return 0

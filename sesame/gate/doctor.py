@@ -41,11 +41,17 @@ def run_checks(
     credentials: Path | None,
     now: datetime | None = None,
     timeout: float = 5.0,
+    click: bool = False,
 ) -> Iterator[Check]:
     g = venue.gates[gate_id]
     yield Check("venue", "ok", f"{venue.id}, lane {gate_id}: {g.from_zone} -> {g.to_zone}")
     yield _reader(hw, g.reader)
-    yield _controller(hw, timeout)
+    if hw.controller.type == "gpio":
+        from sesame.gate.doctor_gpio import gpio_checks
+
+        yield from gpio_checks(hw.controller, g, click=click)
+    else:
+        yield _controller(hw, timeout)
     yield _clock(venue, now or datetime.now(UTC))
     yield _disk(hw.agent.data_dir)
     yield _keys(hw)

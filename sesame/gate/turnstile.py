@@ -33,6 +33,10 @@ SILENT_AFTER = 5.0  # no answer for this long: the controller is silent
 
 
 class Turnstile(Protocol):
+    """Implemented here (serial, memory) and in turnstile_gpio.py (dry contacts on GPIO).
+    A driver with a fire alarm input also has `fire_alarm: bool` (True while the input is
+    active; it frees the lane itself); the agent reads it with getattr, default False."""
+
     health: str  # "ok" | "silent" | "closed"
 
     def open(self, direction: str, timeout: float) -> bool:
@@ -60,8 +64,12 @@ class MemoryTurnstile:
         self.pushes = pushes
         self.health = "ok"
         self.free = False
+        self.fire_alarm = False  # set_fire_alarm(): the lane's fire input, as a driver has it
         self.openings: list[tuple[str, bool]] = []
         self._pulses: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+    def set_fire_alarm(self, on: bool) -> None:
+        self.fire_alarm = on
 
     def open(self, direction: str, timeout: float) -> bool:
         passed = self.pushes(direction) if callable(self.pushes) else bool(self.pushes)
@@ -87,6 +95,8 @@ class MemoryTurnstile:
 
 class SerialTurnstile:
     """Driver for a controller on a serial port (pyserial), speaking the protocol above."""
+
+    fire_alarm = False  # the line protocol has no fire input: wire the panel to the controller
 
     def __init__(
         self,

@@ -1,0 +1,41 @@
+"""`sesame gate doctor` for a GPIO turnstile: the pins can be had, the lane's wiring is
+complete, each input's level now (a passage contact closed at rest is a stuck or miswired
+contact; an active fire alarm frees the lane), and on request a click of each relay."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from sesame.gate.doctor import Check
+from sesame.gate.hardware import GpioController
+from sesame.gate.turnstile_gpio import OUTPUTS, GpioError, GpioTurnstile, lane_problem
+
+
+def gpio_checks(cfg: GpioController, lane, *, click: bool = False) -> Iterator[Check]:
+    if problem := lane_problem(cfg, lane):
+        yield Check("controller", "FAIL", f"gpio: controller.{problem}")
+        return
+    try:
+        t = GpioTurnstile(cfg)
+    except GpioError as e:
+        yield Check("controller", "FAIL", f"gpio: {e}")
+        return
+    try:
+        relays = [f"{n} GPIO{getattr(cfg, f'{n}_pin')}" for n in OUTPUTS if n in t.outputs]
+        yield Check("controller", "ok", f"gpio: relays {', '.join(relays)} released")
+        for name, active in t.levels().items():
+            pin = getattr(cfg, f"{name}_pin")
+            if name == "fire_alarm":
+                status, word = ("WARN", "ALARM (lane held free)") if active else ("ok", "normal")
+            else:
+                status, word = ("WARN", "closed at rest: stuck?") if active else ("ok", "open")
+            yield Check(f"in {name}", status, f"GPIO{pin} {word}")
+        if click:
+            for name in t.outputs:
+                t.click(name)
+                yield Check(f"click {name}", "ok", f"GPIO{getattr(cfg, f'{name}_pin')} pulsed "
+                            f"{cfg.pulse_ms} ms (did relay and turnstile react?)")  # fmt: skip
+                time.sleep(0.5)
+    finally:
+        t.close()
