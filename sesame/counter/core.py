@@ -24,7 +24,8 @@ from sesame.common.wire import TopicKind
 from sesame.counter import leases as lz
 from sesame.counter.batch import Batch, Out
 from sesame.counter.controls import Controls
-from sesame.counter.lease_desk import LeaseDesk
+from sesame.counter.forecast import Outlook
+from sesame.counter.lease_desk import RATE_WINDOW_S, LeaseDesk
 from sesame.counter.occupancy import Book, DayClock, zone_state
 from sesame.counter.sequences import Sequence as Seq
 from sesame.counter.sequences import Tracker
@@ -52,6 +53,7 @@ class Core:
         self.book = Book(list(venue.zones))
         self.controls = Controls(store)
         self.desk = LeaseDesk(venue, store, self.book, self.controls, clock)
+        self.outlook = Outlook(venue, RATE_WINDOW_S)  # time to full, lane rates
         self.event_clock: float | None = None
         self.events_since_snapshot = 0
         self.last_lag_ms: float | None = None
@@ -245,6 +247,7 @@ class Core:
         self.store.set_state("current_day", self.book.current)
         self.store.set_state("closed_days", sorted(self.book.closed))
         self.desk.new_day(cur)
+        self.outlook.clear()
         if zones is not None:
             zones.update(self.venue.zones)
 
@@ -355,8 +358,9 @@ class Core:
         # that day on the dashboard; live, the two clocks agree.
         ec = self.event_clock
         ts = datetime.fromtimestamp(ec, self.venue.tz) if ec is not None else self.clock()
-        return wire.Occupancy(zone=zone, occupancy=n, capacity=z.capacity, state=state,
-                              ts=ts)  # fmt: skip
+        outlook = self.outlook.fields(zone, n, z.capacity, state, ec, self.desk.recent)
+        return wire.Occupancy(zone=zone, occupancy=n, capacity=z.capacity, state=state, ts=ts,
+                              **outlook)  # fmt: skip
 
     def _occupancy(self, zone: str) -> Out:
         return Out(self.topics.occupancy(zone), self.occupancy(zone).to_json())
