@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 
 from sesame.cli_config import DEFAULT_VENUE, load_or_fail
+from sesame.common import metrics_http
 from sesame.common.errors import CliError
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -31,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--client-id",
         help="MQTT client id (default sesame-counter-<venue>-<tag derived from the account>)",
     )
+    metrics_http.add_options(run)
     run.set_defaults(func=_run)
     imp = csub.add_parser("import-badges", help="import manifest.csv into the badge registry")
     imp.add_argument("--db", default="sesame.db", help="SQLite database")
@@ -154,6 +156,7 @@ def _run(args: argparse.Namespace) -> int:
         signal.signal(sig, stop)
     c = Counter(venue, args.db, args.broker, args.credentials, client_id=args.client_id,
                 on_state=on_state)  # fmt: skip
+    metrics_http.serve(args, c.metrics.registry, "counter")
     try:
         c.start(timeout=None)  # until the broker answers, a refusal, or a stop
         counter = c

@@ -58,6 +58,7 @@ class Core:
         self.events_since_snapshot = 0
         self.last_lag_ms: float | None = None
         self.stats = {"events": 0, "duplicates": 0, "quarantined": 0, "future": 0}
+        self.metrics = None  # sesame.counter.metrics.CounterMetrics, set by the service
         self._handlers: dict[TopicKind, Callable[[str | None, bytes, Batch], str | None]] = {
             TopicKind.EVENTS: self._event,
             TopicKind.GATE_STATUS: self._gate_status,
@@ -135,6 +136,8 @@ class Core:
             self.desk.plan(b.out)
         self.stats["events"] += len(b.rows)
         self.stats["quarantined"] += len(b.bad)
+        if self.metrics is not None:
+            self.metrics.batch(b.rows, b.bad)
         out = b.out
         for gate, epoch in b.touched:
             out.append(Out(self.topics.ack(gate), self._ack(gate, epoch)))
@@ -323,6 +326,8 @@ class Core:
                     self.store.save_seq(gate, epoch, s.committed, s.above_ranges(), s.max_seq)
                 out.append(Out(self.topics.ack(gate), self._ack(gate, epoch)))
         self.stats["quarantined"] += 1
+        if self.metrics is not None:
+            self.metrics.batch((), [(topic, b"", reason)])
         return out
 
     # -- periodic ----------------------------------------------------------------------

@@ -25,6 +25,7 @@ from pathlib import Path
 from sesame.common import wire
 from sesame.common.venue import Venue
 from sesame.counter.core import Core, Out
+from sesame.counter.metrics import CounterMetrics
 from sesame.counter.store import Store
 
 log = logging.getLogger("sesame.counter")
@@ -67,6 +68,7 @@ class Counter:
         self.batches = 0
         self.connection_events: list[tuple[str, str]] = []
         self.on_state = on_state  # hears "connected" / "disconnected" / "refused", any thread
+        self.metrics = CounterMetrics(lambda: self.core, self.db_path)  # served if asked
 
     # -- life cycle ----------------------------------------------------------------------
     def start(self, timeout: float | None = 15.0) -> Counter:
@@ -83,6 +85,7 @@ class Counter:
             )
         store = Store(self.db_path)
         self.core = Core(self.venue, store, self.clock)
+        self.core.metrics = self.metrics
         topics = wire.Topics(self.venue.id)
         will = (topics.counter_status(), wire.CounterStatus(online=False).to_json(), 1, True)
         try:
@@ -223,6 +226,7 @@ class Counter:
         stats, lag = self.core.stats, self.core.last_lag_ms
         self.core = Core(self.venue, store, self.clock)
         self.core.stats, self.core.last_lag_ms = stats, lag
+        self.core.metrics = self.metrics
 
     def _one_by_one(self, items: list[tuple[str, bytes]]) -> list[Out]:
         """Isolate a message that breaks the core: quarantine it instead of dying on it.
