@@ -134,3 +134,12 @@ def pick_lang(cookie: str | None, accept_language: str | None) -> str:
 def strings(lang: str) -> dict[str, str]:
     i = 1 if lang == "fr" else 0
     return {k: v[i] for k, v in STRINGS.items()}
+
+
+def _merge_plan_strings() -> None:
+    from sesame.dashboard.plan import STRINGS as PLAN
+
+    STRINGS.update(PLAN)
+
+
+_merge_plan_strings()
