@@ -30,6 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--rotate", action="store_true", help="new passwords for every account")
     s.add_argument("--host", default="127.0.0.1", help="listener address (default loopback)")
     s.add_argument("--port", type=int, help="listener port (default 1883, 8883 with --tls)")
+    s.add_argument(
+        "--home-assistant", action="store_true",
+        help="also a read-only 'homeassistant' account for Home Assistant's MQTT integration",
+    )  # fmt: skip
     s.set_defaults(func=_setup)
 
     r = bsub.add_parser(
@@ -63,8 +67,9 @@ def _setup(args: argparse.Namespace) -> int:
         raise CliError(f"--port {args.port}: must be between 1 and 65535")
     try:
         result = setup(
-            venue, args.out, host=args.host, port=args.port, tls=args.tls, rotate=args.rotate
-        )
+            venue, args.out, host=args.host, port=args.port, tls=args.tls, rotate=args.rotate,
+            home_assistant=args.home_assistant,
+        )  # fmt: skip
     except OSError as e:
         raise CliError(f"{args.out}: {e.strerror or e}", 1) from None
     out = result.out

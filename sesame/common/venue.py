@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
@@ -24,6 +24,13 @@ _ID = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 # capacity up to 10**9, timestamps 1900-2900) and every date computable in any time zone.
 MAX_PEOPLE = 10**9
 FIRST_YEAR, LAST_YEAR = 1971, 2899
+# The plan of the venue (the dashboard draws it): metres, x to the right, y downwards.
+PLAN_LIMIT_M = 10_000.0
+Metres = Annotated[
+    float, Field(ge=-PLAN_LIMIT_M, le=PLAN_LIMIT_M, allow_inf_nan=False, strict=True)
+]
+Point = tuple[Metres, Metres]
+MAX_OUTLINE_POINTS = 200
 
 
 class ConfigError(Exception):
@@ -129,6 +136,23 @@ class Leases(_Model):
     )
 
 
+class ZonePlan(_Model):
+    outline: tuple[Point, ...] = Field(
+        description="the zone on the plan: a polygon of [x, y] points in metres"
+    )
+
+
+class LanePlan(_Model):
+    position: Point = Field(description="the lane on the plan: [x, y] in metres")
+
+
+class Plan(_Model):
+    """The plan the dashboard draws (optional): zone outlines and lane positions."""
+
+    zones: Mapping[str, ZonePlan] = Field(default_factory=dict)
+    lanes: Mapping[str, LanePlan] = Field(default_factory=dict)
+
+
 class VenueInfo(_Model):
     id: str = Field(pattern=_ID, description="topic segment: sesame/v1/<id>/...")
     name: str
@@ -157,6 +181,7 @@ class Venue(_Model):
     gates: Mapping[str, Gate]
     categories: Mapping[str, Category]
     leases: Leases = Leases()
+    plan: Plan | None = None
 
     # -- convenience -------------------------------------------------------------
     @property
@@ -236,7 +261,39 @@ def _checks(v: Venue) -> list[tuple[str, str]]:
                 errs.append((f"categories.{cid}.zones", f"unknown zone {z!r}"))
     if not v.categories:
         errs.append(("categories", "at least one badge category is required"))
+    if v.plan is not None:
+        errs += _plan_checks(v)
     return errs
+
+
+def _plan_checks(v: Venue) -> list[tuple[str, str]]:
+    assert v.plan is not None
+    errs = []
+    for zid, zp in v.plan.zones.items():
+        if zid not in v.zones:
+            errs.append((f"plan.zones.{zid}", f"unknown zone {zid!r}"))
+        elif problem := _outline_problem(zp.outline):
+            errs.append((f"plan.zones.{zid}.outline", problem))
+    for gid in v.plan.lanes:
+        if gid not in v.gates:
+            errs.append((f"plan.lanes.{gid}", f"unknown gate lane {gid!r}"))
+    return errs
+
+
+def _outline_problem(points: tuple[tuple[float, float], ...]) -> str | None:
+    """Why a zone's outline cannot be drawn, or None."""
+    if len(points) < 3:
+        return "an outline needs at least 3 points"
+    if len(points) > MAX_OUTLINE_POINTS:
+        return f"an outline has at most {MAX_OUTLINE_POINTS} points"
+    # shoelace formula: a polygon whose points are all on one line encloses nothing
+    area = sum(
+        x0 * y1 - x1 * y0
+        for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1], strict=True)
+    )
+    if abs(area) < 1e-6:
+        return "the outline encloses no area (points on one line)"
+    return None
 
 
 def _fill_ids(data: dict[str, Any]) -> None:
@@ -347,7 +404,7 @@ def _line_of(text: str | None, key: str) -> int | None:
             break
     if not rest:
         return start + 1
-    leaf = re.sub(r"\[\d+\]$", "", rest[0])
+    leaf = re.sub(r"(\[\d+\])+$", "", rest[0])  # outline[1][0] is on the outline line
     pat = re.compile(r"^\s*" + re.escape(leaf) + r"\s*=")
     for i in range(start, len(lines)):
         if i > start and lines[i].lstrip().startswith("[") and start:

@@ -412,18 +412,25 @@ class Occupancy:
     capacity: int
     state: str
     ts: datetime
+    # optional (docs/mqtt.md): minutes until full at the last 10 minutes' net inflow, when
+    # that is under an hour; passages per minute of each entry lane into the zone
+    full_in_min: int | None = None
+    entry_rates: dict[str, int] | None = None
 
     def to_json(self) -> bytes:
-        return dumps(
-            {
-                "v": VERSION,
-                "zone": self.zone,
-                "occupancy": self.occupancy,
-                "capacity": self.capacity,
-                "state": self.state,
-                "ts": iso(self.ts),
-            }
-        )
+        obj: dict[str, Any] = {
+            "v": VERSION,
+            "zone": self.zone,
+            "occupancy": self.occupancy,
+            "capacity": self.capacity,
+            "state": self.state,
+            "ts": iso(self.ts),
+        }
+        if self.full_in_min is not None:
+            obj["full_in_min"] = self.full_in_min
+        if self.entry_rates is not None:
+            obj["entry_rates"] = self.entry_rates
+        return dumps(obj)
 
 
 @_total
@@ -438,7 +445,28 @@ def parse_occupancy(obj: dict) -> Occupancy | ParseError:
         capacity=_count(obj, "capacity", 0, 10**9),
         state=state,
         ts=_ts(obj, "ts"),
+        full_in_min=_count(obj, "full_in_min", 0, 24 * 60, optional=True),
+        entry_rates=_rates(obj),
     )
+
+
+MAX_RATE = 10_000  # passages per minute: far above any turnstile, below any overflow
+
+
+def _rates(obj: dict) -> dict[str, int] | None:
+    rates = _get(obj, "entry_rates", dict, optional=True)
+    if rates is None:
+        return None
+    if len(rates) > 1000:
+        raise _Bad("field 'entry_rates' has too many lanes")
+    out = {}
+    for gate, n in rates.items():
+        if not isinstance(gate, str) or not _GATE_ID.match(gate):
+            raise _Bad("field 'entry_rates' names an invalid gate id")
+        if type(n) is not int or not 0 <= n <= MAX_RATE:
+            raise _Bad("field 'entry_rates' has a rate out of range")
+        out[gate] = n
+    return out
 
 
 @dataclass(frozen=True)

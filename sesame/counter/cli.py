@@ -13,9 +13,11 @@ from datetime import date
 from pathlib import Path
 
 from sesame.common.cli_venue import DEFAULT_VENUE, load_or_fail
+from sesame.common import metrics_http
 from sesame.common.errors import CliError
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,3}$")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--client-id",
         help="MQTT client id (default sesame-counter-<venue>-<tag derived from the account>)",
     )
+    run.add_argument(
+        "--ha-discovery", nargs="?", const="homeassistant", metavar="PREFIX",
+        help="publish Home Assistant MQTT discovery configs (prefix default homeassistant)",
+    )  # fmt: skip
+    metrics_http.add_options(run)
     run.set_defaults(func=_run)
     imp = csub.add_parser("import-badges", help="import manifest.csv into the badge registry")
     imp.add_argument("--db", default="sesame.db", help="SQLite database")
@@ -113,6 +120,9 @@ def _run(args: argparse.Namespace) -> int:
     if not args.broker and not args.credentials:
         raise CliError("--broker URL or --credentials FILE is required")
     _check_database(args.db, create=True)
+    if args.ha_discovery is not None and not _PREFIX.match(args.ha_discovery):
+        raise CliError(f"--ha-discovery {args.ha_discovery!r}: a topic prefix is letters, "
+                       "digits, _ and -, in segments joined by /")  # fmt: skip
     try:
         where = mqtt.parse_broker_url(args.broker, args.credentials).display  # no password
     except ValueError as e:
@@ -153,7 +163,8 @@ def _run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
     c = Counter(venue, args.db, args.broker, args.credentials, client_id=args.client_id,
-                on_state=on_state)  # fmt: skip
+                on_state=on_state, ha_discovery=args.ha_discovery)  # fmt: skip
+    metrics_http.serve(args, c.metrics.registry, "counter")
     try:
         c.start(timeout=None)  # until the broker answers, a refusal, or a stop
         counter = c

@@ -25,7 +25,8 @@ from sesame.counter import leases as lz
 from sesame.counter.batch import Batch, Out
 from sesame.counter.controls import Controls
 from sesame.counter.fire_alarms import FireAlarms
-from sesame.counter.lease_desk import LeaseDesk
+from sesame.counter.forecast import Outlook
+from sesame.counter.lease_desk import RATE_WINDOW_S, LeaseDesk
 from sesame.counter.occupancy import Book, DayClock, zone_state
 from sesame.counter.sequences import Sequence as Seq
 from sesame.counter.sequences import Tracker
@@ -54,10 +55,12 @@ class Core:
         self.controls = Controls(store)
         self.fire = FireAlarms()  # lanes reporting FIRE_ALARM: counter/alerts
         self.desk = LeaseDesk(venue, store, self.book, self.controls, clock)
+        self.outlook = Outlook(venue, RATE_WINDOW_S)  # time to full, lane rates
         self.event_clock: float | None = None
         self.events_since_snapshot = 0
         self.last_lag_ms: float | None = None
         self.stats = {"events": 0, "duplicates": 0, "quarantined": 0, "future": 0}
+        self.metrics = None  # sesame.counter.metrics.CounterMetrics, set by the service
         self._handlers: dict[TopicKind, Callable[[str | None, bytes, Batch], str | None]] = {
             TopicKind.EVENTS: self._event,
             TopicKind.GATE_STATUS: self._gate_status,
@@ -140,6 +143,8 @@ class Core:
             self.desk.plan(b.out)
         self.stats["events"] += len(b.rows)
         self.stats["quarantined"] += len(b.bad)
+        if self.metrics is not None:
+            self.metrics.batch(b.rows, b.bad)
         out = b.out
         for gate, epoch in b.touched:
             out.append(Out(self.topics.ack(gate), self._ack(gate, epoch)))
@@ -252,6 +257,7 @@ class Core:
         self.store.set_state("current_day", self.book.current)
         self.store.set_state("closed_days", sorted(self.book.closed))
         self.desk.new_day(cur)
+        self.outlook.clear()
         if zones is not None:
             zones.update(self.venue.zones)
 
@@ -334,6 +340,8 @@ class Core:
                     self.store.save_seq(gate, epoch, s.committed, s.above_ranges(), s.max_seq)
                 out.append(Out(self.topics.ack(gate), self._ack(gate, epoch)))
         self.stats["quarantined"] += 1
+        if self.metrics is not None:
+            self.metrics.batch((), [(topic, b"", reason)])
         return out
 
     # -- periodic ----------------------------------------------------------------------
@@ -369,8 +377,9 @@ class Core:
         # that day on the dashboard; live, the two clocks agree.
         ec = self.event_clock
         ts = datetime.fromtimestamp(ec, self.venue.tz) if ec is not None else self.clock()
-        return wire.Occupancy(zone=zone, occupancy=n, capacity=z.capacity, state=state,
-                              ts=ts)  # fmt: skip
+        outlook = self.outlook.fields(zone, n, z.capacity, state, ec, self.desk.recent)
+        return wire.Occupancy(zone=zone, occupancy=n, capacity=z.capacity, state=state, ts=ts,
+                              **outlook)  # fmt: skip
 
     def _occupancy(self, zone: str) -> Out:
         return Out(self.topics.occupancy(zone), self.occupancy(zone).to_json())

@@ -25,6 +25,7 @@ from pathlib import Path
 from sesame.common import wire
 from sesame.common.venue import Venue
 from sesame.counter.core import Core, Out
+from sesame.counter.metrics import CounterMetrics
 from sesame.counter.store import Store
 
 log = logging.getLogger("sesame.counter")
@@ -47,6 +48,7 @@ class Counter:
         status_s: float = 5.0,
         session_expiry: int = 7 * 86400,
         on_state: Callable[[str, str], None] | None = None,
+        ha_discovery: str | None = None,
     ):
         self.venue = venue
         self.db_path = Path(db_path)
@@ -67,6 +69,8 @@ class Counter:
         self.batches = 0
         self.connection_events: list[tuple[str, str]] = []
         self.on_state = on_state  # hears "connected" / "disconnected" / "refused", any thread
+        self.metrics = CounterMetrics(lambda: self.core, self.db_path)  # served if asked
+        self.ha_discovery = ha_discovery  # Home Assistant discovery prefix, None: off
 
     # -- life cycle ----------------------------------------------------------------------
     def start(self, timeout: float | None = 15.0) -> Counter:
@@ -83,6 +87,7 @@ class Counter:
             )
         store = Store(self.db_path)
         self.core = Core(self.venue, store, self.clock)
+        self.core.metrics = self.metrics
         topics = wire.Topics(self.venue.id)
         will = (topics.counter_status(), wire.CounterStatus(online=False).to_json(), 1, True)
         try:
@@ -175,6 +180,8 @@ class Counter:
         try:
             self.conn.client.loop_stop()  # from here on this thread does the network I/O
             self._publish(core.startup())
+            if self.ha_discovery:
+                self._publish_discovery()
             next_tick = next_status = time.monotonic()
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -223,6 +230,7 @@ class Counter:
         stats, lag = self.core.stats, self.core.last_lag_ms
         self.core = Core(self.venue, store, self.clock)
         self.core.stats, self.core.last_lag_ms = stats, lag
+        self.core.metrics = self.metrics
 
     def _one_by_one(self, items: list[tuple[str, bytes]]) -> list[Out]:
         """Isolate a message that breaks the core: quarantine it instead of dying on it.
@@ -239,6 +247,20 @@ class Counter:
                 self._reload()
                 outs += self.core.quarantine_one(topic, payload, f"internal error: {e!r}"[:500])
         return outs
+
+    def _publish_discovery(self) -> None:
+        """Home Assistant configs (retained), and removals of those the venue file dropped;
+        the list is saved after publishing, so a crash in between only repeats the work."""
+        from sesame.counter import ha_discovery as ha
+
+        assert self.core is not None
+        store = self.core.store
+        msgs, wanted = ha.messages(self.venue, store.get_state(ha.STATE_KEY, []),
+                                   self.ha_discovery)  # fmt: skip
+        self._publish([Out(topic, payload) for topic, payload in msgs])
+        store.begin()
+        store.set_state(ha.STATE_KEY, wanted)
+        store.commit()
 
     def _publish(self, outs: list[Out]) -> None:
         assert self.conn is not None

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sesame.dashboard.dashboard import Dashboard, Publisher, Settings
 from sesame.dashboard.errors import ApiError, error_response
 from sesame.dashboard.http import STATUS_CODES, SecurityHeaders, first_error
+from sesame.dashboard.metrics import CountResponses
 from sesame.dashboard.pages import Pages
 from sesame.dashboard.routes import actions, assets, auth, exports, live
 from sesame.dashboard.routes.assets import CHART_JS
@@ -49,6 +50,7 @@ def create_app(settings: Settings, *, link: Publisher | None = None) -> FastAPI:
     app.state.dashboard = dash
     app.state.pages = Pages(settings.venue)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(CountResponses, metrics=dash.metrics)
     _error_handlers(app)
     for area in (auth, assets, live, actions, exports):
         app.include_router(area.router)

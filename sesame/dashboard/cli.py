@@ -6,6 +6,7 @@ import argparse
 import getpass
 import sys
 
+from sesame.common import metrics_http
 from sesame.common.errors import CliError
 
 DEFAULT_ACCOUNTS = "dashboard.db"
@@ -27,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--secure-cookies", action="store_true", help="mark cookies Secure (behind HTTPS)"
     )
+    metrics_http.add_options(p)
     p.set_defaults(func=_dashboard)
 
     u = sub.add_parser("users", help="manage dashboard accounts (safety, organiser, viewer)")
@@ -159,6 +161,10 @@ def _dashboard(args: argparse.Namespace) -> int:
         sock = listen(args.host, args.port)
     except OSError as e:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
+    from sesame.dashboard.app import create_app
+
+    app = create_app(settings)
+    metrics_http.serve(args, app.state.dashboard.metrics.registry, "dashboard")
     print(f"dashboard for {venue.venue.name}: http://{args.host}:{args.port}/", flush=True)
-    serve_forever(settings, sock)
+    serve_forever(settings, sock, app)
     return 0

@@ -18,6 +18,7 @@ from sesame.dashboard.accounts import Store, User
 from sesame.dashboard.errors import ApiError
 from sesame.dashboard.hub import Hub
 from sesame.dashboard.live import LiveState
+from sesame.dashboard.metrics import DashboardMetrics
 from sesame.dashboard.security import RateLimiter, Sessions
 
 
@@ -60,6 +61,7 @@ class Dashboard:
         self.hub = Hub()
         self.link = link
         self._own_link = link is None
+        self.metrics = DashboardMetrics(self)  # served by `sesame dashboard --metrics-port`
 
     def now(self) -> datetime:
         return self.settings.clock()
@@ -123,9 +125,11 @@ class Dashboard:
         try:
             outcome = self.publish(topic, payload, retain, on_late=late)
         except ApiError:
+            self.metrics.actions.labels(action, "failed").inc()
             self.store.audit_outcome(entry_id, "failed")
             self.hub.publish("audit", self.store.audit_entry(entry_id).to_dict())
             raise
+        self.metrics.actions.labels(action, outcome).inc()
         self.store.audit_outcome(entry_id, outcome)
         entry = self.store.audit_entry(entry_id).to_dict()
         self.hub.publish("audit", entry)

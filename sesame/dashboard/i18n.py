@@ -151,3 +151,12 @@ def strings(lang: str) -> dict[str, str]:
     out = {k: v[i] for k, v in STRINGS.items()}
     out.update({f"reason_{r.value}": reason_label(r, lang) for r in Reason})
     return out
+
+
+def _merge_plan_strings() -> None:
+    from sesame.dashboard.plan import STRINGS as PLAN
+
+    STRINGS.update(PLAN)
+
+
+_merge_plan_strings()

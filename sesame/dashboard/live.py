@@ -98,6 +98,8 @@ class LiveState:
                 "control": None,
                 "control_by": None,
                 "ts": None,
+                "full_in_min": None,  # the counter's forecast (docs/mqtt.md)
+                "entry_rates": None,  # passages per minute of each entry lane into it
             }
             self.series[z.id] = deque(maxlen=MAX_POINTS)
         self.gates: dict[str, dict[str, Any]] = {}
@@ -208,6 +210,8 @@ class LiveState:
             state=msg.state,
             level=level,
             ts=_iso(msg.ts),
+            full_in_min=msg.full_in_min,
+            entry_rates=msg.entry_rates,
         )
         if self.last_event_ts is None or msg.ts > self.last_event_ts:
             self.last_event_ts = msg.ts

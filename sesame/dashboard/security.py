@@ -59,6 +59,12 @@ class Sessions:
         with self._lock:
             self._by_id.pop(sid, None)
 
+    def count(self) -> int:
+        """Sessions not yet expired (for the metrics)."""
+        now = self._clock()
+        with self._lock:
+            return sum(1 for s in self._by_id.values() if now - s.last_seen <= self._idle)
+
     def drop_user(self, username: str) -> None:
         with self._lock:
             for sid in [k for k, s in self._by_id.items() if s.user.username == username]:

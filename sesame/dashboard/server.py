@@ -95,6 +95,7 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_forever(settings: Settings, sock: socket.socket) -> None:
-    config = uvicorn.Config(create_app(settings), log_level="info", access_log=False)
+def serve_forever(settings: Settings, sock: socket.socket, app: FastAPI | None = None) -> None:
+    app = create_app(settings) if app is None else app
+    config = uvicorn.Config(app, log_level="info", access_log=False)
     uvicorn.Server(config).run(sockets=[sock])

@@ -39,6 +39,7 @@ from sesame.common.venue import Venue
 from sesame.common.wire import Route, TopicKind
 from sesame.gate.clock import GateClock, Reading, real_clock
 from sesame.gate.display import GateView, ZoneLine
+from sesame.gate.metrics import GateMetrics
 from sesame.gate.outbox import Outbox
 from sesame.gate.turnstile import MemoryTurnstile, Turnstile
 
@@ -116,6 +117,7 @@ class GateAgent:
             route = wire.match_key(key)
             if route is not None:
                 self._apply(route, payload, live=False)
+        self.metrics = GateMetrics(self)  # served by `sesame gate run --metrics-port`
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -224,6 +226,7 @@ class GateAgent:
     def handle_scan(self, text: str | None) -> Decision:
         """Decide one scan, drive the turnstile, record everything. Returns the final decision:
         `passages` is how many actually passed; nobody passing makes it NO_PASSAGE."""
+        t0 = time.monotonic()
         with self._scan_lock:
             reading = self.clock.read()
             now = reading.best
@@ -257,6 +260,7 @@ class GateAgent:
                 self._shown(dec, None)
                 return dec
             direction = "out" if self.gate.is_exit else "in"
+            self.metrics.opened(time.monotonic() - t0)
             passed = 0
             for _ in range(dec.passages):
                 if not self.turnstile.open(direction, self.pass_timeout):
@@ -322,6 +326,7 @@ class GateAgent:
 
     def _shown(self, dec: Decision, passed: int | None) -> None:
         self.last, self.last_passed = dec, passed
+        self.metrics.scan(dec)
         if self.on_decision is not None:
             try:
                 self.on_decision(dec)

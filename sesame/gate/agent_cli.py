@@ -12,6 +12,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from sesame.common import metrics_http
 from sesame.common.errors import CliError
 
 
@@ -47,6 +48,7 @@ def register(gsub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="never correct the clock from counter/status (replays of past days)",
     )
+    metrics_http.add_options(p)
     p.set_defaults(func=run)
 
     d = gsub.add_parser(
@@ -213,6 +215,7 @@ def run(args) -> int:
         heartbeat=hw.agent.heartbeat_s,
         on_decision=log_line,
     )
+    metrics_http.serve(args, agent.metrics.registry, f"gate {args.gate}")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

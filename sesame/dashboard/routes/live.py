@@ -3,6 +3,7 @@ updates (server-sent events)."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -11,6 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 from sesame.dashboard import exports_view
 from sesame.dashboard.deps import READ, Dash, Day, Html, Reader, page_guard
 from sesame.dashboard.hub import sse
+from sesame.dashboard.plan import plan_data
 
 HEARTBEAT_S = 15.0
 
@@ -22,7 +24,7 @@ def live_page(request: Request, pages: Html):
     s = page_guard(request, pages, READ)
     if isinstance(s, Response):
         return s
-    return pages.render("live.html", request, s)
+    return pages.render("live.html", request, s, plan=json.dumps(plan_data(pages.venue)))
 
 
 @router.get("/api/zones")

@@ -62,6 +62,7 @@ function renderZone(z) {
   card.dataset.control = z.control || "";
   control.textContent = z.control === "closed" ? t("state_closed") + " — " + t("closed_by") + " " + (z.control_by || "?") : "";
   if (z.ts && z.occupancy !== null) addPoint(z.id, Date.parse(z.ts), z.occupancy, z.capacity);
+  document.dispatchEvent(new CustomEvent("sesame:zone", { detail: z }));  // plan.js
 }
 
 function addPoint(zone, x, y, capacity) {
@@ -125,6 +126,7 @@ function renderGate(g) {
     : `${fmtNum(g.passages_today)} ${t("passed")} · ${fmtNum(g.denied_today)} ${t("refused")}`;
   row.cells[5].textContent = fmtNum(g.outbox);
   row.cells[6].textContent = g.controller || "–";
+  document.dispatchEvent(new CustomEvent("sesame:gate", { detail: g }));  // plan.js
 }
 
 function renderAlert(a) {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -55,6 +56,7 @@ class CameraReader(ThreadedReader):
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.frames = 0  # frames decoded, for the status and the benchmarks
         self.bad_frames = 0  # frames the decoder failed on
+        self.on_decode: Callable[[float], None] | None = None  # hears each decode's seconds
         self.finished = threading.Event()
         self._media_s = 0.0
         if self.is_file:
@@ -113,8 +115,11 @@ class CameraReader(ThreadedReader):
             if self.is_file:
                 self._media_s = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             self.frames += 1
+            t0 = time.perf_counter()
             try:
                 codes = decode_frame(frame, self.decoder)
+                if self.on_decode is not None:
+                    self.on_decode(time.perf_counter() - t0)
             except Exception as e:  # one odd frame must not stop the lane's camera
                 self.bad_frames += 1
                 log.warning("%s: frame %d not decodable: %s", self.name, self.frames, e)
