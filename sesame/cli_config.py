@@ -10,8 +10,11 @@ from rich.table import Table
 
 from sesame.common.errors import CliError
 from sesame.common.venue import ConfigError, Venue, load_venue
+from sesame.venues import REFERENCE_VENUE
 
-DEFAULT_VENUE = "config/grand-palais.toml"
+# The reference venue, shipped inside the package: every `--venue` default, from any directory.
+DEFAULT_VENUE = str(REFERENCE_VENUE)
+VENUE_HELP = "venue TOML file (default: the reference venue shipped with Sesame)"
 
 
 def load_or_fail(path: str) -> Venue:
@@ -27,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", parser_class=type(p))
     csub.required = True
     check = csub.add_parser("check", help="validate a venue file and print a summary")
-    check.add_argument("path", nargs="?", default=DEFAULT_VENUE, help="venue TOML file")
+    check.add_argument("path", nargs="?", default=DEFAULT_VENUE, help=VENUE_HELP)
     check.set_defaults(func=_check)
 
 

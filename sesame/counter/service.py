@@ -24,8 +24,9 @@ from pathlib import Path
 
 from sesame.common import wire
 from sesame.common.venue import Venue
+from sesame.counter import venue_record
 from sesame.counter.core import Core, Out
-from sesame.counter.store import Store
+from sesame.counter.store import Store, utcnow
 
 log = logging.getLogger("sesame.counter")
 
@@ -82,6 +83,11 @@ class Counter:
                 f"sesame-counter-{self.venue.id}", self.broker_url, self.credentials
             )
         store = Store(self.db_path)
+        try:  # the database remembers its venue (exports need no --venue; another is refused)
+            venue_record.remember(store.conn, self.venue, utcnow())
+        except venue_record.VenueMismatch as e:
+            store.close()
+            raise ValueError(f"{self.db_path}: {e}") from None
         self.core = Core(self.venue, store, self.clock)
         topics = wire.Topics(self.venue.id)
         will = (topics.counter_status(), wire.CounterStatus(online=False).to_json(), 1, True)

@@ -6,6 +6,7 @@ import argparse
 import getpass
 import sys
 
+from sesame.cli_config import DEFAULT_VENUE, VENUE_HELP
 from sesame.common.errors import CliError
 
 DEFAULT_ACCOUNTS = "dashboard.db"
@@ -17,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="serve the web dashboard (live occupancy, safety actions, exports)",
         description="Serve the dashboard for safety officers, organisers and viewers.",
     )
-    p.add_argument("--venue", default="config/grand-palais.toml", help="venue TOML file")
+    p.add_argument("--venue", default=DEFAULT_VENUE, help=VENUE_HELP)
     p.add_argument("--db", help="the counter's SQLite database (history and exports)")
     p.add_argument("--broker", help="broker URL, e.g. mqtt://host:port (or a credential file)")
     p.add_argument("--credentials", help="credential file for the dashboard's broker account")
