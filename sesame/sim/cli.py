@@ -135,9 +135,20 @@ class ExternalBroker:
     `sesame broker setup` folder. Nothing is started or stopped here."""
 
     def __init__(self, address: str, config_dir: str, run_dir: Path, venue):
+        from sesame.broker.process import BrokerBase
+
+        host, port = self.check(address, config_dir, venue)
+        # the runners' shared part: accounts, URLs, credential files pointing at host:port
+        self._b = BrokerBase(config_dir, host, port, run_dir, "external", "external.log")
+        self.host, self.port = host, port
+
+    @staticmethod
+    def check(address: str, config_dir: str, venue) -> tuple[str, int]:
+        """(host, port) of a broker that answers and a folder holding the venue's accounts;
+        else one line (before any work is done)."""
         from urllib.parse import urlsplit
 
-        from sesame.broker.process import BrokerBase, port_open
+        from sesame.broker.process import port_open
         from sesame.broker.setup import Settings, accounts, read_credential
 
         try:
@@ -154,9 +165,7 @@ class ExternalBroker:
             )
         if not port_open(host, port, timeout=2.0):
             raise CliError(f"--broker {host}:{port}: nothing answers there", 1)
-        # the runners' shared part: accounts, URLs, credential files pointing at host:port
-        self._b = BrokerBase(config_dir, host, port, run_dir, "external", "external.log")
-        self.host, self.port = host, port
+        return host, port
 
     def url(self, account: str) -> str:
         return self._b.url(account)
@@ -218,6 +227,8 @@ def _simulate(args: argparse.Namespace) -> int:
         raise CliError("--broker needs --broker-config (the `sesame broker setup` folder)")
     base = load_or_fail(args.venue)
     params = _params(args, base)
+    if args.broker:
+        ExternalBroker.check(args.broker, args.broker_config, base)
     db = Path(args.db) if args.db else None
     if not args.in_memory:
         w = Path(args.work) if args.work else None
