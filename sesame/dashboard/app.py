@@ -32,10 +32,8 @@ from fastapi.responses import (
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sesame.common import wire
-from sesame.common.reasons import Reason
-from sesame.common.reasons import label as reason_label
 from sesame.common.venue import Venue
-from sesame.dashboard import exports_view
+from sesame.dashboard import exports_view, organiser_view
 from sesame.dashboard.accounts import Store, User
 from sesame.dashboard.errors import ApiError, error_response
 from sesame.dashboard.http import (
@@ -320,18 +318,10 @@ def create_app(settings: Settings, *, link: Publisher | None = None) -> FastAPI:
             if isinstance(s, HTMLResponse):
                 s.status_code = 403
             return s
-        days = json.dumps([d.date.isoformat() for d in dash.venue.days])
-        lang = lang_of(request)
-        # names for the ids in the counter's report, in the page's language
-        names = {
-            **{z.id: z.name for z in dash.venue.zones.values()},
-            **{
-                c.id: c.label_fr if lang == "fr" else c.label_en
-                for c in dash.venue.categories.values()
-            },
-            **{r.value: reason_label(r, lang) for r in Reason},
-        }
-        return page("organiser.html", request, s, days=days, names=json.dumps(names))
+        values = organiser_view.page_values(
+            dash.venue, dash.settings.db_path, dash.now(), lang_of(request)
+        )
+        return page("organiser.html", request, s, **values)
 
     @app.get("/vendor/chart.js", include_in_schema=False)
     def chart_js():

@@ -449,8 +449,8 @@ def _start_dashboard(venue, replay, broker, work: Path, port: int):
         store.close()
     from datetime import timedelta
 
-    def sim_now():  # the dashboard lives in the replayed day
-        return EPOCH + timedelta(milliseconds=replay._last_at) if replay._last_at else None
+    def sim_now():  # the dashboard lives in the replayed day, from before its first action
+        return EPOCH + timedelta(milliseconds=replay.clock.ms)
 
     settings = Settings(
         venue=venue,
@@ -458,8 +458,7 @@ def _start_dashboard(venue, replay, broker, work: Path, port: int):
         db_path=replay.db,
         broker_url=broker.url("dashboard"),
     )
-    base_clock = settings.clock
-    settings.clock = lambda: sim_now() or base_clock()
+    settings.clock = sim_now
     if port is None:
         port = 8080
         with socket.socket() as probe:

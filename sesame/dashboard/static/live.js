@@ -113,8 +113,11 @@ function renderGate(g) {
     gates.set(g.id, row);
   }
   const st = g.online === null ? "never_seen" : g.online ? "online" : "offline";
+  const faults = g.faults || [];
   row.dataset.online = st;
-  row.cells[1].textContent = t(st) + (g.faults && g.faults.length ? " · " + g.faults.join(", ") : "");
+  // the "all is well" colour only for a lane online without a fault (style.css)
+  row.dataset.faults = faults.length ? "some" : "none";
+  row.cells[1].textContent = t(st) + (faults.length ? " · " + faults.join(", ") : "");
   row.cells[2].textContent = fmtTime(g.last_scan, TZ);
   row.cells[3].textContent = fmtNum(g.outbox);
   row.cells[4].textContent = g.controller || "–";
