@@ -7,7 +7,7 @@
    core: frames with a badge (decode, then the full decision) and empty frames (what a camera
    sees most of the time: decode only, nothing to decide).
 2. the fallback passes' cost on a defocused badge (located, unreadable by zxing-cpp alone).
-3. decode rate on the shared QR samples (exact text / total) per decoder.
+3. decode rate on the QR sample photos (tests/data/qr-samples, or SESAME_QR_SAMPLES) per decoder.
 4. rendered badges (real signed tokens) after each distortion: decode rate per decoder.
 """
 
@@ -195,7 +195,7 @@ def bench_defocused(reps: int) -> None:
 
 def bench_samples() -> None:
     root = qr_samples_dir()
-    print("\n## decode rate on the shared QR samples (exact text / total)")
+    print(f"\n## decode rate on the QR samples in {root} (exact text / total)")
     if root is None:
         print("samples not found (set SESAME_QR_SAMPLES)")
         return

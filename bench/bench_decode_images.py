@@ -1,4 +1,5 @@
-"""Images for the decode benchmarks and tests: the shared QR samples, and badges rendered from
+"""Images for the decode benchmarks and tests: the QR sample photos kept in the repository
+(`tests/data/qr-samples`, from zxing-cpp's test set, Apache-2.0), and badges rendered from
 real signed tokens then distorted the way a lane camera sees them.
 
 Not a benchmark itself; `bench/bench_decode.py` and `tests/test_gate_readers_*.py` import it.
@@ -18,15 +19,15 @@ import numpy as np
 import segno
 
 REPO = Path(__file__).resolve().parent.parent
+# The photos the tests and benchmarks read: carried by the repository, licence and source inside.
+QR_SAMPLES = REPO / "tests" / "data" / "qr-samples"
 
 
 def qr_samples_dir() -> Path | None:
-    """SESAME_QR_SAMPLES, else ../shared/qr-samples beside the repository (as CI lays it)."""
+    """SESAME_QR_SAMPLES (another set, e.g. a holdout), else the repository's own samples."""
     env = os.environ.get("SESAME_QR_SAMPLES")
-    for candidate in ([Path(env)] if env else []) + [REPO.parent / "shared" / "qr-samples"]:
-        if (candidate / "MANIFEST.tsv").is_file():
-            return candidate
-    return None
+    candidate = Path(env) if env else QR_SAMPLES
+    return candidate if (candidate / "MANIFEST.tsv").is_file() else None
 
 
 @dataclass(frozen=True)

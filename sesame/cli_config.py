@@ -8,9 +8,9 @@ import os
 from rich.console import Console
 from rich.table import Table
 
-from sesame.common.cli_venue import DEFAULT_VENUE, load_or_fail
+from sesame.common.cli_venue import DEFAULT_VENUE, VENUE_HELP, load_or_fail
 
-__all__ = ["DEFAULT_VENUE", "load_or_fail", "register"]
+__all__ = ["DEFAULT_VENUE", "VENUE_HELP", "load_or_fail", "register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", parser_class=type(p))
     csub.required = True
     check = csub.add_parser("check", help="validate a venue file and print a summary")
-    check.add_argument("path", nargs="?", default=DEFAULT_VENUE, help="venue TOML file")
+    check.add_argument("path", nargs="?", default=DEFAULT_VENUE, help=VENUE_HELP)
     check.set_defaults(func=_check)
 
 

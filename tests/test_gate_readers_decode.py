@@ -1,4 +1,4 @@
-"""QR decoding on real photographs (the shared samples) and on rendered, distorted badges.
+"""QR decoding on real photographs (tests/data/qr-samples) and on rendered, distorted badges.
 
 The sample images are fixed, so the decode counts below are regression floors: they are what
 each decoder reaches today; a change that loses an image fails here.
@@ -11,24 +11,22 @@ import pytest
 
 from bench.bench_decode_images import (
     DISTORTIONS,
+    QR_SAMPLES,
     in_frame,
     make_tokens,
     qr_samples,
-    qr_samples_dir,
     render_qr,
 )
 from sesame.gate.decode import DECODERS, ImageError, decode_file, decode_frame, load_image
 
-# Measured on the 92 shared images (bench/bench_decode.py): exact text found.
+# Measured on the 92 sample images (bench/bench_decode.py): exact text found.
 SAMPLE_FLOORS = {"zxing": 85, "pyzbar": 68, "combined": 87, "thorough": 88}
 
 
 @pytest.fixture(scope="module")
 def samples():
-    root = qr_samples_dir()
-    if root is None:
-        pytest.fail("QR samples not found: set SESAME_QR_SAMPLES or lay shared/ beside the repo")
-    return qr_samples(root)
+    # Always the repository's own photos (never an outside folder), so a bare clone runs this.
+    return qr_samples(QR_SAMPLES)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +35,7 @@ def sample_results(samples):
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
-def test_decode_rate_on_the_shared_samples(samples, sample_results, decoder: str) -> None:
+def test_decode_rate_on_the_sample_photos(samples, sample_results, decoder: str) -> None:
     assert len(samples) == 92
     assert sum(sample_results[decoder]) >= SAMPLE_FLOORS[decoder]
 

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from sesame.common.cli_venue import DEFAULT_VENUE
 from sesame.common.errors import CliError
 
 DEFAULT_KEY_DIR = "keys"
@@ -74,7 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--broker is not given)",
     )
     r.add_argument(
-        "--venue", default="config/grand-palais.toml", help="venue file (for the topic root)"
+        "--venue", default=DEFAULT_VENUE, help="venue file (for the topic root; default: the "
+        "reference venue shipped with Sesame)"
     )
     r.add_argument(
         "--timeout", type=float, default=10.0, help="seconds to wait for the broker (default 10)"

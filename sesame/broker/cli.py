@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sesame.common.cli_venue import DEFAULT_VENUE, load_or_fail
+from sesame.common.cli_venue import DEFAULT_VENUE, VENUE_HELP, load_or_fail
 from sesame.common.errors import CliError
 
 DEFAULT_DIR = "run/broker"
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "dashboard and admin, the ACL and per-account credential files (mode 0600). "
         "Re-running keeps passwords unless --rotate.",
     )
-    s.add_argument("--venue", default=DEFAULT_VENUE, help="venue TOML file")
+    s.add_argument("--venue", default=DEFAULT_VENUE, help=VENUE_HELP)
     s.add_argument("--out", default=DEFAULT_DIR, help=f"output folder (default {DEFAULT_DIR})")
     s.add_argument("--tls", action="store_true", help="TLS listener with a private CA")
     s.add_argument("--rotate", action="store_true", help="new passwords for every account")

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
+
 from sesame.common.errors import CliError
 from sesame.common.venue import ConfigError, Venue, load_venue
 
-DEFAULT_VENUE = "config/grand-palais.toml"
+# The reference venue, shipped inside the package (sesame/venues/, a data folder): every
+# `--venue` default, from any directory; `config/grand-palais.toml` in a clone links to it.
+DEFAULT_VENUE = str(files("sesame.venues").joinpath("grand-palais.toml"))
+VENUE_HELP = "venue TOML file (default: the reference venue shipped with Sesame)"
 
 
 def load_or_fail(path: str) -> Venue:

@@ -7,6 +7,8 @@ be found, the line.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import tomllib
 from collections.abc import Mapping
@@ -182,6 +184,7 @@ class Venue(_Model):
     categories: Mapping[str, Category]
     leases: Leases = Leases()
     plan: Plan | None = None
+    _source: str | None = PrivateAttr(None)  # the TOML text it was loaded from, if any
 
     # -- convenience -------------------------------------------------------------
     @property
@@ -206,6 +209,20 @@ class Venue(_Model):
 
     def entry_gates(self) -> list[Gate]:
         return [g for g in self.gates.values() if not g.is_exit]
+
+    @property
+    def source(self) -> str | None:
+        """The TOML text this venue was loaded from (None when built from a dict)."""
+        return self._source
+
+    def canonical_json(self) -> str:
+        """Every value the program uses, in a fixed form: `parse_venue(json.loads(...))`
+        rebuilds the same venue. Comments and layout of the file are not in it."""
+        return json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+
+    def fingerprint(self) -> str:
+        """sha256 of canonical_json(): equal for two files that describe the same venue."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
 
 class _IdError(ValueError):
@@ -359,7 +376,9 @@ def load_venue(path: str | Path) -> Venue:
         raise ConfigError(
             str(p), "", f"TOML syntax: {str(e).split(' (at')[0]}", int(m.group(1)) if m else None
         ) from None
-    return parse_venue(data, str(p), text)
+    venue = parse_venue(data, str(p), text)
+    venue._source = text
+    return venue
 
 
 def _deepcopy(x: Any) -> Any:

@@ -12,8 +12,8 @@ import threading
 from datetime import date
 from pathlib import Path
 
-from sesame.common.cli_venue import DEFAULT_VENUE, load_or_fail
 from sesame.common import metrics_http
+from sesame.common.cli_venue import DEFAULT_VENUE, VENUE_HELP, load_or_fail
 from sesame.common.errors import CliError
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     csub = p.add_subparsers(dest="counter_command", metavar="ACTION", parser_class=type(p))
     csub.required = True
     run = csub.add_parser("run", help="run the counter against a broker until interrupted")
-    run.add_argument("--venue", default=DEFAULT_VENUE, help="venue TOML file")
+    run.add_argument("--venue", default=DEFAULT_VENUE, help=VENUE_HELP)
     run.add_argument("--db", default="sesame.db", help="SQLite database (created if missing)")
     run.add_argument("--broker", help="broker URL, e.g. mqtt://counter:PW@host:1883")
     run.add_argument("--credentials", help="credential file (JSON) from `sesame broker setup`")
@@ -49,7 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     esub.required = True
     att = esub.add_parser("attendance", help="daily attendance: visitors, entries, peaks")
     att.add_argument("--db", default="sesame.db", help="the counter's SQLite database")
-    att.add_argument("--venue", default=DEFAULT_VENUE, help="venue TOML file")
+    att.add_argument(
+        "--venue",
+        help="venue TOML file (default: the venue the database was created for); a file that "
+        "differs from it is refused",
+    )
     att.add_argument("--day", help="one event day (YYYY-MM-DD); default every day")
     att.add_argument("--format", choices=("csv", "xlsx", "json"), default="csv")
     att.add_argument("--out", required=True, help="output file ('-' for standard output)")
@@ -110,6 +114,29 @@ def _check_day(venue, day: str) -> None:
     if d not in {x.date for x in venue.days}:  # as the dashboard's API (422)
         days = ", ".join(x.date.isoformat() for x in venue.days)
         raise CliError(f"--day {day} is not an event day of {venue.id} ({days})")
+
+
+def _export_venue(db: str, venue_file: str | None):
+    """The venue to export with: the one recorded in the database, a --venue file only when
+    it is the same venue; a database from before the record takes --venue or the reference."""
+    from sesame.counter import venue_record
+
+    try:
+        if venue_file is not None:
+            venue = load_or_fail(venue_file)
+            venue_record.check(db, venue, venue_file)
+            return venue
+        rec = venue_record.recorded(db)
+    except venue_record.VenueMismatch as e:
+        raise CliError(str(e)) from None
+    if rec is None:
+        print(f"{db}: no venue recorded (a database from an older counter); exporting with "
+              f"the reference venue {DEFAULT_VENUE}", file=sys.stderr)  # fmt: skip
+        return load_or_fail(DEFAULT_VENUE)
+    try:
+        return rec.venue(db)
+    except venue_record.VenueMismatch as e:
+        raise CliError(str(e)) from None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -205,10 +232,10 @@ def _export(args: argparse.Namespace) -> int:
 
     from sesame.counter.exports import attendance, plot_occupancy, write_attendance
 
-    venue = load_or_fail(args.venue)
+    _check_database(args.db, create=False)
+    venue = _export_venue(args.db, args.venue)
     if args.day is not None:
         _check_day(venue, args.day)
-    _check_database(args.db, create=False)
     # everything that could stop the export is checked before any work or any file written
     if args.out == "-":
         if args.format == "xlsx" and sys.stdout.isatty():

@@ -26,7 +26,7 @@ import json
 import re
 from collections import Counter as Tally
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -242,6 +242,21 @@ def occupancy_series(
     return {zone: series.get(zone, [])} if zone is not None else series
 
 
+def plot_span(venue: Venue, day: str, series: dict) -> tuple[datetime, datetime]:
+    """The plot's time axis: the day's opening hours in the venue's zone, widened to any
+    point outside them (early entries, late exits) so nothing counted is cut off."""
+    d = next((x for x in venue.days if x.date.isoformat() == day), None)
+    points = [datetime.fromisoformat(t) for pts in series.values() for t, _ in pts]
+    if d is None:  # not an event day (the callers check): midnight to midnight, local
+        start = datetime.combine(date.fromisoformat(day), datetime.min.time(), venue.tz)
+        end = start + timedelta(days=1)
+    else:
+        start, end = venue.opening_window(d)
+    if points:
+        start, end = min(start, min(points)), max(end, max(points))
+    return start, end
+
+
 def plot_occupancy(db_path: str | Path, venue: Venue, day: str, out: Path | BinaryIO) -> None:
     """PNG: each zone's occupancy through the day against its capacity."""
     import matplotlib
@@ -251,6 +266,7 @@ def plot_occupancy(db_path: str | Path, venue: Venue, day: str, out: Path | Bina
     import matplotlib.pyplot as plt
 
     series = occupancy_series(db_path, venue, day)
+    start, end = plot_span(venue, day, series)
     fig, ax = plt.subplots(figsize=(10, 5), dpi=100)
     try:
         for i, (zid, points) in enumerate(series.items()):
@@ -263,16 +279,22 @@ def plot_occupancy(db_path: str | Path, venue: Venue, day: str, out: Path | Bina
                        label=f"{z.name} capacity ({z.capacity})")  # fmt: skip
         ax.set_title(f"{venue.venue.name}: occupancy on {day}")
         ax.set_ylabel("people inside")
+        ax.set_xlim(start, end)  # the opening hours even when nothing was counted
+        ax.xaxis.set_major_locator(mdates.HourLocator(tz=venue.tz))
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=venue.tz))
+        ax.set_xlabel(f"local time ({venue.venue.timezone})")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
         fig.tight_layout()
+        # what the x axis spans, read back from the axes, for whoever checks the image
+        lo, hi = (mdates.num2date(x, tz=venue.tz).isoformat() for x in ax.get_xlim())
+        meta = {"Title": f"occupancy {venue.id} {day}", "Sesame-Span": f"{lo}/{hi}"}
         if isinstance(out, str | Path):
             buf = io.BytesIO()
-            fig.savefig(buf, format="png")
+            fig.savefig(buf, format="png", metadata=meta)
             _write_file(Path(out), buf.getvalue())
         else:
-            fig.savefig(out, format="png")
+            fig.savefig(out, format="png", metadata=meta)
     finally:
         plt.close(fig)
 

@@ -10,6 +10,7 @@ are for pages loaded cold and for history.
 - `audit(db, limit=100)`: newest first {id, at, who, action, zone, detail}
 - `quarantine(db, limit=100)`: newest first {id, topic, size, reason, received_at, payload}
 - `residues(db)`: {day: {zone: people never scanned out}}
+- `days_with_events(db)`: the event days that have at least one event stored
 """
 
 from __future__ import annotations
@@ -146,5 +147,14 @@ def residues(db_path: str | Path) -> dict[str, dict[str, int]]:
         for day, zone, n in conn.execute("SELECT day, zone, residue FROM day_residues"):
             out.setdefault(day, {})[zone] = n
         return out
+    finally:
+        conn.close()
+
+
+def days_with_events(db_path: str | Path) -> set[str]:
+    """Days (YYYY-MM-DD) with at least one stored event (the `events_day` index answers)."""
+    conn = connect(db_path, readonly=True)
+    try:
+        return {r[0] for r in conn.execute("SELECT DISTINCT day FROM events")}
     finally:
         conn.close()

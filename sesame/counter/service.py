@@ -24,9 +24,10 @@ from pathlib import Path
 
 from sesame.common import wire
 from sesame.common.venue import Venue
+from sesame.counter import venue_record
 from sesame.counter.core import Core, Out
 from sesame.counter.metrics import CounterMetrics
-from sesame.counter.store import Store
+from sesame.counter.store import Store, utcnow
 
 log = logging.getLogger("sesame.counter")
 
@@ -86,6 +87,11 @@ class Counter:
                 f"sesame-counter-{self.venue.id}", self.broker_url, self.credentials
             )
         store = Store(self.db_path)
+        try:  # the database remembers its venue (exports need no --venue; another is refused)
+            venue_record.remember(store.conn, self.venue, utcnow())
+        except venue_record.VenueMismatch as e:
+            store.close()
+            raise ValueError(f"{self.db_path}: {e}") from None
         self.core = Core(self.venue, store, self.clock)
         self.core.metrics = self.metrics
         topics = wire.Topics(self.venue.id)

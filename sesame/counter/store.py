@@ -111,6 +111,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX events_lane_epoch ON events(gate, epoch, day, kind);
         """,
     ),
+    (
+        "0005_meta",
+        """
+        -- facts about the database itself, e.g. 'venue': the venue it counts (venue_record.py)
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);
+        """,
+    ),
 ]
 
 

@@ -7,6 +7,7 @@ import getpass
 import sys
 
 from sesame.common import metrics_http
+from sesame.common.cli_venue import DEFAULT_VENUE, VENUE_HELP
 from sesame.common.errors import CliError
 
 DEFAULT_ACCOUNTS = "dashboard.db"
@@ -18,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="serve the web dashboard (live occupancy, safety actions, exports)",
         description="Serve the dashboard for safety officers, organisers and viewers.",
     )
-    p.add_argument("--venue", default="config/grand-palais.toml", help="venue TOML file")
+    p.add_argument("--venue", default=DEFAULT_VENUE, help=VENUE_HELP)
     p.add_argument("--db", help="the counter's SQLite database (history and exports)")
     p.add_argument("--broker", help="broker URL, e.g. mqtt://host:port (or a credential file)")
     p.add_argument("--credentials", help="credential file for the dashboard's broker account")

@@ -297,7 +297,7 @@ def register_provision(gsub: argparse._SubParsersAction) -> None:
 
 
 def provision(args) -> int:
-    from sesame.cli_config import load_or_fail
+    from sesame.common.cli_venue import load_or_fail
     from sesame.gate.provision import ProvisionError
     from sesame.gate.provision import provision as make
 

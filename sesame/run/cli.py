@@ -10,9 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sesame.cli_config import DEFAULT_VENUE, VENUE_HELP
 from sesame.common.errors import CliError
-
-DEFAULT_VENUE = "config/grand-palais.toml"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "ground truth (what really passed the turnstiles) as JSON."
         ),
     )
-    p.add_argument("--venue", default=DEFAULT_VENUE, help="venue TOML file")
+    p.add_argument("--venue", default=DEFAULT_VENUE, help=VENUE_HELP)
     p.add_argument(
         "--visitors", type=int, default=40_500, help="visitor-days (public, pros, pupils)"
     )
@@ -75,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "at high speed. Ctrl-C stops everything it started."
         ),
     )
-    d.add_argument("--venue", default=DEFAULT_VENUE, help="venue TOML file")
+    d.add_argument("--venue", default=DEFAULT_VENUE, help=VENUE_HELP)
     d.add_argument("--port", type=int, help="broker port (default: a free one)")
     d.add_argument(
         "--http-port",
@@ -132,25 +131,41 @@ def prepare_venue(path: str, work: Path, scale: float, largest_group: int):
 
 
 class ExternalBroker:
-    """A broker someone else runs, with the accounts of a `sesame broker setup` folder."""
+    """A broker someone else runs (`sesame broker run`), with the accounts of its
+    `sesame broker setup` folder. Nothing is started or stopped here."""
 
-    def __init__(self, address: str, config_dir: str, run_dir: Path):
+    def __init__(self, address: str, config_dir: str, run_dir: Path, venue):
+        from sesame.broker.process import BrokerBase
+
+        host, port = self.check(address, config_dir, venue)
+        # the runners' shared part: accounts, URLs, credential files pointing at host:port
+        self._b = BrokerBase(config_dir, host, port, run_dir, "external", "external.log")
+        self.host, self.port = host, port
+
+    @staticmethod
+    def check(address: str, config_dir: str, venue) -> tuple[str, int]:
+        """(host, port) of a broker that answers and a folder holding the venue's accounts;
+        else one line (before any work is done)."""
         from urllib.parse import urlsplit
 
-        from sesame.broker.process import BrokerBase
-        from sesame.broker.setup import Settings
+        from sesame.broker.process import port_open
+        from sesame.broker.setup import Settings, accounts, read_credential
 
-        base = BrokerBase()
-        base.config_dir = Path(config_dir)
         try:
-            base.settings = Settings.load(base.config_dir)
-        except ValueError as e:
-            raise CliError(str(e)) from None
-        u = urlsplit(address if "://" in address else f"mqtt://{address}")
-        base.host, base.port = u.hostname or "127.0.0.1", u.port or base.settings.port
-        base.run_dir = run_dir
-        self._b = base
-        self.host, self.port = base.host, base.port
+            settings = Settings.load(Path(config_dir))
+            u = urlsplit(address if "://" in address else f"mqtt://{address}")
+            host, port = u.hostname or "127.0.0.1", u.port or settings.port
+        except ValueError as e:  # a settings file that is not one, a port that is not a number
+            raise CliError(f"--broker {address} --broker-config {config_dir}: {e}") from None
+        missing = [a for a in accounts(venue) if read_credential(Path(config_dir), a) is None]
+        if missing:
+            raise CliError(
+                f"--broker-config {config_dir}: no account for {missing[0]} "
+                f"(run `sesame broker setup` with this venue)"
+            )
+        if not port_open(host, port, timeout=2.0):
+            raise CliError(f"--broker {host}:{port}: nothing answers there", 1)
+        return host, port
 
     def url(self, account: str) -> str:
         return self._b.url(account)
@@ -212,6 +227,8 @@ def _simulate(args: argparse.Namespace) -> int:
         raise CliError("--broker needs --broker-config (the `sesame broker setup` folder)")
     base = load_or_fail(args.venue)
     params = _params(args, base)
+    if args.broker:
+        ExternalBroker.check(args.broker, args.broker_config, base)
     db = Path(args.db) if args.db else None
     if not args.in_memory:
         w = Path(args.work) if args.work else None
@@ -270,7 +287,7 @@ def _replay(args, venue, venue_file, pop, work, console):
     from sesame.run.orchestrator import Options, Replay, event_log_over_capacity
 
     broker = (
-        ExternalBroker(args.broker, args.broker_config, work / "broker-run")
+        ExternalBroker(args.broker, args.broker_config, work / "broker-run", venue)
         if args.broker
         else start_broker(venue, work)
     )
@@ -440,8 +457,8 @@ def _start_dashboard(venue, replay, broker, work: Path, port: int):
         store.close()
     from datetime import timedelta
 
-    def sim_now():  # the dashboard lives in the replayed day
-        return EPOCH + timedelta(milliseconds=replay._last_at) if replay._last_at else None
+    def sim_now():  # the dashboard lives in the replayed day, from before its first action
+        return EPOCH + timedelta(milliseconds=replay.clock.ms)
 
     settings = Settings(
         venue=venue,
@@ -449,8 +466,7 @@ def _start_dashboard(venue, replay, broker, work: Path, port: int):
         db_path=replay.db,
         broker_url=broker.url("dashboard"),
     )
-    base_clock = settings.clock
-    settings.clock = lambda: sim_now() or base_clock()
+    settings.clock = sim_now
     if port is None:
         port = 8080
         with socket.socket() as probe:

@@ -72,11 +72,15 @@ class SimTurnstile:
 
 
 class InProcessLane:
-    def __init__(self, venue, gate_id: str, *, data_dir: Path, keys, broker_url: str | None):
+    def __init__(self, venue, gate_id: str, *, data_dir: Path, keys, broker_url: str | None,
+                 clock: SimClock | None = None):  # fmt: skip
+        """`clock`: the replay's simulated clock, shared by its lanes. A lane's clock runs
+        from the start like a real lane's, not from 1970 until its first scan (a gate reading
+        1970 rightly reports CLOCK_IMPLAUSIBLE)."""
         from sesame.gate.agent import GateAgent
 
         self.gate_id = gate_id
-        self.clock = SimClock()
+        self.clock = clock if clock is not None else SimClock()
         self.turnstile = SimTurnstile()
         self._waited_on: tuple | None = None
         self.agent = GateAgent(
@@ -140,7 +144,8 @@ class InProcessLane:
 class ProcessLane:
     """The same lane in a child process, which can be killed with SIGKILL and restarted."""
 
-    def __init__(self, venue_file: Path, gate_id: str, *, data_dir: Path, pubkey: Path, url: str):
+    def __init__(self, venue_file: Path, gate_id: str, *, data_dir: Path, pubkey: Path, url: str,
+                 start_ms: int = 0):  # fmt: skip
         self.gate_id = gate_id
         self.args = [
             sys.executable,
@@ -154,6 +159,8 @@ class ProcessLane:
             str(data_dir),
             "--pubkey",
             str(pubkey),
+            "--start-ms",
+            str(start_ms),
         ]
         self.url = url
         self.proc: subprocess.Popen | None = None
@@ -226,6 +233,7 @@ def _serve(args: argparse.Namespace) -> int:
         data_dir=Path(args.data_dir),
         keys=load_public_keys(args.pubkey),
         broker_url=os.environ.get("SESAME_SIM_BROKER"),
+        clock=SimClock(args.start_ms),
     ).start()
     out = sys.stdout
     for line in sys.stdin:
@@ -266,4 +274,5 @@ if __name__ == "__main__":
     p.add_argument("--gate", required=True)
     p.add_argument("--data-dir", required=True)
     p.add_argument("--pubkey", required=True)
+    p.add_argument("--start-ms", type=int, default=0, help="simulated clock at start (ms)")
     sys.exit(_serve(p.parse_args()))

@@ -29,12 +29,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from sesame.common.venue import Venue
-from sesame.run.lanes import InProcessLane, ProcessLane, wait_until
+from sesame.run.lanes import EPOCH, InProcessLane, ProcessLane, SimClock, wait_until
 from sesame.sim import truth as truth_mod
 from sesame.sim.badges import issue, write_manifest
 from sesame.sim.engine import Engine, Passage, ScanResult, Stats
@@ -138,6 +138,9 @@ class Replay:
         self._anchor: tuple[int, float] | None = None
         self._last_at = 0
         self._n = 0
+        # the lanes' shared simulated clock: from the start of the first day replayed, so a
+        # lane that has not scanned yet reads a plausible time, then every action's time
+        self.clock = SimClock(start_of_replay(venue, population))
 
     # -- set-up --------------------------------------------------------------------------
     def start(self) -> Replay:
@@ -205,11 +208,13 @@ class Replay:
         data.mkdir(parents=True, exist_ok=True)
         if self.opt.processes or gid in self.opt.process_lanes:
             return ProcessLane(
-                self.venue_file, gid, data_dir=data, pubkey=self.pubkey, url=self._lane_url(gid)
-            )
+                self.venue_file, gid, data_dir=data, pubkey=self.pubkey, url=self._lane_url(gid),
+                start_ms=self.clock.ms,
+            )  # fmt: skip
         return InProcessLane(
-            self.venue, gid, data_dir=data, keys=keys, broker_url=self._lane_url(gid)
-        )
+            self.venue, gid, data_dir=data, keys=keys, broker_url=self._lane_url(gid),
+            clock=self.clock,
+        )  # fmt: skip
 
     # -- the driver the engine talks to ----------------------------------------------------
     def scan(self, gate: str, text: str, at: int, pushes: int) -> ScanResult:
@@ -227,6 +232,7 @@ class Replay:
         elif self._anchor is None or at - self._last_at > NIGHT_MS:
             self._anchor = (at, time.monotonic())
         self._last_at = at
+        self.clock.set(at)
         if self.opt.speed > 0 and self._anchor is not None:
             sim0, wall0 = self._anchor
             ahead = (at - sim0) / 1000 / self.opt.speed - (time.monotonic() - wall0)
@@ -283,6 +289,13 @@ class Replay:
             self.counter.stop()
         for relay in self.relays.values():
             relay.close()
+
+
+def start_of_replay(venue: Venue, population: Population) -> int:
+    """Simulated ms at the local midnight that starts the first day with visits."""
+    days = sorted(population.visits) or [d.date for d in venue.days]
+    start = datetime.combine(days[0], datetime.min.time(), venue.tz)
+    return int((start - EPOCH) / timedelta(milliseconds=1))
 
 
 def _alive(lane) -> bool:

@@ -114,8 +114,11 @@ function renderGate(g) {
     gates.set(g.id, row);
   }
   const st = g.online === null ? "never_seen" : g.online ? "online" : "offline";
+  const faults = g.faults || [];
   row.dataset.online = st;
-  row.cells[1].textContent = t(st) + (g.faults && g.faults.length ? " · " + g.faults.join(", ") : "");
+  // the "all is well" colour only for a lane online without a fault (style.css)
+  row.dataset.faults = faults.length ? "some" : "none";
+  row.cells[1].textContent = t(st) + (faults.length ? " · " + faults.join(", ") : "");
   row.cells[2].textContent = fmtTime(g.last_scan, TZ);
   // the lane's last decision as its staff see it: a refusal shows with its reason
   const dec = row.cells[3];

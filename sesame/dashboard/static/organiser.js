@@ -3,6 +3,9 @@
 const DAYS = JSON.parse(document.body.dataset.days || "[]");
 const TZ = document.body.dataset.tz || undefined;
 const NAMES = JSON.parse(document.body.dataset.names || "{}");  // zone, category, reason ids
+// per day: {opens, closes, label, hours: ["09", ...]}, local to the venue (organiser_view.py)
+const HOURS = JSON.parse(document.body.dataset.hours || "{}");
+const DEFAULT_DAY = document.body.dataset.defaultDay || DAYS[0];
 const nameOf = (k) => NAMES[k] || k;
 const charts = {};
 
@@ -10,7 +13,10 @@ function table(id, obj, fmt) {
   const tbody = document.querySelector(`#${id} tbody`);
   tbody.textContent = "";
   const entries = Object.entries(obj || {});
-  if (!entries.length) { tbody.append(el("tr", {}, el("td", {}, t("no_data")))); return; }
+  if (!entries.length) {
+    tbody.append(el("tr", { class: "no-data" }, el("td", { colspan: "2" }, t("no_data"))));
+    return;
+  }
   for (const [k, v] of entries) {
     const row = el("tr", { "data-key": k });
     row.append(el("th", {}, nameOf(k)), el("td", {}, fmt ? fmt(v) : fmtNum(v)));
@@ -37,6 +43,15 @@ function filledTimes(d) {
   return out;
 }
 
+// Every opening hour of the day gets a bar (0 when nobody came), plus any hour outside them
+// that has arrivals (early entries). Keys like "09": sorted as text, not as JavaScript orders
+// integer-like keys.
+function arrivalsOverOpeningHours(day, arrivals) {
+  const hours = new Set([...((HOURS[day] || {}).hours || []), ...Object.keys(arrivals)]);
+  const sorted = [...hours].sort((a, b) => a.localeCompare(b));
+  return [sorted.map((h) => h + ":00"), sorted.map((h) => arrivals[h] || 0)];
+}
+
 async function load(day) {
   const q = "?day=" + encodeURIComponent(day);
   for (const f of ["csv", "xlsx", "png", "json"]) document.getElementById("dl-" + f).href = `/api/exports/attendance${q}&format=${f}`;
@@ -55,11 +70,11 @@ async function load(day) {
   table("denials", d.denials_by_reason);
   table("filled", filledTimes(d), (v) => v);
   table("peaks", d.peak_occupancy, (p) => p && typeof p === "object" ? `${fmtNum(p.value)} (${fmtTime(p.at, TZ)})` : fmtNum(p));
-  // keys like "09" and "10": JavaScript orders integer-like keys first, so sort explicitly
-  const hours = Object.entries(d.arrivals_by_hour || {}).sort(([a], [b]) => a.localeCompare(b));
-  bar("chart-hours", hours.map(([h]) => h + ":00"), hours.map(([, n]) => n));
+  bar("chart-hours", ...arrivalsOverOpeningHours(day, d.arrivals_by_hour || {}));
   const cats = d.by_category || {};
   bar("chart-categories", Object.keys(cats).map(nameOf), Object.values(cats));
+  const open = HOURS[day];
+  document.getElementById("plot-hours").textContent = open ? `${open.label} (${TZ})` : "";
   const img = document.getElementById("occupancy-png");
   img.src = `/api/exports/attendance${q}&format=png`;
   document.body.dataset.loaded = day;
@@ -70,5 +85,5 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const d of DAYS) sel.append(el("option", { value: d }, d));
   sel.addEventListener("change", () => load(sel.value));
   document.getElementById("print").addEventListener("click", () => window.print());
-  if (DAYS.length) load(DAYS[0]);
+  if (DAYS.length) { sel.value = DAYS.includes(DEFAULT_DAY) ? DEFAULT_DAY : DAYS[0]; load(sel.value); }
 });
