@@ -176,3 +176,49 @@ def test_occupancy_is_stamped_with_event_time_in_a_replay(make_core, lanes):
     hall = wire.Topics("testhall").occupancy("hall")
     occ = wire.parse_occupancy(published(outs, "occupancy")[hall])
     assert occ.occupancy == 1 and occ.ts == at
+
+
+def test_events_after_the_last_closing_belong_to_the_last_day(make_core, lanes, tmp_path):
+    """The crowded last day's exit queue outlasts closing time: those exits (and any late
+    refusal) are the last day's, never a date that is no event day."""
+    from sesame.counter import exports
+
+    core = make_core()
+    last = datetime(2018, 11, 23, 17, 50, tzinfo=PARIS)
+    for i in range(6):
+        core.handle([lanes.event("in-1", ts=last + timedelta(seconds=i))])
+    evening = datetime(2018, 11, 23, 18, 20, tzinfo=PARIS)
+    core.handle([lanes.event("out-1", ts=evening + timedelta(seconds=i)) for i in range(4)])
+    core.handle([lanes.event("in-2", kind="denied", reason="OUTSIDE_OPENING_HOURS",
+                             ts=evening + timedelta(minutes=5))])  # fmt: skip
+    db = tmp_path / "counter.db"
+    assert {r["day"] for r in _event_days(db)} == {"2018-11-23"}
+    assert queries.residues(db)["2018-11-23"]["hall"] == 2  # 6 in, 4 out after closing
+    report = exports.attendance(db, core.venue)
+    assert set(report["days"]) == {"2018-11-22", "2018-11-23"}
+    assert report["days"]["2018-11-23"]["denials_by_reason"] == {"OUTSIDE_OPENING_HOURS": 1}
+    # a restart agrees
+    core = make_core()
+    assert core.book.raw("hall", "2018-11-23") == 2
+
+
+def test_a_refusal_in_the_night_belongs_to_the_day_that_closed(make_core, lanes, tmp_path):
+    core = make_core()
+    core.handle([lanes.event("in-1")])
+    night = datetime(2018, 11, 22, 21, 0, tzinfo=PARIS)
+    core.handle([lanes.event("in-1", kind="denied", reason="OUTSIDE_OPENING_HOURS", ts=night)])
+    morning = datetime(2018, 11, 23, 9, 1, tzinfo=PARIS)
+    core.handle([lanes.event("in-1", kind="denied", reason="NO_REENTRY", ts=morning)])
+    days = {r["reason"]: r["day"] for r in _event_days(tmp_path / "counter.db") if r["reason"]}
+    assert days == {"OUTSIDE_OPENING_HOURS": "2018-11-22", "NO_REENTRY": "2018-11-23"}
+
+
+def _event_days(db):
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT day, kind, reason FROM events")]
+    finally:
+        conn.close()

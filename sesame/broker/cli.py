@@ -26,10 +26,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("--venue", default=DEFAULT_VENUE, help=VENUE_HELP)
     s.add_argument("--out", default=DEFAULT_DIR, help=f"output folder (default {DEFAULT_DIR})")
-    s.add_argument("--tls", action="store_true", help="TLS listener with a private CA")
+    s.add_argument(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        help="TLS listener with a private CA (default: as the existing set-up, else no)",
+    )
     s.add_argument("--rotate", action="store_true", help="new passwords for every account")
-    s.add_argument("--host", default="127.0.0.1", help="listener address (default loopback)")
-    s.add_argument("--port", type=int, help="listener port (default 1883, 8883 with --tls)")
+    s.add_argument(
+        "--host", help="listener address (default: as the existing set-up, else loopback)"
+    )
+    s.add_argument(
+        "--port",
+        type=int,
+        help="listener port (default: as the existing set-up, else 1883, 8883 with --tls)",
+    )
     s.add_argument(
         "--home-assistant", action="store_true",
         help="also a read-only 'homeassistant' account for Home Assistant's MQTT integration",
@@ -76,6 +86,10 @@ def _setup(args: argparse.Namespace) -> int:
     s = result.settings
     print(f"broker set-up for venue {venue.id!r} in {out}/")
     print(f"  listener {s.scheme}://{s.host}:{s.port}, config {out / 'mosquitto.conf'}")
+    from sesame.broker.ports import port_taken, taken_message
+
+    if port_taken(s.host, s.port):
+        print(f"warning: {taken_message(s.host, s.port, '--port')}", file=sys.stderr)
     if result.created:
         print(f"  new passwords (shown once; also in {out / 'credentials'}/<account>.json):")
         width = max(len(a) for a in result.created)
@@ -92,6 +106,7 @@ def _setup(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from sesame.broker.ports import port_taken, taken_message
     from sesame.broker.process import mosquitto_binary
     from sesame.broker.setup import CONF, Settings
 
@@ -100,6 +115,12 @@ def _run(args: argparse.Namespace) -> int:
         settings = Settings.load(config)
     except ValueError as e:
         raise CliError(str(e)) from None
+    if args.port is not None and not 0 < args.port < 65536:
+        raise CliError(f"--port {args.port}: must be between 1 and 65535")
+    port = args.port or settings.port
+    if port_taken(settings.host, port):
+        # Mosquitto would only say "Address already in use" and exit 1.
+        raise CliError(taken_message(settings.host, port, "--port"))
     if args.embedded or mosquitto_binary() is None:
         from sesame.broker.embedded import run_foreground
 

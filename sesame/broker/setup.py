@@ -345,22 +345,47 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def resolve_settings(
+    venue: Venue,
+    out: Path,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    tls: bool | None = None,
+) -> Settings:
+    """The settings a set-up in `out` gets: what is given, else what is there, else the
+    defaults. A change of TLS without a port resets the port to that mode's default."""
+    try:
+        old: Settings | None = Settings.load(out)
+    except ValueError:
+        old = None
+    tls = tls if tls is not None else (old.tls if old else False)
+    if port is None:
+        port = old.port if old and old.tls == tls else (8883 if tls else 1883)
+    host = host if host is not None else (old.host if old else "127.0.0.1")
+    return Settings(venue.id, host, port, tls)
+
+
 def setup(
     venue: Venue,
     out: str | Path,
     *,
-    host: str = "127.0.0.1",
+    host: str | None = None,
     port: int | None = None,
-    tls: bool = False,
+    tls: bool | None = None,
     rotate: bool = False,
     use_passwd_tool: bool | None = None,
     home_assistant: bool = False,
 ) -> SetupResult:
+    """Write (or refresh) the set-up in `out`. `host`, `port` and `tls` left as None keep
+    what an existing set-up in `out` has (else loopback, 1883, no TLS): re-running after a
+    venue change must not move the broker and rewrite every credential file's address."""
     out = Path(out)
+    settings = resolve_settings(venue, out, host=host, port=port, tls=tls)
     out.mkdir(parents=True, exist_ok=True)
     (out / CREDENTIALS).mkdir(mode=0o700, exist_ok=True)
     (out / "data").mkdir(exist_ok=True)
-    settings = Settings(venue.id, host, port or (8883 if tls else 1883), tls)
+    host = settings.host
 
     wanted = accounts(venue, home_assistant)
     old_hashes = read_password_file(out / PASSWD)
@@ -386,7 +411,7 @@ def setup(
             created.append(account)
     removed = sorted(set(old_hashes) - set(wanted))
 
-    if tls:
+    if settings.tls:
         from sesame.broker.tls import ensure_tls
 
         ensure_tls(out, host, wanted)

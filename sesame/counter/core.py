@@ -214,16 +214,8 @@ class Core:
         if not future and (self.event_clock is None or t > self.event_clock):
             self.event_clock = t
         self._advance(day, b.zones)
-        if (
-            ev.kind == "passage"
-            and ev.from_zone != OUTSIDE
-            and self.book.raw(ev.from_zone, day) <= 0
-            and (night := self.days.night_before(t)) is not None
-        ):
-            # Someone leaving after closing time while the new day's count is empty was
-            # inside before the reset: it lowers that day's residue, not tomorrow's count
-            # (a negative count would let the next morning admit that many too many).
-            day = night
+        if not future:
+            day = self.days.filed_under(day, t, ev.kind, ev.from_zone, self.book.raw)
         b.rows.append(
             EventRow(
                 ev.id, gate, ev.epoch, ev.seq, ev.ts.isoformat(), t, day,

@@ -2,7 +2,10 @@
 
 A passage leaves `from` and enters `to` (`outside` is not counted). Every event counts
 toward one *event day*: the first venue day whose closing time is after the event's `ts`
-(so 07:30 staff arrivals count toward that day, and 18:30 leavers toward the next one).
+(so 07:30 staff arrivals count toward that day). Events of the night, after a closing and
+before the next day's first possible entry, are filed under the day that closed (a passage
+out of a zone only while the new day's count of that zone is empty), and everything after
+the last closing under the last day: no event is filed under a date that is no event day.
 Days follow event time, so a replay of 2018 behaves as 2018 did. When the events (or the
 wall clock, on the day itself) pass a day's closing time, that day is closed: what is
 left inside is its *residue* (people never scanned out) and the live figures restart at 0.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sesame.common.venue import OUTSIDE, Venue, Zone
@@ -50,6 +54,26 @@ class DayClock:
         if i < len(self._keys) and t >= self._first_in_t[i]:
             return None
         return self._keys[i - 1]
+
+    def filed_under(
+        self, day: str, t: float, kind: str, from_zone: str, raw: Callable[[str, str], int]
+    ) -> str:
+        """The day an event at `t` is stored under, `day` being the one it made live.
+
+        Every event of the night (after a closing, before the next day's first possible
+        entry) belongs to the day that closed, and after the last closing to the last day
+        (never to a date that is no event day). A passage out of a zone goes back only while
+        the new day's count of that zone is empty: someone leaving was inside before the
+        reset, so it lowers that day's residue, not tomorrow's count (a negative count would
+        let the next morning admit that many too many)."""
+        night = self.night_before(t)
+        if night is None:
+            return day
+        if day not in self._keys or kind != "passage":
+            return night
+        if from_zone != OUTSIDE and raw(from_zone, day) <= 0:
+            return night
+        return day
 
     def closes_at(self, day: str) -> float | None:
         try:
