@@ -100,12 +100,15 @@ def acl_rules(venue: Venue) -> dict[str, list[tuple[str, str]]]:
             ("readwrite", f"{r}/gates/+/ack"),
             ("readwrite", f"{r}/zones/+/occupancy"),
             ("readwrite", f"{r}/counter/status"),
+            ("readwrite", f"{r}/counter/alerts"),
         ],
         "dashboard": [
             ("read", f"{r}/#"),
             ("write", f"{r}/control/zones/+"),
             ("write", f"{r}/control/venue"),
             ("write", f"{r}/control/corrections"),
+            # unacknowledged alerts, for a venue's pager or PA system (docs/mqtt.md)
+            ("write", f"{r}/alerts/escalated"),
         ],
         "admin": [("readwrite", f"{r}/badges/revoked")],
     }

@@ -77,6 +77,12 @@ class Topics:
     def corrections(self) -> str:
         return f"{self.root}/control/corrections"
 
+    def counter_alerts(self) -> str:
+        return f"{self.root}/counter/alerts"
+
+    def escalated_alerts(self) -> str:
+        return f"{self.root}/alerts/escalated"
+
     def split(self, topic: str) -> tuple[str, ...] | None:
         """Topic parts after the root, or None when it is not ours."""
         if not topic.startswith(self.root + "/"):

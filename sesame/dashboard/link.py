@@ -37,6 +37,7 @@ class Link:
             (t.occupancy("+"), 1),
             (t.gate_status("+"), 1),
             (t.counter_status(), 1),
+            (t.counter_alerts(), 1),
             (f"{t.root}/control/zones/+", 1),
             (t.venue_control(), 1),
         ]
