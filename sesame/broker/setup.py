@@ -82,8 +82,9 @@ class Settings:
 
 
 def accounts(venue: Venue) -> list[str]:
-    """One account per gate, plus the counter, the dashboard and badge administration."""
-    return ["counter", "dashboard", "admin"] + [f"gate-{g}" for g in venue.gates]
+    """One account per gate, plus the counter, the dashboard, badge administration and a
+    read-only account for the venue's pager or PA bridge (escalated alerts)."""
+    return ["counter", "dashboard", "admin", "alerts"] + [f"gate-{g}" for g in venue.gates]
 
 
 def acl_rules(venue: Venue) -> dict[str, list[tuple[str, str]]]:
@@ -111,6 +112,12 @@ def acl_rules(venue: Venue) -> dict[str, list[tuple[str, str]]]:
             ("write", f"{r}/alerts/escalated"),
         ],
         "admin": [("readwrite", f"{r}/badges/revoked")],
+        # a pager or PA bridge: reads what it needs to page someone, can change nothing
+        "alerts": [
+            ("read", f"{r}/alerts/escalated"),
+            ("read", f"{r}/counter/alerts"),
+            ("read", f"{r}/control/venue"),
+        ],
     }
     for g in venue.gates:
         rules[f"gate-{g}"] = [

@@ -9,8 +9,8 @@
   dashboard, so a venue runs escalation on one of them (`--escalate-after 0` on the others).
 """
 
-from __future__ import annotations
-
+# no `from __future__ import annotations`: FastAPI must see the route dependencies
+# (`reader`, `actor`) as objects, not as names it cannot resolve
 import asyncio
 import json
 import logging
@@ -36,12 +36,12 @@ TICK_S = 1.0
 
 
 class AcknowledgeBody(_Body):
-    id: int = Field(ge=1, le=2**53, description="the alert's id (GET /api/alerts)")
+    id: int = Field(ge=1, le=2**53, strict=True, description="the alert's id (GET /api/alerts)")
     reason: str = Field("", max_length=500, description="optional note for the audit log")
 
 
 class AlertService:
-    def __init__(self, dash: Dashboard):
+    def __init__(self, dash: "Dashboard"):
         self.dash = dash
         self.store = AlertStore(dash.settings.accounts_path)
         self.after = timedelta(seconds=dash.settings.escalate_after_s or 0)
@@ -58,7 +58,7 @@ class AlertService:
         self.store.save([data for event, data in updates if event == "alert"])
 
     # -- acknowledgement ----------------------------------------------------------------
-    def acknowledge(self, user: User, alert_id: int, reason: str) -> dict[str, Any]:
+    def acknowledge(self, user: "User", alert_id: int, reason: str) -> dict[str, Any]:
         dash = self.dash
         try:
             alert = dash.state.acknowledge(alert_id, user.username, dash.now())
@@ -70,7 +70,7 @@ class AlertService:
         entry_id = dash.store.audit(
             user,
             "acknowledge_alert",
-            alert["key"],
+            alert["subject"],
             detail=json.dumps(
                 {"id": alert["id"], "kind": alert["kind"], "subject": alert["subject"]}
             ),  # fmt: skip
@@ -129,7 +129,7 @@ class AlertService:
         self.store.close()
 
 
-def add_routes(app: FastAPI, dash: Dashboard, reader, actor) -> None:
+def add_routes(app: FastAPI, dash: "Dashboard", reader, actor) -> None:
     """GET /api/alerts and POST /api/alerts/acknowledge (`reader`/`actor`: the app's
     session dependencies, so the usual 401/CSRF/403 order applies)."""
 
