@@ -235,8 +235,10 @@ class LiveState:
         known = {a.kind for a in self.book.alerts.values() if a.active and a.subject == gate
                  and a.source == "lane" and a.kind != "gate_offline"}  # fmt: skip
         for code in sorted(faults | known):
+            # from when the dashboard heard of it: a fault such as CLOCK_IMPLAUSIBLE means
+            # the lane's own timestamp is not to be believed
             changed += self.book.condition(
-                code, gate, "lane", code in faults, msg.ts or now, now, wall,
+                code, gate, "lane", code in faults, now, now, wall,
                 audible=alert_rules.audible(code, entrance),
             )  # fmt: skip
         return out + _alert_updates(changed)

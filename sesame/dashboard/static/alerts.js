@@ -72,23 +72,26 @@ function alertItem(a) {
     "data-subject": a.subject, "data-acknowledged": a.acknowledged ? "1" : "0" });
   li.className = ["alert", a.kind, a.severity, a.active ? "active" : "cleared",
     a.acknowledged ? "acked" : "unacked", a.escalated ? "escalated" : ""].join(" ").trim();
-  li.append(el("time", { datetime: a.at }, fmtTime(a.at, TZ)), " ",
+  const text = el("span", { class: "text" });
+  text.append(el("time", { datetime: a.at }, fmtTime(a.at, TZ)), " ",
     el("strong", {}, subjectName(a.subject)), " — " + alertLabel(a.kind));
-  if (a.count > 1) li.append(" ", el("span", { class: "count" }, `×${a.count}`));
-  if (a.peak !== null && a.peak !== undefined) li.append(` · ${t("alert_peak")} ${fmtNum(a.peak)}`);
+  if (a.count > 1) text.append(" ", el("span", { class: "count" }, `×${a.count}`));
+  if (a.peak !== null && a.peak !== undefined) text.append(` · ${t("alert_peak")} ${fmtNum(a.peak)}`);
   if (a.active && !a.acknowledged) {
-    li.append(" · ", el("span", { class: "age", "data-since": a.raised_wall || a.seen },
+    text.append(" · ", el("span", { class: "age", "data-since": a.raised_wall || a.seen },
       t("since") + " " + ageText(a.raised_wall || a.seen)));
   }
-  if (!a.active) li.append(` (${t("ended")} ${fmtTime(a.cleared, TZ)})`);
-  if (a.escalated) li.append(" ", el("span", { class: "badge" }, t("escalated")));
+  if (!a.active) text.append(` (${t("ended")} ${fmtTime(a.cleared, TZ)})`);
+  if (a.escalated) text.append(" ", el("span", { class: "badge" }, t("escalated")));
   if (a.acknowledged) {
-    li.append(el("br"), el("small", { class: "acked-by" },
+    text.append(el("br"), el("small", { class: "acked-by" },
       `${t("acknowledged_by")} ${a.acked_by} ${fmtTime(a.acked_at, TZ)}`));
-  } else if (ROLE === "safety") {
+  }
+  li.append(text);
+  if (!a.acknowledged && ROLE === "safety") {
     const b = el("button", { type: "button", class: "ack" }, t("acknowledge"));
     b.addEventListener("click", () => acknowledge(a.id, b));
-    li.append(" ", b);
+    li.append(b);
   }
   return li;
 }
