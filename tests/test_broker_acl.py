@@ -281,3 +281,24 @@ def test_anonymous_refused(broker):
     with pytest.raises(ConnectRefused) as e:
         connect(broker.url(None), "anon", timeout=5)
     assert e.value.reason_code in (134, 135)
+
+
+def test_alert_topics_counter_and_dashboard_write_the_pager_account_only_reads(broker):
+    seen = _attempts(broker, "counter", [T.escalated_alerts()], T.alerts())
+    assert seen == [(T.alerts(), b"marker")]
+    seen = _attempts(broker, "dashboard", [T.alerts()], T.escalated_alerts())
+    assert seen == [(T.escalated_alerts(), b"marker")]
+    # the pager/PA bridge account: reads escalations, publishes nothing
+    pager, got = _subscriber(broker, "alerts", [T.escalated_alerts()], "pager-1")
+    watcher, all_seen = _subscriber(broker, "dashboard", [f"{T.root}/#"], "watch-pager")
+    pub = connect(broker.url("alerts"), "pager-pub", clean_start=True)
+    dash = connect(broker.url("dashboard"), "dash-pub", clean_start=True)
+    try:
+        for topic in (T.venue_control(), T.escalated_alerts(), T.zone_control("nef")):
+            pub.publish(topic, b"forged").wait_for_publish(5)
+        dash.publish(T.escalated_alerts(), b"marker").wait_for_publish(5)
+        assert _until_marker(all_seen, b"marker") == [(T.escalated_alerts(), b"marker")]
+        assert _until_marker(got, b"marker") == [(T.escalated_alerts(), b"marker")]
+    finally:
+        for c in (pager, watcher, pub, dash):
+            c.close()

@@ -41,8 +41,8 @@ def _passwords(out: Path) -> dict[str, str]:
 def test_files_accounts_and_modes(tmp_path):
     venue = load_venue(VENUE)
     result = setup(venue, tmp_path, port=18830)
-    want = {"counter", "dashboard", "admin"} | {f"gate-{g}" for g in venue.gates}
-    assert set(accounts(venue)) == want and len(want) == 3 + len(venue.gates)
+    want = {"counter", "dashboard", "admin", "alerts"} | {f"gate-{g}" for g in venue.gates}
+    assert set(accounts(venue)) == want and len(want) == 4 + len(venue.gates)
     assert set(result.created) == want
     assert set(read_password_file(tmp_path / PASSWD)) == want
     assert set(_passwords(tmp_path)) == want

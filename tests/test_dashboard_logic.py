@@ -40,11 +40,15 @@ def test_zone_alerts_follow_the_counters_states_with_their_time():
     s.apply(*occ("nef", 9900, "near_full", 5), T0)
     s.apply(*occ("nef", 11000, "full", 9), T0)
     alerts = s.alert_list()
-    assert [(a["kind"], a["active"]) for a in alerts] == [("full", True), ("near_full", False)]
+    # nested: a full zone is near full too, within the same excursion
+    assert [(a["kind"], a["active"]) for a in alerts] == [("full", True), ("near_full", True)]
     assert alerts[0]["at"] == wire.iso(T0 + timedelta(minutes=9))  # event time, not arrival
-    s.apply(*occ("nef", 10000, "near_full", 20), T0)  # back under capacity, still near full
+    assert alerts[1]["at"] == wire.iso(T0 + timedelta(minutes=5))
+    s.apply(*occ("nef", 10000, "near_full", 20), T0)  # back under 95 %: full ends
     kinds = [(a["kind"], a["active"]) for a in s.alert_list()]
-    assert kinds[0] == ("near_full", True) and ("full", False) in kinds
+    assert kinds == [("near_full", True), ("full", False)]  # still the one near-full alert
+    full = s.alert_list()[1]
+    assert (full["peak"], full["end"]) == (11000, wire.iso(T0 + timedelta(minutes=20)))
     s.apply(*occ("nef", 100, "open", 30), T0)
     assert not any(a["active"] for a in s.alert_list())
     assert s.current_day().isoformat() == "2018-11-25"

@@ -85,10 +85,13 @@ HA_PREFIX = "homeassistant"  # Home Assistant's MQTT discovery prefix (its defau
 
 
 def accounts(venue: Venue, home_assistant: bool = False) -> list[str]:
-    """One account per gate, plus the counter, the dashboard and badge administration (and
-    a read-only account for Home Assistant when asked)."""
+    """One account per gate, plus the counter, the dashboard, badge administration, a
+    read-only account for the venue's pager or PA bridge (escalated alerts), and a read-only
+    account for Home Assistant when asked."""
     extra = ["homeassistant"] if home_assistant else []
-    return ["counter", "dashboard", "admin", *extra] + [f"gate-{g}" for g in venue.gates]
+    return ["counter", "dashboard", "admin", "alerts", *extra] + [
+        f"gate-{g}" for g in venue.gates
+    ]
 
 
 def acl_rules(venue: Venue, home_assistant: bool = False) -> dict[str, list[tuple[str, str]]]:
@@ -116,8 +119,16 @@ def acl_rules(venue: Venue, home_assistant: bool = False) -> dict[str, list[tupl
             ("write", f"{r}/control/zones/+"),
             ("write", f"{r}/control/venue"),
             ("write", f"{r}/control/corrections"),
+            # unacknowledged alerts, for a venue's pager or PA system (docs/mqtt.md)
+            ("write", f"{r}/alerts/escalated"),
         ],
         "admin": [("readwrite", f"{r}/badges/revoked")],
+        # a pager or PA bridge: reads what it needs to page someone, can change nothing
+        "alerts": [
+            ("read", f"{r}/alerts/escalated"),
+            ("read", f"{r}/counter/alerts"),
+            ("read", f"{r}/control/venue"),
+        ],
     }
     if home_assistant:  # reads what its discovered entities name, writes nothing
         rules["homeassistant"] = [

@@ -92,6 +92,9 @@ class Topics:
     def alerts(self) -> str:
         return f"{self.root}/counter/alerts"
 
+    def escalated_alerts(self) -> str:
+        return f"{self.root}/alerts/escalated"
+
     def owns(self, topic: str) -> bool:
         """True when the topic is under this venue's root (known kind or not)."""
         return topic.startswith(self._prefix)

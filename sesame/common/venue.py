@@ -73,6 +73,22 @@ class Zone(_Model):
     parent: str | None = Field(
         None, description="zone this one opens onto; a passage into it is an exit"
     )
+    alert_hysteresis: float = Field(
+        0.05,
+        ge=0,
+        lt=1,
+        description="fraction of capacity a zone must fall below a threshold (near_full, "
+        "full) before the dashboard ends its alert, so a zone hovering at a threshold "
+        "raises one alert, not one per crossing",
+    )
+
+    @field_validator("alert_hysteresis")
+    @classmethod
+    def _hysteresis_below_near_full(cls, v: float, info) -> float:
+        near = info.data.get("near_full")
+        if near is not None and v >= near:
+            raise ValueError(f"must be below near_full ({near}): the alert could never end")
+        return v
 
 
 class Gate(_Model):

@@ -16,7 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sesame.dashboard import alerts as alert_routes
 from sesame.dashboard.dashboard import Dashboard, Publisher, Settings
+from sesame.dashboard.deps import Actor, Reader
 from sesame.dashboard.errors import ApiError, error_response
 from sesame.dashboard.http import STATUS_CODES, SecurityHeaders, first_error
 from sesame.dashboard.metrics import CountResponses
@@ -54,6 +56,7 @@ def create_app(settings: Settings, *, link: Publisher | None = None) -> FastAPI:
     _error_handlers(app)
     for area in (auth, assets, live, actions, exports):
         app.include_router(area.router)
+    alert_routes.add_routes(app, dash, Reader, Actor)
     document_zones(app, sorted(settings.venue.zones))
     return app
 

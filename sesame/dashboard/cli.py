@@ -30,6 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--secure-cookies", action="store_true", help="mark cookies Secure (behind HTTPS)"
     )
     metrics_http.add_options(p)
+    p.add_argument(
+        "--escalate-after",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="publish an alert nobody acknowledged this long on alerts/escalated (0: never; "
+        "run escalation on one dashboard only)",
+    )
     p.set_defaults(func=_dashboard)
 
     u = sub.add_parser("users", help="manage dashboard accounts (safety, organiser, viewer)")
@@ -131,6 +139,8 @@ def _dashboard(args: argparse.Namespace) -> int:
             raise CliError(str(e)) from None
     if not 0 < args.port < 65536:
         raise CliError(f"--port {args.port}: not a TCP port")
+    if not 0 <= args.escalate_after <= 7 * 86400:  # also refuses nan
+        raise CliError(f"--escalate-after {args.escalate_after:g}: must be 0-604800 seconds")
     store = _store(args.accounts)
     n = len(store.users())
     store.close()
@@ -155,6 +165,7 @@ def _dashboard(args: argparse.Namespace) -> int:
         broker_url=args.broker,
         credentials=args.credentials,
         cookie_secure=args.secure_cookies,
+        escalate_after_s=args.escalate_after,
     )
     from sesame.dashboard.server import listen
 

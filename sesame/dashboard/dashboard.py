@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from sesame.common import wire
 from sesame.common.venue import Venue
 from sesame.dashboard.accounts import Store, User
+from sesame.dashboard.alerts import AlertService
 from sesame.dashboard.errors import ApiError
 from sesame.dashboard.hub import Hub
 from sesame.dashboard.live import LiveState
@@ -44,6 +45,8 @@ class Settings:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # real elapsed time, for session expiry and the sign-in limit (never the replay's)
     wall_clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # an alert unacknowledged this long (real seconds) goes on alerts/escalated; 0: never
+    escalate_after_s: float = 120.0
 
 
 class Dashboard:
@@ -57,7 +60,8 @@ class Dashboard:
         self.sessions = Sessions(settings.wall_clock)
         self.user_limiter = RateLimiter(settings.wall_clock, limit=settings.login_limit)
         self.addr_limiter = RateLimiter(settings.wall_clock, limit=settings.login_limit_address)
-        self.state = LiveState(self.venue)
+        self.alerts = AlertService(self)
+        self.state = LiveState(self.venue, *self.alerts.saved())
         self.hub = Hub()
         self.link = link
         self._own_link = link is None
@@ -68,10 +72,13 @@ class Dashboard:
 
     # called on the MQTT thread
     def on_message(self, topic: str, payload: bytes) -> None:
-        for event, data in self.state.apply(topic, payload, self.now()):
+        updates = self.state.apply(topic, payload, self.now(), self.settings.wall_clock())
+        self.alerts.persist(updates)
+        for event, data in updates:
             self.hub.publish(event, data)
 
     def start_link(self) -> None:
+        self.alerts.start()  # escalation publishes through whatever link there is
         if self.link is not None or not (self.settings.broker_url or self.settings.credentials):
             return
         from sesame.dashboard.link import connect_link
@@ -86,6 +93,7 @@ class Dashboard:
         if self.link is not None and self._own_link:
             with contextlib.suppress(Exception):
                 self.link.close()
+        self.alerts.stop()
         self.hub.close_all()
         self.store.close()
 

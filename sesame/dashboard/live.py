@@ -1,24 +1,26 @@
 """Live state of the venue as the dashboard sees it, built from retained MQTT messages.
 
 Pure logic: `LiveState.apply(topic, payload, now)` parses one message and returns the
-updates to push to browsers; no I/O. Alerts are derived here from state transitions
-(zone near full, zone full, gate offline, counter offline) with the time they happened.
+updates to push to browsers; no I/O. Alerts are kept by an `AlertBook` (hysteresis on
+zones, one line per flapping lane fault, acknowledgements); the caller persists the alerts
+each update carries.
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
 from sesame.common import wire
+from sesame.common.alerts_wire import parse_counter_alerts
 from sesame.common.venue import Venue
 from sesame.common.wire import Route, TopicKind
+from sesame.dashboard import alert_rules
+from sesame.dashboard.alert_book import Alert, AlertBook
 
-MAX_ALERTS = 500
 MAX_POINTS = 2000  # live points kept per zone (the history comes from the counter's DB)
 _SEVERITY = {"open": 0, "near_full": 1, "full": 2, "closed": 0, "evacuating": 0}
 
@@ -27,30 +29,6 @@ Update = tuple[str, dict[str, Any]]  # (SSE event name, JSON-able data)
 
 def _iso(t: datetime | None) -> str | None:
     return wire.iso(t) if t else None
-
-
-@dataclass
-class Alert:
-    id: int
-    kind: str  # "near_full" | "full" | "gate_offline" | "counter_offline"
-    subject: str  # zone or gate id ("counter" for the counter)
-    at: datetime  # when it happened (event time for zones, status time for gates)
-    seen: datetime  # when the dashboard learnt of it
-    detail: dict[str, Any] = field(default_factory=dict)
-    active: bool = True
-    cleared: datetime | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "subject": self.subject,
-            "at": _iso(self.at),
-            "seen": _iso(self.seen),
-            "detail": self.detail,
-            "active": self.active,
-            "cleared": _iso(self.cleared),
-        }
 
 
 def zone_level(state: str | None, occupancy: int | None, capacity: int, near: float) -> str:
@@ -72,12 +50,16 @@ def zone_level(state: str | None, occupancy: int | None, capacity: int, near: fl
 class LiveState:
     """What every browser is shown. Call `apply` from the MQTT thread; reads take the lock."""
 
-    def __init__(self, venue: Venue):
+    def __init__(self, venue: Venue, saved_alerts: Iterable[Alert] = (), next_alert_id: int = 1):
         self.venue = venue
         self.topics = wire.Topics(venue.id)
         self.lock = threading.RLock()
-        self._alert_ids = itertools.count(1)
-        self.alerts: deque[Alert] = deque(maxlen=MAX_ALERTS)
+        self.book = AlertBook(saved_alerts, next_id=next_alert_id)
+        self._wall: datetime | None = None  # real time of the message being applied
+        self._thresholds = {
+            z.id: alert_rules.thresholds(z.capacity, z.near_full, z.alert_hysteresis)
+            for z in venue.zones.values()
+        }
         self.mode = "normal"
         self.mode_by: str | None = None
         self.counter: dict[str, Any] = {"online": None}
@@ -133,13 +115,13 @@ class LiveState:
                 "broker": dict(self.broker),
                 "zones": [dict(z) for z in self.zones.values()],
                 "gates": [dict(g, faults=list(g["faults"])) for g in self.gates.values()],
-                "alerts": [a.to_dict() for a in reversed(self.alerts)],
+                "alerts": self.book.listing(),
                 "day": self.current_day().isoformat() if self.current_day() else None,
             }
 
     def alert_list(self) -> list[dict[str, Any]]:
         with self.lock:
-            return [a.to_dict() for a in reversed(self.alerts)]
+            return self.book.listing()
 
     def current_day(self) -> date | None:
         """The event day the live figures belong to (event time, so replays work)."""
@@ -154,11 +136,16 @@ class LiveState:
         return None
 
     # -- applying messages -------------------------------------------------------
-    def apply(self, topic: str, payload: bytes, now: datetime) -> list[Update]:
+    def apply(
+        self, topic: str, payload: bytes, now: datetime, wall: datetime | None = None
+    ) -> list[Update]:
+        """`now`: the dashboard's clock (a replay's day); `wall`: real time, which
+        escalation counts in (defaults to `now`)."""
         route = self.topics.match(topic)
         if route is None:
             return []
         with self.lock:
+            self._wall = wall or now
             try:
                 return self._apply(route, payload, now)
             except (KeyError, ValueError, TypeError):  # belt and braces: never kill the loop
@@ -188,7 +175,8 @@ class LiveState:
                 return []
             self.mode = vc.mode if vc else "normal"
             self.mode_by = vc.by if vc else None
-            return [("venue", {"mode": self.mode, "by": self.mode_by})]
+            out: list[Update] = [("venue", {"mode": self.mode, "by": self.mode_by})]
+            return out + self.venue_alert(now, self._wall or now)
         if kind is TopicKind.COUNTER_STATUS:
             return self._counter_status(payload, now)
         if kind is TopicKind.ALERTS:
@@ -202,7 +190,6 @@ class LiveState:
             return []
         z = self.zones[zone]
         cfg = self.venue.zones[zone]
-        before = z["level"]
         level = zone_level(msg.state, msg.occupancy, msg.capacity or cfg.capacity, cfg.near_full)
         z.update(
             occupancy=msg.occupancy,
@@ -217,25 +204,18 @@ class LiveState:
             self.last_event_ts = msg.ts
         self.series[zone].append((_iso(msg.ts), msg.occupancy))
         out: list[Update] = [("zone", dict(z))]
-        sev_before, sev_now = _SEVERITY.get(before, 0), _SEVERITY.get(level, 0)
-        if sev_now > sev_before:
-            # resolve a lesser alert for the zone, raise the new one
-            self._clear(lambda a: a.subject == zone and a.kind in ("near_full", "full"), now, out)
-            a = self._raise(
-                level, zone, msg.ts, now, occupancy=msg.occupancy, capacity=z["capacity"]
-            )
-            out.append(("alert", a.to_dict()))
-        elif sev_now < sev_before:
-            kinds = ("full",) if level == "near_full" else ("near_full", "full")
-            self._clear(lambda a: a.subject == zone and a.kind in kinds, now, out)
-            if level == "near_full" and not any(
-                a.active and a.subject == zone and a.kind == "near_full" for a in self.alerts
-            ):
-                a = self._raise(
-                    "near_full", zone, msg.ts, now, occupancy=msg.occupancy, capacity=z["capacity"]
-                )
-                out.append(("alert", a.to_dict()))
-        return out
+        changed = self.book.zone_sample(
+            zone, msg.ts, msg.occupancy, msg.state, self._zone_thresholds(zone, z["capacity"]),
+            now, self._wall or now, z["capacity"],
+        )  # fmt: skip
+        return out + _alert_updates(changed)
+
+    def _zone_thresholds(self, zone: str, capacity: int) -> alert_rules.Thresholds:
+        th = self._thresholds[zone]
+        if th.full != capacity:  # the counter announces another capacity: follow it
+            cfg = self.venue.zones[zone]
+            th = alert_rules.thresholds(capacity, cfg.near_full, cfg.alert_hysteresis)
+        return th
 
     def _gate_status(self, gate: str, payload: bytes, now: datetime) -> list[Update]:
         msg = wire.parse_gate_status(payload)
@@ -243,7 +223,6 @@ class LiveState:
             self.rejected += 1
             return []
         g = self.gates[gate]
-        was = g["online"]
         g.update(
             online=msg.online,
             outbox=msg.outbox,
@@ -258,19 +237,30 @@ class LiveState:
             denied_today=msg.denied_today,
         )
         out: list[Update] = [("gate", dict(g, faults=list(g["faults"])))]
-        if not msg.online and was is not False:
-            a = self._raise("gate_offline", gate, msg.ts or now, now, outbox=msg.outbox)
-            out.append(("alert", a.to_dict()))
-        elif msg.online and was is False:
-            self._clear(lambda a: a.subject == gate and a.kind == "gate_offline", now, out)
-        return out
+        wall = self._wall or now
+        entrance = not self.venue.gates[gate].is_exit
+        changed = self.book.condition(
+            "gate_offline", gate, "lane", not msg.online, msg.ts or now, now, wall,
+            detail={"outbox": msg.outbox}, audible=alert_rules.audible("gate_offline", entrance),
+        )  # fmt: skip
+        # each fault code the lane reports is its own line (CLOCK_IMPLAUSIBLE...)
+        faults = set(msg.faults) if msg.online else set()
+        known = {a.kind for a in self.book.alerts.values() if a.active and a.subject == gate
+                 and a.source == "lane" and a.kind != "gate_offline"}  # fmt: skip
+        for code in sorted(faults | known):
+            # from when the dashboard heard of it: a fault such as CLOCK_IMPLAUSIBLE means
+            # the lane's own timestamp is not to be believed
+            changed += self.book.condition(
+                code, gate, "lane", code in faults, now, now, wall,
+                audible=alert_rules.audible(code, entrance),
+            )  # fmt: skip
+        return out + _alert_updates(changed)
 
     def _counter_status(self, payload: bytes, now: datetime) -> list[Update]:
         msg = wire.parse_counter_status(payload)
         if not msg:
             self.rejected += 1
             return []
-        was = self.counter.get("online")
         self.counter = {
             "online": msg.online,
             "clock": _iso(msg.clock),
@@ -282,42 +272,51 @@ class LiveState:
         }
         public = {k: v for k, v in self.counter.items() if not k.startswith("_")}
         out: list[Update] = [("counter", public)]
-        if not msg.online and was is not False:
-            a = self._raise("counter_offline", "counter", msg.clock or now, now)
-            out.append(("alert", a.to_dict()))
-        elif msg.online and was is False:
-            self._clear(lambda a: a.kind == "counter_offline", now, out)
-        return out
+        changed = self.book.condition(
+            "counter_offline", "counter", "system", not msg.online, msg.clock or now, now,
+            self._wall or now,
+        )  # fmt: skip
+        return out + _alert_updates(changed)
 
     def _counter_alerts(self, payload: bytes, now: datetime) -> list[Update]:
-        """The counter's findings (counter/alerts, the complete list each time): raise the
-        new ones as alerts of their kind (e.g. FIRE_ALARM), clear those no longer listed."""
-        msg = wire.parse_alerts(payload)
-        if not msg:
+        """The counter's complete list of findings (lanes, zones): mirrored as alerts."""
+        msg = parse_counter_alerts(payload) if payload else None
+        if payload and not msg:
             self.rejected += 1
             return []
-        listed = {a.key: a for a in msg.alerts}
-        out: list[Update] = []
-        self._clear(lambda a: "key" in a.detail and a.detail["key"] not in listed, now, out)
-        shown = {a.detail["key"] for a in self.alerts if a.active and "key" in a.detail}
-        for key, f in listed.items():
-            if key not in shown:
-                a = self._raise(f.kind, f.subject, f.since, now, key=key, **f.detail)
-                out.append(("alert", a.to_dict()))
-        return out
+        present = {}
+        for f in msg.alerts if msg else ():
+            if f.subject not in self.gates and f.subject not in self.zones:
+                continue  # another venue's lane, or a typo: nothing to show it against
+            present[(f.kind, f.subject)] = {"since": f.since, "count": f.count,
+                                            "detail": f.detail}  # fmt: skip
+
+        def audible(kind: str, subject: str) -> bool:
+            gate = self.venue.gates.get(subject)
+            return alert_rules.audible(kind, gate is not None and not gate.is_exit)
+
+        changed = self.book.sync("counter", present, now, self._wall or now, audible)
+        return _alert_updates(changed)
 
     def counter_public(self) -> dict[str, Any]:
         with self.lock:
             return {k: v for k, v in self.counter.items() if not k.startswith("_")}
 
     # -- alerts ------------------------------------------------------------------
-    def _raise(self, kind: str, subject: str, at: datetime, now: datetime, **detail) -> Alert:
-        a = Alert(next(self._alert_ids), kind, subject, at, now, detail)
-        self.alerts.append(a)
-        return a
+    def acknowledge(self, alert_id: int, user: str, at: datetime) -> dict[str, Any]:
+        """Raises NoSuchAlert or AlreadyAcknowledged (sesame.dashboard.alert_book)."""
+        with self.lock:
+            return self.book.acknowledge(alert_id, user, at).to_dict()
 
-    def _clear(self, pred, now: datetime, out: list[Update]) -> None:
-        for a in self.alerts:
-            if a.active and pred(a):
-                a.active, a.cleared = False, now
-                out.append(("alert", a.to_dict()))
+    def venue_alert(self, now: datetime, wall: datetime) -> list[Update]:
+        """Evacuation is an alert too (it sounds in every control room)."""
+        changed = self.book.condition(
+            "evacuation", self.venue.id, "system", self.mode == "evacuation", now, now, wall,
+            detail={"by": self.mode_by} if self.mode_by else {},
+            audible=alert_rules.audible("evacuation", False),
+        )  # fmt: skip
+        return _alert_updates(changed)
+
+
+def _alert_updates(changed: list[Alert]) -> list[Update]:
+    return [("alert", a.to_dict()) for a in changed]

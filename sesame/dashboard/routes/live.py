@@ -43,11 +43,6 @@ def gates(s: Reader, dash: Dash):
     return {"gates": dash.state.snapshot()["gates"], "counter": dash.state.counter_public()}
 
 
-@router.get("/api/alerts")
-def alerts(s: Reader, dash: Dash):
-    return {"alerts": dash.state.alert_list()}
-
-
 @router.get("/api/audit")
 def audit(s: Reader, dash: Dash, limit: Annotated[int, Query(ge=1, le=1000)] = 100):
     return {"entries": [e.to_dict() for e in dash.store.audit_entries(limit)]}

@@ -4,7 +4,6 @@
 const TZ = document.body.dataset.tz || undefined;
 const zones = new Map();   // id -> {card, chart, points}
 const gates = new Map();   // id -> row
-const alerts = new Map();  // id -> li
 let chartDirty = new Set();
 let seriesDay = null;  // the event day the curves show (null: whatever arrives)
 const dayFmt = new Intl.DateTimeFormat("en-CA", { timeZone: TZ, year: "numeric", month: "2-digit", day: "2-digit" });
@@ -132,23 +131,7 @@ function renderGate(g) {
   document.dispatchEvent(new CustomEvent("sesame:gate", { detail: g }));  // plan.js
 }
 
-function renderAlert(a) {
-  const list = document.getElementById("alerts");
-  const empty = list.querySelector(".empty");
-  if (empty) empty.remove();
-  let li = alerts.get(a.id);
-  if (!li) { li = el("li"); alerts.set(a.id, li); list.prepend(li); }
-  li.className = "alert " + a.kind + (a.active ? " active" : " cleared");
-  li.dataset.kind = a.kind;
-  li.dataset.subject = a.subject;
-  li.textContent = "";
-  const gateRow = gates.get(a.subject);
-  const subject = (zones.get(a.subject) && zones.get(a.subject).card.querySelector(".name").textContent)
-    || (gateRow && gateRow.cells[0].querySelector("strong").textContent)
-    || (a.subject === "counter" ? t("counter") : a.subject);
-  li.append(el("time", { datetime: a.at }, fmtTime(a.at, TZ)), " ", el("strong", {}, subject), " — " + t("alert_" + a.kind));
-  if (!a.active) li.append(" (" + t("cleared") + " " + fmtTime(a.cleared, TZ) + ")");
-}
+// renderAlert / renderAlerts: alerts.js
 
 function renderAudit(e, prepend) {
   const tbody = document.querySelector("#audit tbody");
@@ -213,7 +196,7 @@ function connect() {
     const s = JSON.parse(ev.data);
     s.zones.forEach(renderZone);
     s.gates.forEach(renderGate);
-    s.alerts.slice().reverse().forEach(renderAlert);
+    renderAlerts(s.alerts);
     document.querySelector("#audit tbody").textContent = "";
     s.audit.forEach((e) => renderAudit(e, false));
     renderMode({ mode: s.mode, by: s.mode_by });

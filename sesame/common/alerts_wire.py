@@ -1,0 +1,106 @@
+"""Alert messages on the wire: the counter's findings and the dashboard's escalations.
+
+- `counter/alerts` (counter → all, retained): the complete current list of the counter's
+  findings about lanes and zones; the dashboard shows each one as an alert.
+- `alerts/escalated` (dashboard → all, retained): the alerts nobody acknowledged in time,
+  for a pager or a PA system to act on. Its content is a function of the alerts only (no
+  publication time), so two dashboards that agree publish the same bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sesame.common.wire import (
+    VERSION,
+    ParseError,
+    _Bad,
+    _count,
+    _get,
+    _total,
+    _ts,
+    _version,
+    dumps,
+    iso,
+)
+
+MAX_ALERTS_PAYLOAD = 256 * 1024  # a complete list: larger than one message
+MAX_FINDINGS = 1000
+_CODE = re.compile(r"^[A-Za-z0-9_]{1,40}$")
+_SUBJECT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # a code, e.g. CLOCK_SKEW, HELD_PASSAGES, FIRE_ALARM
+    subject: str  # gate or zone id
+    since: datetime | None = None
+    count: int = 1
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.subject}"
+
+
+@dataclass(frozen=True)
+class CounterAlerts:
+    alerts: tuple[Finding, ...]
+    ts: datetime | None = None
+
+    def to_json(self) -> bytes:
+        return dumps(
+            {
+                "v": VERSION,
+                "ts": iso(self.ts) if self.ts else None,
+                "alerts": [
+                    {
+                        "key": f.key,
+                        "kind": f.kind,
+                        "subject": f.subject,
+                        "since": iso(f.since) if f.since else None,
+                        "count": f.count,
+                        "detail": f.detail,
+                    }
+                    for f in self.alerts
+                ],
+            }
+        )
+
+
+@_total(limit=MAX_ALERTS_PAYLOAD)
+def parse_counter_alerts(obj: dict) -> CounterAlerts | ParseError:
+    _version(obj)
+    items = _get(obj, "alerts", list)
+    if len(items) > MAX_FINDINGS:
+        raise _Bad(f"field 'alerts' holds more than {MAX_FINDINGS} findings")
+    out = []
+    for it in items:
+        if not isinstance(it, dict):
+            raise _Bad("field 'alerts' must hold objects")
+        kind, subject = _get(it, "kind", str), _get(it, "subject", str)
+        if not _CODE.match(kind) or not _SUBJECT.match(subject):
+            raise _Bad("an alert's 'kind' or 'subject' is not a valid code or id")
+        detail = _get(it, "detail", dict, optional=True) or {}
+        if len(dumps(detail)) > 2048:
+            raise _Bad("an alert's 'detail' is over 2 KiB")
+        out.append(
+            Finding(
+                kind=kind,
+                subject=subject,
+                since=_ts(it, "since", optional=True),
+                count=_count(it, "count", 1, 10**9, optional=True) or 1,
+                detail=detail,
+            )
+        )
+    return CounterAlerts(alerts=tuple(out), ts=_ts(obj, "ts", optional=True))
+
+
+def escalated_payload(alerts: list[dict[str, Any]]) -> bytes:
+    """`alerts/escalated`: deterministic (sorted by key, no publication time)."""
+    keep = ("key", "kind", "subject", "severity", "start", "count", "peak", "detail")
+    items = sorted(({k: a.get(k) for k in keep} for a in alerts), key=lambda a: a["key"])
+    return dumps({"v": VERSION, "alerts": items})
