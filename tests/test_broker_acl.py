@@ -1,5 +1,5 @@
 """Topic permissions (DESIGN.md invariant 5) enforced by the generated configuration, on a
-real Mosquitto and again on the embedded broker."""
+real Mosquitto, on the embedded broker and on a three-node NATS JetStream cluster."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ T = Topics("grand-palais")
 GATE_A, GATE_B = "churchill-in-1", "churchill-in-2"
 
 
-@pytest.fixture(params=["mosquitto", "embedded_broker"])
+@pytest.fixture(params=["mosquitto", "embedded_broker", "nats_cluster"])
 def broker(request):
     return request.getfixturevalue(request.param)
 
@@ -29,6 +29,7 @@ def _subscriber(broker, account: str, filters: list[str], client_id: str):
         subscriptions=[(f, 1) for f in filters],
         on_message=lambda m: got.put((m.topic, m.payload)),
     )
+    assert conn.wait_subscribed(10)  # a clustered broker sets up consumers first
     return conn, got
 
 

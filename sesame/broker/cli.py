@@ -44,6 +44,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--home-assistant", action="store_true",
         help="also a read-only 'homeassistant' account for Home Assistant's MQTT integration",
     )  # fmt: skip
+    s.add_argument(
+        "--nats-cluster",
+        type=int,
+        metavar="N",
+        help="also write an N-node NATS JetStream cluster serving MQTT (docs/scaling.md)",
+    )
+    s.add_argument(
+        "--nats-hosts",
+        metavar="H1,H2,...",
+        help="with --nats-cluster: one address per node (one node per machine); default all "
+        "nodes on --host with ports shifted by one per node",
+    )
     s.set_defaults(func=_setup)
 
     r = bsub.add_parser(
@@ -56,6 +68,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--config", default=DEFAULT_DIR, help=f"setup folder (default {DEFAULT_DIR})")
     r.add_argument("--embedded", action="store_true", help="use the embedded broker")
     r.add_argument("--port", type=int, help="listen on this port instead of the configured one")
+    r.add_argument(
+        "--node",
+        type=int,
+        metavar="N",
+        help="NATS cluster folder: run only node N (one per machine); default every node",
+    )
     r.set_defaults(func=_run)
 
     a = bsub.add_parser(
@@ -75,6 +93,10 @@ def _setup(args: argparse.Namespace) -> int:
     venue = load_or_fail(args.venue)
     if args.port is not None and not 0 < args.port < 65536:
         raise CliError(f"--port {args.port}: must be between 1 and 65535")
+    if args.nats_cluster is not None:
+        return _setup_cluster(args, venue)
+    if args.nats_hosts:
+        raise CliError("--nats-hosts needs --nats-cluster N")
     try:
         result = setup(
             venue, args.out, host=args.host, port=args.port, tls=args.tls, rotate=args.rotate,
@@ -105,12 +127,55 @@ def _setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _setup_cluster(args: argparse.Namespace, venue) -> int:
+    from sesame.broker.nats_setup import CLUSTER, ClusterSettings, setup_cluster
+
+    hosts = [h.strip() for h in args.nats_hosts.split(",")] if args.nats_hosts else None
+    if hosts and not all(hosts):
+        raise CliError(f"--nats-hosts {args.nats_hosts!r}: an empty host name")
+    try:
+        result = setup_cluster(
+            venue, args.out, nodes=args.nats_cluster, hosts=hosts,
+            host=args.host or "127.0.0.1", port=args.port, tls=bool(args.tls),
+            rotate=args.rotate,
+        )  # fmt: skip
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    except OSError as e:
+        raise CliError(f"{args.out}: {e.strerror or e}", 1) from None
+    out = result.out
+    cs = ClusterSettings.load(out)
+    print(f"NATS cluster of {len(cs.nodes)} nodes for venue {venue.id!r} in {out}/ ({CLUSTER})")
+    for n in cs.nodes:
+        print(f"  {n.name}: MQTT {cs.scheme}://{n.host}:{n.mqtt_port}, routes {n.cluster_port}")
+    if result.created:
+        print(f"  new accounts: {', '.join(result.created)} (passwords in {out / 'credentials'}/)")
+    if result.kept:
+        print(f"  kept the passwords of {len(result.kept)} accounts (--rotate to renew them)")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"run it with: sesame broker run --config {out} [--node N]")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
+    from sesame.broker.nats_setup import is_cluster
     from sesame.broker.ports import port_taken, taken_message
     from sesame.broker.process import mosquitto_binary
     from sesame.broker.setup import CONF, Settings
 
     config = Path(args.config)
+    if is_cluster(config):
+        from sesame.broker.nats_process import BrokerStartError, run_foreground
+
+        if args.port is not None or args.embedded:
+            raise CliError("--port and --embedded do not apply to a NATS cluster folder")
+        try:
+            return run_foreground(config, args.node)
+        except (ValueError, BrokerStartError) as e:
+            raise CliError(str(e)) from None
+    if args.node is not None:
+        raise CliError(f"--node: {config} is not a NATS cluster folder (setup --nats-cluster N)")
     try:
         settings = Settings.load(config)
     except ValueError as e:

@@ -387,6 +387,7 @@ def setup(
     rotate: bool = False,
     use_passwd_tool: bool | None = None,
     home_assistant: bool = False,
+    tls_names: list[str] | None = None,
 ) -> SetupResult:
     """Write (or refresh) the set-up in `out`. `host`, `port` and `tls` left as None keep
     what an existing set-up in `out` has (else loopback, 1883, no TLS): re-running after a
@@ -425,7 +426,7 @@ def setup(
     if settings.tls:
         from sesame.broker.tls import ensure_tls
 
-        ensure_tls(out, host, wanted)
+        ensure_tls(out, host, wanted, extra_names=tls_names)
 
     _write(out / PASSWD, password_file_text(passwords, kept_hashes, use_passwd_tool), 0o600)
     _write(out / ACL, acl_text(venue, home_assistant), 0o644)

@@ -141,7 +141,9 @@ def write_pair(key, cert, key_path: Path, cert_path: Path) -> None:
     _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
-def ensure_tls(out: Path, host: str, accounts: list[str]) -> None:
+def ensure_tls(
+    out: Path, host: str, accounts: list[str], extra_names: list[str] | None = None
+) -> None:
     tls = Path(out) / "tls"
     creds = Path(out) / "credentials"
     tls.mkdir(mode=0o700, exist_ok=True)
@@ -152,7 +154,9 @@ def ensure_tls(out: Path, host: str, accounts: list[str]) -> None:
     ca_key, ca_cert = ca
     from sesame.broker.setup import public_host
 
+    # extra_names: the hosts of a broker cluster's nodes, which share one certificate
     names = ["127.0.0.1", "localhost", public_host(host)]
+    names += [public_host(h) for h in extra_names or []]
     old = _load(tls / "server.key", tls / "server.crt")
     server = issue(
         ca_key, ca_cert, "sesame-broker", server_names=names, key=old[0] if old else None

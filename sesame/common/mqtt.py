@@ -14,6 +14,9 @@ CONNACK check are done once and the same way:
 - A connection counts as connected only after a successful CONNACK. On the first connect a
   refusal for credentials or authorisation raises ConnectRefused; later refusals and network
   failures are retried with backoff 1 → 30 s and reported through `on_state`.
+- A clustered broker (`mqtt://h1:p1,h2:p2,h3:p3`): every (re)connect attempt after the first
+  goes to the next node in turn, with the same client id and persistent session (NATS keeps
+  the session in a replicated stream, so it follows the client to any node).
 - Publishes refused by the broker (MQTT 5 PUBACK reason code >= 0x80, e.g. 135 "not
   authorised" from the ACL) are recorded in `Connection.refusals` and passed to `on_refused`.
   A PUBACK never means the counter has the message: see DESIGN.md, invariant 1.
@@ -100,12 +103,16 @@ class Connection:
         if not clean_start and not client_id:
             raise ValueError("a persistent session (clean_start=False) needs a client id")
         self.url = url
+        self._cluster = url  # every node; self.url is the node in use
+        self._node = 0
+        self._attempts = 0
         self.client_id = client_id
         self.protocol: Literal["5", "3.1.1"] = "3.1.1" if protocol == "3.1.1" else "5"
         self.subscriptions = list(subscriptions)
         self.refusals: collections.deque[tuple[int, int]] = collections.deque(maxlen=10_000)
         self.subscribe_refusals: list[tuple[str, int]] = []  # (filter, reason code)
         self._sub_mid: int | None = None
+        self._subscribed = threading.Event()  # the broker answered the (re)subscription
         self.on_message = on_message
         self.on_state = on_state
         self.on_refused = on_refused
@@ -189,7 +196,19 @@ class Connection:
 
     # -- paho callbacks (network thread) --
 
+    def _next_node(self) -> None:
+        """Before a (re)connect: after the first attempt, try the next node of a cluster.
+        Called by paho with the old socket closed, so host and port may change."""
+        self._attempts += 1
+        if self._attempts == 1 or len(self._cluster.addresses) < 2:
+            return
+        self._node = (self._node + 1) % len(self._cluster.addresses)
+        self.url = self._cluster.at(self._node)
+        self.client._host, self.client._port = self.url.host, self.url.port
+        log.info("%s: trying node %s:%d", self.client_id, self.url.host, self.url.port)
+
     def _on_pre_connect(self, client: paho.Client, userdata: Any) -> None:
+        self._next_node()
         if self._auto and not self._confirmed:
             # Some brokers (amqtt) never answer an MQTT 5 CONNECT that carries properties, so
             # ask first with a bare one; the answer fixes the protocol for the real CONNECT.
@@ -203,6 +222,7 @@ class Connection:
             self._confirmed = True
             self._ever_connected = True
             self.last_error = None
+            self._subscribed.clear()
             if self.subscriptions:
                 # Re-subscribe every time: a broker that lost the session (restart without
                 # persistence, expiry) would otherwise leave us deaf without an error.
@@ -260,6 +280,7 @@ class Connection:
         # A refused filter (0x80 and above) leaves us deaf without any other sign: say so.
         if mid != self._sub_mid:
             return
+        self._subscribed.set()
         for (topic, _qos), reason in zip(self.subscriptions, reasons, strict=False):
             code = reason.value if isinstance(reason, ReasonCode) else int(reason)
             if code >= 0x80:
@@ -280,6 +301,12 @@ class Connection:
 
     def wait_connected(self, timeout: float | None = None) -> bool:
         return self._connected.wait(timeout)
+
+    def wait_subscribed(self, timeout: float | None = None) -> bool:
+        """Until the broker has answered the subscriptions made at (re)connect. A clustered
+        broker answers only once it has set up the session's consumers, so a message
+        published before then may not reach us."""
+        return self._subscribed.wait(timeout)
 
     def publish(
         self, topic: str, payload: bytes, qos: int = 1, retain: bool = False

@@ -1,5 +1,9 @@
 """Broker URLs and credential files: `mqtt://user:pass@host:port`, `mqtts://...?ca=PATH`,
-or the JSON credential file `sesame broker setup` writes. Used through `sesame.common.mqtt`."""
+or the JSON credential file `sesame broker setup` writes. Used through `sesame.common.mqtt`.
+
+A clustered broker is a list of addresses sharing the user, scheme and options:
+`mqtt://user:pass@h1:1883,h2:1883,h3:1883`. `BrokerURL.host`/`port` is the first node,
+`addresses` all of them in order; the connection moves to the next one when a node fails."""
 
 from __future__ import annotations
 
@@ -23,6 +27,21 @@ class BrokerURL:
     ca: Path | None = None  # CA certificate (PEM) that signed the broker's certificate
     cert: Path | None = None  # client certificate (PEM), optional
     key: Path | None = None  # client private key (PEM), optional
+    # Every node of a clustered broker, (host, port), the first being host:port; empty for
+    # a single broker.
+    others: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def addresses(self) -> tuple[tuple[str, int], ...]:
+        return ((self.host, self.port), *self.others)
+
+    def at(self, index: int) -> BrokerURL:
+        """The same URL pointing at node `index` (modulo the number of nodes), the other
+        nodes kept in order after it."""
+        addrs = self.addresses
+        i = index % len(addrs)
+        rest = addrs[i + 1 :] + addrs[:i]
+        return replace(self, host=addrs[i][0], port=addrs[i][1], others=rest)
 
     @property
     def tls(self) -> bool:
@@ -32,7 +51,8 @@ class BrokerURL:
     def display(self) -> str:
         """The URL without its password, for logs and error messages."""
         user = f"{self.username}@" if self.username else ""
-        return f"{self.scheme}://{user}{self.host}:{self.port}"
+        hosts = ",".join(f"{_bracket(h)}:{p}" for h, p in self.addresses)
+        return f"{self.scheme}://{user}{hosts}"
 
     def __repr__(self) -> str:  # never print the password
         return f"BrokerURL({self.display!r})"
@@ -73,6 +93,7 @@ def parse_broker_url(url: str | None, credentials: str | Path | None = None) -> 
         url = creds.get("broker")
         if not url:
             raise ValueError("no broker URL given (and no 'broker' in the credential file)")
+    url, others = _split_hosts(url)
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -117,7 +138,41 @@ def parse_broker_url(url: str | None, credentials: str | Path | None = None) -> 
         ca=files["ca"],
         cert=files["cert"],
         key=files["key"],
+        others=others,
     )
+
+
+def _split_hosts(url: str) -> tuple[str, tuple[tuple[str, int], ...]]:
+    """`scheme://user@h1:p1,h2:p2?q` -> (`scheme://user@h1:p1?q`, ((h2, p2),)). Each extra
+    node is checked like the first (host present, port 1-65535, default port of the scheme)."""
+    head, sep, rest = url.partition("://")
+    if not sep:
+        return url, ()
+    netloc, tail = rest, ""
+    for i, ch in enumerate(rest):
+        if ch in "/?#":
+            netloc, tail = rest[:i], rest[i:]
+            break
+    userinfo, at, hosts = netloc.rpartition("@")
+    if "," not in hosts:
+        return url, ()
+    first, *more = hosts.split(",")
+    others = []
+    default = DEFAULT_PORTS.get(head.lower(), 1883)
+    for node in more:
+        try:
+            extra = urlsplit(f"{head}://{node}")
+            port = extra.port
+        except ValueError:
+            raise ValueError(f"bad broker URL {_hide(url)!r}: port must be 1-65535") from None
+        if not extra.hostname or extra.path or port == 0 or extra.username:
+            raise ValueError(f"bad broker URL {_hide(url)!r}: bad node address {node!r}")
+        others.append((extra.hostname, port or default))
+    return f"{head}://{userinfo}{at}{first}{tail}", tuple(others)
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _hide(url: str) -> str:
@@ -134,4 +189,4 @@ def _hide(url: str) -> str:
 
 def with_port(url: BrokerURL, port: int) -> BrokerURL:
     """The same broker URL on another port (tests and the demo run brokers on free ports)."""
-    return replace(url, port=port)
+    return replace(url, port=port, others=())
