@@ -347,6 +347,8 @@ class Lease:
     serial: int = 0  # increases with every change, so a gate ignores stale copies
     ts: datetime | None = None
     epoch: str | None = None
+    # the active counter's term (docs/scaling.md): a gate ignores leases of a lower term
+    term: int | None = None
 
     def to_json(self) -> bytes:
         d = {
@@ -359,6 +361,8 @@ class Lease:
         }
         if self.epoch is not None:
             d["epoch"] = self.epoch
+        if self.term is not None:
+            d["term"] = self.term
         return dumps(d)
 
 
@@ -383,6 +387,7 @@ def parse_lease(obj: dict) -> Lease | ParseError:
         serial=_count(obj, "serial", optional=True) or 0,
         epoch=_ident(obj, "epoch", _EPOCH, optional=True),
         ts=_ts(obj, "ts", optional=True),
+        term=_count(obj, "term", 1, optional=True),
     )
 
 
@@ -392,15 +397,23 @@ class Ack:
 
     epoch: str
     seq: int
+    term: int | None = None  # the active counter's term, as on leases
 
     def to_json(self) -> bytes:
-        return dumps({"v": VERSION, "epoch": self.epoch, "seq": self.seq})
+        d: dict[str, Any] = {"v": VERSION, "epoch": self.epoch, "seq": self.seq}
+        if self.term is not None:
+            d["term"] = self.term
+        return dumps(d)
 
 
 @_total
 def parse_ack(obj: dict) -> Ack | ParseError:
     _version(obj)
-    return Ack(epoch=_ident(obj, "epoch", _EPOCH), seq=_count(obj, "seq", 0))
+    return Ack(
+        epoch=_ident(obj, "epoch", _EPOCH),
+        seq=_count(obj, "seq", 0),
+        term=_count(obj, "term", 1, optional=True),
+    )
 
 
 @dataclass(frozen=True)

@@ -357,7 +357,8 @@ class Core:
         return self.desk.message(gate)
 
     def _ack(self, gate: str, epoch: str) -> bytes:
-        return wire.Ack(epoch=epoch, seq=self.tracker.get(gate, epoch).committed).to_json()
+        seq = self.tracker.get(gate, epoch).committed
+        return wire.Ack(epoch=epoch, seq=seq, term=self.desk.term).to_json()
 
     def occupancy(self, zone: str) -> wire.Occupancy:
         z = self.venue.zones[zone]

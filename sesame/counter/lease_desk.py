@@ -38,6 +38,9 @@ class LeaseDesk:
         self.book = book
         self.controls = controls
         self.clock = clock
+        # The active counter's term when counters share a database (sesame/counter/standby.py);
+        # None for a counter running alone. Carried by every lease (and, through Core, ack).
+        self.term: int | None = None
         self.topics = wire.Topics(venue.id)
         self.lanes = lz.leased_lanes(venue)
         self.returning = lz.returning_zones(venue)
@@ -221,5 +224,5 @@ class LeaseDesk:
             grants = {z: mine + max(0, n - base) for z, n in grants.items()}
         return wire.Lease(
             gate=gate, day=lease.day, grants=grants, serial=lease.serial,
-            ts=self.clock(), epoch=epoch,
+            ts=self.clock(), epoch=epoch, term=self.term,
         )  # fmt: skip

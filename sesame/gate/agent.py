@@ -41,6 +41,7 @@ from sesame.gate.clock import GateClock, Reading, real_clock
 from sesame.gate.display import GateView, ZoneLine
 from sesame.gate.metrics import GateMetrics
 from sesame.gate.outbox import Outbox
+from sesame.gate.term import newer_lease
 from sesame.gate.turnstile import MemoryTurnstile, Turnstile
 
 log = logging.getLogger("sesame.gate")
@@ -81,6 +82,7 @@ class GateAgent:
         self.state = "stopped"  # stopped | running | killed
         # last values received (restored from disk below)
         self.lease: wire.Lease | None = None
+        self.fenced_messages = 0  # leases/acks of a lower counter term, ignored
         self.occupancy: dict[str, wire.Occupancy] = {}
         self.zone_control: dict[str, str] = {}
         self.venue_mode = "normal"
@@ -344,6 +346,9 @@ class GateAgent:
             if not ack:
                 self.bad_messages += 1
                 return
+            if not self.outbox.accept_term(ack.term):
+                self.fenced_messages += 1  # from a former active counter
+                return
             if self.outbox.ack(ack.epoch, ack.seq) and self.link is not None:
                 self.link.wake()
                 if self.outbox.depth() == 0:
@@ -362,12 +367,12 @@ class GateAgent:
                 lease = wire.parse_lease(payload)
                 if not lease or lease.gate != self.gate_id:
                     raise ValueError("bad lease")
+                if not self.outbox.accept_term(lease.term):
+                    self.fenced_messages += 1  # from a former active counter
+                    return False
                 cur = self.lease
-                if (
-                    cur is None
-                    or lease.day > cur.day
-                    or (lease.day == cur.day and lease.serial >= cur.serial)
-                ):
+                if cur is None or newer_lease(lease.term, lease.serial, lease.day,
+                                              cur.term, cur.serial, cur.day):  # fmt: skip
                     self.lease = lease
                 return True
             if kind is TopicKind.OCCUPANCY:

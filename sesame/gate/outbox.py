@@ -118,6 +118,27 @@ class Outbox:
     def _set_meta(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    # -- the counter's term (sesame/gate/term.py) -------------------------------------
+    @property
+    def term(self) -> int:
+        """The highest counter term this lane has accepted (0: none yet)."""
+        return int(self._meta("term") or 0)
+
+    def accept_term(self, term: int | None) -> bool:
+        """Whether a lease/ack of `term` may be acted on; a higher term is kept durably
+        before it is acted on, so a reboot still fences the former counter."""
+        from sesame.gate.term import admits
+
+        with self._lock:
+            highest = self.term
+            if not admits(term, highest):
+                return False
+            if term is not None and term > highest:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._set_meta("term", str(term))
+                self._db.execute("COMMIT")
+            return True
+
     # -- events --------------------------------------------------------------------
     def append(self, build: Callable[[int], Event], day: date) -> Event:
         """Give the next seq to `build(seq)` and commit the event durably before returning."""
