@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.counter",
     "tests.fixtures.dashboard",
     "tests.fixtures.e2e",
+    "tests.fixtures.postgres",
 ]
