@@ -429,6 +429,8 @@ class GateAgent:
                 f.append("CREDENTIALS_REFUSED")
             if self.link.refused_publishes:
                 f.append("PUBLISH_REFUSED")
+            if self.link.unacknowledged:
+                f.append("UNACKNOWLEDGED")
         return f
 
     def _status(self, online: bool = True) -> bytes:

@@ -7,7 +7,10 @@ when the ack has not moved for `ack_timeout` seconds while events are outstandin
 counter dedups by event id, so a repeat is harmless; a gap never happens.
 
 A broker that refuses a publish (MQTT 5 PUBACK reason >= 0x80, e.g. 135 not authorised)
-raises the PUBLISH_REFUSED fault; the event stays in the outbox.
+raises the PUBLISH_REFUSED fault; the event stays in the outbox. A broker that drops a
+refused publish silently and answers with a normal PUBACK (MQTT 3.1.1, and NATS in every
+case) gives no such sign: events published but not acknowledged for `ack_timeout` seconds
+while connected raise the UNACKNOWLEDGED fault instead, shown on the lane and in its status.
 """
 
 from __future__ import annotations
@@ -57,11 +60,20 @@ class Link:
         self._sent = 0  # highest seq handed to the broker since the last restart point
         self._last_progress = time.monotonic()
         self._last_acked = outbox.acked_seq
+        # monotonic time since which published events wait for an ack that does not move
+        self._waiting_since: float | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def connected(self) -> bool:
         return self._conn is not None and self._conn.is_connected()
+
+    @property
+    def unacknowledged(self) -> bool:
+        """Events published while connected have waited longer than `ack_timeout` for the
+        counter's ack: dropped by the broker, or the counter is not taking them."""
+        since = self._waiting_since
+        return self.connected and since is not None and time.monotonic() - since > self.ack_timeout
 
     def subscriptions(self) -> list[tuple[str, int]]:
         t = self.topics
@@ -98,6 +110,7 @@ class Link:
         if state == "connected":
             self._sent = self.outbox.acked_seq  # publish again everything not acknowledged
             self._last_progress = time.monotonic()
+            self._waiting_since = None  # the counter gets its chance on this connection
         self.request_status()
 
     def _refused(self, mid: int, code: int) -> None:
@@ -144,6 +157,14 @@ class Link:
             # the counter is taking our events: whatever was refused before is resolved
             self._last_acked, self._last_progress = acked, now
             self.refused_publishes = 0
+            self._waiting_since = None
+        stalled = self.unacknowledged
+        if self.outbox.depth() == 0:
+            self._waiting_since = None
+        elif self._sent > acked and self._waiting_since is None:
+            self._waiting_since = now
+        if self.unacknowledged != stalled:
+            self._on_change()  # the fault appears or clears on the lane and in its status
         if self._sent < acked:
             self._sent = acked
         if self._sent > acked and now - self._last_progress > self.ack_timeout:
