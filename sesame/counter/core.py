@@ -14,6 +14,7 @@ The parts: `Store` holds every SQL statement, `Book` the occupancy per zone and 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -27,6 +28,7 @@ from sesame.counter.controls import Controls
 from sesame.counter.fire_alarms import FireAlarms
 from sesame.counter.forecast import Outlook
 from sesame.counter.lease_desk import RATE_WINDOW_S, LeaseDesk
+from sesame.counter.liveness import Liveness
 from sesame.counter.occupancy import Book, DayClock, zone_state
 from sesame.counter.sequences import Sequence as Seq
 from sesame.counter.sequences import Tracker
@@ -56,6 +58,7 @@ class Core:
         self.fire = FireAlarms()  # lanes reporting FIRE_ALARM: counter/alerts
         self.desk = LeaseDesk(venue, store, self.book, self.controls, clock)
         self.outlook = Outlook(venue, RATE_WINDOW_S)  # time to full, lane rates
+        self.liveness = Liveness()
         self.event_clock: float | None = None
         self.events_since_snapshot = 0
         self.last_lag_ms: float | None = None
@@ -272,6 +275,7 @@ class Core:
             b.zones.update(self.venue.zones)
         if changed:
             b.out.append(self.alerts())
+        self.liveness.heard(gate, time.monotonic(), st.online)
         if st.ts is not None and st.ts.timestamp() <= b.wall_t + FUTURE_TOLERANCE_S:
             # A lane's clock moves the day on like its events do: on a replayed morning the
             # lanes need the new day's lease before anyone can pass.
@@ -346,6 +350,9 @@ class Core:
             if cur is not None and self.days.wall_closes(cur, self.clock()):
                 self._advance(self.days.next_day(cur), zones)
             self.desk.plan(out)
+            for gate in self.liveness.newly_silent(time.monotonic()):
+                # no heartbeat: offline in the counter's record, whatever its Will did
+                self.store.set_gate_seen(gate, online=0)
         return out + [self._occupancy(z) for z in sorted(zones)]
 
     def _snapshot(self) -> None:
