@@ -1,7 +1,8 @@
 """Broker benchmark: QoS 1 through the project's own broker set-up and `sesame.common.mqtt`.
 Prints its figures; asserts nothing.
 
-    .venv/bin/python bench/bench_broker.py            # Mosquitto and the embedded broker
+    .venv/bin/python bench/bench_broker.py            # Mosquitto, the embedded broker and
+                                                      # a three-node NATS cluster
     .venv/bin/python bench/bench_broker.py --quick    # fewer messages
 
 For each broker (generated config, free loopback port, real accounts and ACL):
@@ -28,8 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sesame.broker.embedded import EmbeddedBroker  # noqa: E402
+from sesame.broker.nats_process import NatsCluster  # noqa: E402
+from sesame.broker.nats_setup import setup_cluster  # noqa: E402
 from sesame.broker.process import MosquittoProcess  # noqa: E402
-from sesame.broker.setup import setup  # noqa: E402
 from sesame.common.mqtt import connect  # noqa: E402
 from sesame.common.venue import load_venue  # noqa: E402
 from sesame.common.wire import Topics  # noqa: E402
@@ -57,6 +59,7 @@ class Sink:
             subscriptions=[(T.events(), 1)],
             on_message=self.on_message,
         )
+        self.conn.wait_subscribed(10)  # a NATS cluster sets up the session's consumers first
 
     def on_message(self, m) -> None:
         now = time.perf_counter()
@@ -156,8 +159,10 @@ def main() -> int:
     per_gate = 2_000 if args.quick else 10_000
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "broker"
-        setup(load_venue(REPO / "config" / "grand-palais.toml"), config)
-        brokers = (("mosquitto", MosquittoProcess, 1), ("embedded", EmbeddedBroker, 4))
+        # the cluster set-up writes the Mosquitto files too, with the same accounts
+        setup_cluster(load_venue(REPO / "config" / "grand-palais.toml"), config, nodes=3)
+        brokers = (("mosquitto", MosquittoProcess, 1), ("embedded", EmbeddedBroker, 4),
+                   ("nats-cluster-3", NatsCluster, 4))  # fmt: skip
         for name, cls, scale in brokers:
             with cls(config, run_dir=Path(tmp) / name) as broker:
                 print(f"{name} (generated config, port {broker.port})")
