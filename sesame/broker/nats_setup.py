@@ -203,7 +203,13 @@ def node_conf(
                     "password": passwords[account],
                     "allowed_connection_types": ["MQTT"],
                     "permissions": {
-                        "publish": {"allow": perms[account]["publish"]},
+                        # NATS reads an empty allow list as "no restriction": a
+                        # read-only account (alerts, homeassistant) must be denied all
+                        "publish": (
+                            {"allow": perms[account]["publish"]}
+                            if perms[account]["publish"]
+                            else {"deny": [">"]}
+                        ),
                         "subscribe": {"allow": perms[account]["subscribe"]},
                     },
                 }
