@@ -23,7 +23,7 @@ def _topic_methods() -> list[str]:
     return [
         name
         for name, fn in inspect.getmembers(Topics, inspect.isfunction)
-        if not name.startswith("_") and name not in ("split", "gate_of")
+        if not name.startswith("_") and name not in ("split", "gate_of", "match", "owns")
     ]
 
 
