@@ -382,7 +382,7 @@ def _demo(args: argparse.Namespace) -> int:
 
         # the hours before opening (exhibitors and staff arriving) go by at once: a newcomer
         # sees the public come in, and the Nef fill, within the first minutes
-        opens = model.ms(venue.opening_window(next(d for d in venue.days if d.date == day.date))[0])
+        opens, _ = model.day_bounds(venue, day.date)
         replay = Replay(
             venue, venue_file, pop, broker, work, Options(speed=args.speed, paced_from_ms=opens)
         )
