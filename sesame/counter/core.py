@@ -25,6 +25,7 @@ from sesame.common.wire import TopicKind
 from sesame.counter import leases as lz
 from sesame.counter.batch import Batch, Out
 from sesame.counter.controls import Controls
+from sesame.counter.findings import Findings
 from sesame.counter.fire_alarms import FireAlarms
 from sesame.counter.forecast import Outlook
 from sesame.counter.lease_desk import RATE_WINDOW_S, LeaseDesk
@@ -55,7 +56,8 @@ class Core:
         self.tracker = Tracker()
         self.book = Book(list(venue.zones))
         self.controls = Controls(store)
-        self.fire = FireAlarms()  # lanes reporting FIRE_ALARM: counter/alerts
+        self.findings = Findings()  # what counter/alerts publishes
+        self.fire = FireAlarms(self.findings)  # lanes reporting FIRE_ALARM
         self.desk = LeaseDesk(venue, store, self.book, self.controls, clock)
         self.outlook = Outlook(venue, RATE_WINDOW_S)  # time to full, lane rates
         self.liveness = Liveness()
@@ -132,7 +134,7 @@ class Core:
 
     def alerts(self) -> Out:
         """Retained counter/alerts: the complete current list of findings."""
-        return Out(*self.fire.message(self.topics, self.clock()))
+        return Out(*self.findings.message(self.topics, self.clock()))
 
     # -- the batch ---------------------------------------------------------------------
     def handle(self, messages: Sequence[tuple[str, bytes]]) -> list[Out]:
@@ -149,6 +151,8 @@ class Core:
         if self.metrics is not None:
             self.metrics.batch(b.rows, b.bad)
         out = b.out
+        if self.findings.dirty:
+            out.append(self.alerts())
         for gate, epoch in b.touched:
             out.append(Out(self.topics.ack(gate), self._ack(gate, epoch)))
         out += [self._occupancy(z) for z in sorted(b.zones)]
@@ -268,13 +272,11 @@ class Core:
             status=st.to_json().decode(),
         )  # fmt: skip
         self.desk.status(gate, st)
-        changed, began = self.fire.update(gate, st, self.clock())
+        _, began = self.fire.update(gate, st, self.clock())
         if began and self.venue.venue.fire_alarm_evacuates and not self.controls.evacuating:
             self.controls.evacuating = True  # ended only by a safety officer
             b.out.append(Out(*self.fire.evacuate(self.store, self.topics, gate, self.clock())))
             b.zones.update(self.venue.zones)
-        if changed:
-            b.out.append(self.alerts())
         self.liveness.heard(gate, time.monotonic(), st.online)
         if st.ts is not None and st.ts.timestamp() <= b.wall_t + FUTURE_TOLERANCE_S:
             # A lane's clock moves the day on like its events do: on a replayed morning the
@@ -353,6 +355,8 @@ class Core:
             for gate in self.liveness.newly_silent(time.monotonic()):
                 # no heartbeat: offline in the counter's record, whatever its Will did
                 self.store.set_gate_seen(gate, online=0)
+        if self.findings.dirty:
+            out.append(self.alerts())
         return out + [self._occupancy(z) for z in sorted(zones)]
 
     def _snapshot(self) -> None:

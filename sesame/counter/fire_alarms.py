@@ -1,8 +1,9 @@
 """Lanes whose fire alarm input is active (FIRE_ALARM in their retained status).
 
-Pure bookkeeping for the counter: which lanes report the alarm and since when, as the
-`counter/alerts` findings, and whether this report should put the venue into evacuation
-(only with the venue's `fire_alarm_evacuates = true`; otherwise a safety officer decides).
+Pure bookkeeping for the counter: which lanes report the alarm and since when, kept as
+FIRE_ALARM findings (`sesame.counter.findings`), and whether this report should put the
+venue into evacuation (only with the venue's `fire_alarm_evacuates = true`; otherwise a
+safety officer decides).
 A lane that goes offline keeps its alarm: only its own status without FIRE_ALARM clears it.
 """
 
@@ -11,35 +12,30 @@ from __future__ import annotations
 from datetime import datetime
 
 from sesame.common import wire
+from sesame.counter.findings import Findings
 
 KIND = "FIRE_ALARM"
 
 
 class FireAlarms:
-    def __init__(self) -> None:
-        self.active: dict[str, datetime] = {}  # gate -> since (the lane's status time)
+    def __init__(self, findings: Findings) -> None:
+        self.findings = findings
+
+    @property
+    def active(self) -> dict[str, datetime]:
+        """gate -> since (the lane's status time)"""
+        return {g: a.since for g, a in self.findings.active(KIND).items()}
 
     def update(self, gate: str, st: wire.GateStatus, now: datetime) -> tuple[bool, bool]:
         """Take one lane status; returns (the list changed, this lane's alarm just began)."""
         if KIND in st.faults:
-            if gate in self.active:
+            if self.findings.get(KIND, gate) is not None:
                 return False, False
-            self.active[gate] = st.ts or now
+            self.findings.raise_(KIND, gate, st.ts or now, {"lane": gate})
             return True, True
-        if st.online and gate in self.active:
-            del self.active[gate]
+        if st.online and self.findings.clear(KIND, gate):
             return True, False
         return False, False
-
-    def alerts(self) -> list[wire.Alert]:
-        return [
-            wire.Alert(KIND, gate, since, detail={"lane": gate})
-            for gate, since in sorted(self.active.items())
-        ]
-
-    def message(self, topics: wire.Topics, now: datetime) -> tuple[str, bytes]:
-        """(topic, payload) of the retained `counter/alerts` list."""
-        return topics.alerts(), wire.Alerts(tuple(self.alerts()), now).to_json()
 
     @staticmethod
     def evacuate(store, topics: wire.Topics, gate: str, now: datetime) -> tuple[str, bytes]:
