@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sesame.common import wire
-from sesame.common.alerts_wire import CounterAlerts, Finding, parse_counter_alerts
 from sesame.common.venue import parse_venue
+from sesame.common.wire.alerts import CounterAlerts, Finding, parse_counter_alerts
 from sesame.dashboard.live import LiveState
 from tests.fixtures.counter import DAY1, published, small_venue_dict
 

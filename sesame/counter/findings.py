@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sesame.common import wire
-from sesame.common.alerts_wire import MAX_FINDINGS, CounterAlerts, Finding
+from sesame.common.wire.alerts import MAX_FINDINGS, CounterAlerts, Finding
 
 
 class Findings:

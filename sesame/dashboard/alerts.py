@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request
 from pydantic import Field
 
-from sesame.common.alerts_wire import escalated_payload
+from sesame.common.wire.alerts import escalated_payload
 from sesame.dashboard.alert_book import AlreadyAcknowledged, NoSuchAlert
 from sesame.dashboard.alert_store import AlertStore
 from sesame.dashboard.errors import ApiError
