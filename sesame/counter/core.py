@@ -37,6 +37,7 @@ from sesame.counter.store import CounterStore, EventRow, utcnow
 __all__ = ["Core", "Out"]
 
 SNAPSHOT_EVERY = 100_000  # events between snapshots of the rebuilt state
+SILENT = "LANE_SILENT"  # a finding: a lane that said it was online stopped its heartbeats
 FUTURE_TOLERANCE_S = 3600.0  # an event this far ahead of the counter's clock has a bad clock
 
 
@@ -277,6 +278,7 @@ class Core:
             b.out.append(Out(*self.fire.evacuate(self.store, self.topics, gate, self.clock())))
             b.zones.update(self.venue.zones)
         self.liveness.heard(gate, time.monotonic(), st.online)
+        self.findings.clear(SILENT, gate)
         if st.ts is not None and st.ts.timestamp() <= b.wall_t + FUTURE_TOLERANCE_S:
             # A lane's clock moves the day on like its events do: on a replayed morning the
             # lanes need the new day's lease before anyone can pass.
@@ -352,8 +354,11 @@ class Core:
                 self._advance(self.days.next_day(cur), zones)
             self.desk.plan(out)
             for gate in self.liveness.newly_silent(time.monotonic()):
-                # no heartbeat: offline in the counter's record, whatever its Will did
+                # no heartbeat: offline in the counter's record, whatever its Will did (a
+                # Will is lost with the broker node holding the lane's connection)
                 self.store.set_gate_seen(gate, online=0)
+                detail = {"lane": gate, "silent_after_s": self.liveness.silent_after}
+                self.findings.raise_(SILENT, gate, self.clock(), detail)
         if self.findings.dirty:
             out.append(self.alerts())
         return out + [self._occupancy(z) for z in sorted(zones)]
