@@ -2,7 +2,7 @@
 
 `decide()` is a pure function: everything it needs (venue rules, zone states, the lane's
 remaining lease, what this lane remembers of a badge, the time) is passed in, nothing is
-read from disk, network or clock. Rules apply in the order of DESIGN.md, first refusal wins:
+read from disk, network or clock. Rules apply in the order of docs/design.md, first refusal wins:
 
   exits are always granted (evacuation, a full zone or a dead counter never block leaving)
   MALFORMED / UNKNOWN_KEY / BAD_SIGNATURE     (the token itself)
