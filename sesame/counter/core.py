@@ -6,7 +6,7 @@ corrections and residues commit together, and only then does the caller acknowle
 batch to the broker and publish what `handle` returned (acks, occupancy, leases). A crash
 before the commit loses nothing: the broker redelivers, the gates re-publish.
 
-The parts: `Store` holds every SQL statement, `Book` the occupancy per zone and day,
+The parts: `CounterStore` holds every SQL statement, `Book` the occupancy per zone and day,
 `Tracker` the lanes' sequence numbers, `LeaseDesk` the leases, spend and outbox epochs,
 `Controls` the closed zones and evacuation; `Batch` is what one transaction collects.
 """
@@ -31,9 +31,8 @@ from sesame.counter.forecast import Outlook
 from sesame.counter.lease_desk import RATE_WINDOW_S, LeaseDesk
 from sesame.counter.liveness import Liveness
 from sesame.counter.occupancy import Book, DayClock, zone_state
-from sesame.counter.sequences import Sequence as Seq
-from sesame.counter.sequences import Tracker
-from sesame.counter.store import EventRow, Store, utcnow
+from sesame.counter.sequences import LaneSequence, Tracker
+from sesame.counter.store import CounterStore, EventRow, utcnow
 
 __all__ = ["Core", "Out"]
 
@@ -46,7 +45,7 @@ class Core:
     def __init__(
         self,
         venue: Venue,
-        store: Store,
+        store: CounterStore,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self.venue = venue
@@ -114,7 +113,7 @@ class Core:
         self.book.closed = set(self.store.get_state("closed_days", []))
         self.event_clock = self.store.get_state("event_clock")
         for gate, epoch, committed, above, max_seq in self.store.seq_states():
-            self.tracker.seqs[(gate, epoch)] = Seq.load(committed, above, max_seq)
+            self.tracker.seqs[(gate, epoch)] = LaneSequence.load(committed, above, max_seq)
         self.controls.restore()
         if self.book.current is not None:
             self.desk.load(self.book.current)

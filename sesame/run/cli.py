@@ -158,10 +158,10 @@ class ExternalBroker:
         from urllib.parse import urlsplit
 
         from sesame.broker.process import port_open
-        from sesame.broker.setup import Settings, accounts, read_credential
+        from sesame.broker.setup import BrokerSettings, accounts, read_credential
 
         try:
-            settings = Settings.load(Path(config_dir))
+            settings = BrokerSettings.load(Path(config_dir))
             u = urlsplit(address if "://" in address else f"mqtt://{address}")
             host, port = u.hostname or "127.0.0.1", u.port or settings.port
         except ValueError as e:  # a settings file that is not one, a port that is not a number
@@ -188,8 +188,9 @@ class ExternalBroker:
 
 def start_broker(venue, work: Path, port: int | None = None, embedded: bool = False):
     """Accounts generated for the venue, then our own broker on a free port (never 1883's)."""
-    from sesame.broker.process import MosquittoProcess, free_port, mosquitto_binary
+    from sesame.broker.process import MosquittoProcess, mosquitto_binary
     from sesame.broker.setup import setup
+    from sesame.common.net import free_port
 
     setup(venue, work / "broker")
     if mosquitto_binary() and not embedded:
@@ -481,13 +482,13 @@ def _start_dashboard(venue, replay, broker, work: Path, port: int):
     import secrets
     import socket
 
-    from sesame.dashboard.accounts import Store
-    from sesame.dashboard.app import Settings, create_app
+    from sesame.dashboard.accounts import AccountStore
+    from sesame.dashboard.app import DashboardSettings, create_app
     from sesame.dashboard.server import ServerThread
     from sesame.run.lanes import EPOCH
 
     password = secrets.token_urlsafe(9)
-    store = Store(work / "accounts.db")
+    store = AccountStore(work / "accounts.db")
     try:
         store.add_user("demo", "safety", password, replace=True)
         # the organiser view (attendance, exports) is for organisers only
@@ -499,7 +500,7 @@ def _start_dashboard(venue, replay, broker, work: Path, port: int):
     def sim_now():  # the dashboard lives in the replayed day, from before its first action
         return EPOCH + timedelta(milliseconds=replay.clock.ms)
 
-    settings = Settings(
+    settings = DashboardSettings(
         venue=venue,
         accounts_path=work / "accounts.db",
         db_path=replay.db,
