@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -26,6 +27,7 @@ from sesame.broker.process import free_port, port_open
 from sesame.common.tokens import Claims, generate_keypair, load_private_key, sign
 from sesame.common.venue import load_venue
 from sesame.counter.service import Counter
+from sesame.gate.hardware import load_hardware
 from tests.fixtures.gate import ROOT, FakeClock, paris
 
 VENUE = ROOT / "config" / "grand-palais.toml"
@@ -174,3 +176,53 @@ def test_provisioned_gpio_lane_passes_a_visitor_acknowledged_by_the_counter(brok
     # stopped: every output's last state is released
     last = {e["pin"]: e["state"] for e in pin_log(log_file) if e["as"] == "output"}
     assert last == {OPEN_IN: RELEASED, OPEN_OUT: RELEASED, FREE: RELEASED}
+
+
+EXAMPLE = ROOT / "config" / "gates" / f"{GATE}-gpio.toml"
+INSTALL = ROOT / "sesame" / "gate" / "deploy" / "INSTALL.md"
+
+
+def test_example_gpio_file_install_table_and_provision_template_agree(tmp_path):
+    from sesame.broker.setup import setup
+    from sesame.gate.provision import provision
+
+    example = load_hardware(EXAMPLE).controller
+    table = dict(re.findall(r"`(\w+_pin) = (\d+)`", INSTALL.read_text()))
+    pins = {k: getattr(example, k) for k in example.pin_names() if getattr(example, k) is not None}
+    assert {k: int(v) for k, v in table.items()} == pins
+    venue = load_venue(VENUE)
+    setup(venue, tmp_path / "broker")
+    _, pub = generate_keypair(tmp_path / "keys")
+    provision(venue, VENUE, GATE, tmp_path / "broker", [pub], tmp_path / "bundle")
+    assert load_hardware(tmp_path / "bundle" / "gates" / f"{GATE}.toml").controller == example
+
+
+def test_doctor_validates_the_example_gpio_file_and_clicks_each_relay(tmp_path):
+    log_file = tmp_path / "pins.jsonl"
+    rig = {"log": str(log_file), "unlock": {}, "closed": [FIRE_LOOP]}  # fire loop closed
+    env = dict(os.environ, PYTHONPATH=str(RIG), SESAME_TEST_TRIPOD=json.dumps(rig),
+               GPIOZERO_PIN_FACTORY="mock")  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "sesame", "gate", "doctor", "--venue", str(VENUE), "--gate", GATE,
+         "--hardware", str(EXAMPLE), "--timeout", "0.5", "--click"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60,
+    )  # fmt: skip
+    checks = {}
+    for line in done.stdout.splitlines():
+        name, status, detail = re.match(r"(\S+(?: \S+)?)\s+(ok|WARN|FAIL)\s+(.*)", line).groups()
+        checks[name] = (status, detail)
+    assert checks["controller"] == (
+        "ok", "gpio: relays open_in GPIO17, open_out GPIO27, free GPIO22 released"
+    ), done.stdout
+    assert checks["in passed_in"] == ("ok", "GPIO5 open")
+    assert checks["in passed_out"] == ("ok", "GPIO6 open")
+    assert checks["in fire_alarm"] == ("ok", "GPIO13 normal")
+    assert checks["decoders"][0] == "ok" and checks["venue"][0] == "ok"
+    for relay, pin in (("open_in", OPEN_IN), ("open_out", OPEN_OUT), ("free", FREE)):
+        assert checks[f"click {relay}"][0] == "ok"
+        pulses = closings(pin_log(log_file), pin)
+        assert len(pulses) == 1 and 0.28 <= pulses[0] < 0.8, (relay, pulses)
+    # off the board only what lives on the board fails: its camera, key, credential, broker
+    failed = {name for name, (status, _) in checks.items() if status == "FAIL"}
+    assert failed == {"reader", "keys", "credentials", "broker"}, done.stdout
+    assert done.returncode == 1
