@@ -50,7 +50,7 @@ class CameraReader(ThreadedReader):
         super().__init__(debounce, clock)
         self.decoder = check_decoder(decoder)
         # A decoder that cannot run here would read nothing, frame after frame: refuse it.
-        self.decoder_state = require(self.decoder)
+        require(self.decoder)
         if isinstance(source, str) and source.isdigit():
             source = int(source)
         self.source = source
