@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from sesame.broker.process import free_port, port_open
+from sesame.broker.process import port_open
+from sesame.common.net import free_port
 from sesame.common.tokens import Claims, generate_keypair, load_private_key, sign
 from sesame.common.venue import load_venue
 from sesame.counter.service import Counter
