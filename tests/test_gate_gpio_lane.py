@@ -2,6 +2,9 @@
 `sesame broker setup` + `sesame broker run` (a real Mosquitto on a free port), `sesame gate
 provision`, then `sesame gate run` started from the bundle as the unit starts it. The counter
 runs in the test (its clock on an event day); the badge is typed on the lane's keyboard reader.
+A granted badge pulses the unlock relay, the arm's contact makes one passage the counter
+acknowledges; then the fire panel's loop opens: the lane frees itself at once, refuses
+entries, the counter raises FIRE_ALARM; restored, the lane locks again.
 
 The agent's GPIO is gpiozero's mock pin factory. Mock pins live inside the agent's process, so
 the turnstile behind them is simulated there too (tests/fixtures/gpio_tripod/sitecustomize.py
@@ -95,6 +98,12 @@ def closings(log: list[dict], pin: int) -> list[float]:
     return out
 
 
+def first(log: list[dict], pin: int, state: int, kind: str = "output") -> float | None:
+    """When a pin first took this state (an output, or a contact the rig opened/closed)."""
+    return next((e["t"] for e in log if (e["pin"], e["state"], e["as"]) == (pin, state, kind)),
+                None)  # fmt: skip
+
+
 def outbox(db: Path) -> tuple[int, int]:
     """(last seq, acked seq) of the lane's outbox, read-only."""
     if not db.exists():
@@ -108,7 +117,7 @@ def outbox(db: Path) -> tuple[int, int]:
     return last, int(row[0]) if row else 0
 
 
-def test_provisioned_gpio_lane_passes_a_visitor_acknowledged_by_the_counter(broker, tmp_path):
+def test_provisioned_gpio_lane_passes_a_visitor_and_obeys_the_fire_alarm(broker, tmp_path):
     priv, pub = generate_keypair(tmp_path / "keys")
     bundle = tmp_path / "bundle"
     done = sesame("gate", "provision", "--venue", str(VENUE), "--gate", GATE,
@@ -122,8 +131,10 @@ def test_provisioned_gpio_lane_passes_a_visitor_acknowledged_by_the_counter(brok
                       clock=FakeClock(paris(2018, 11, 22, 12)), status_s=0.5).start()  # fmt: skip
     log_file, data = tmp_path / "pins.jsonl", tmp_path / "lane-data"
     # the fire panel's loop is wired and closed (no alarm): the lane is not held free
+    commands = tmp_path / "rig-commands.jsonl"
     rig = {"log": str(log_file), "unlock": {str(OPEN_IN): PASSED_IN}, "closed": [FIRE_LOOP],
-           "relay_active": "low", "contact_active": "low", "push_after_ms": 100}  # fmt: skip
+           "commands": str(commands), "relay_active": "low", "contact_active": "low",
+           "push_after_ms": 100}  # fmt: skip
     env = dict(os.environ, PYTHONPATH=str(RIG), SESAME_TEST_TRIPOD=json.dumps(rig),
                GPIOZERO_PIN_FACTORY="mock")  # fmt: skip
     gate = subprocess.Popen(
@@ -169,6 +180,27 @@ def test_provisioned_gpio_lane_passes_a_visitor_acknowledged_by_the_counter(brok
         assert until(lambda: counted() == [(visitor["badge"], "passage")]), counted()
         ob = data / f"outbox-{GATE}.db"
         assert until(lambda: outbox(ob)[0] > 0 and outbox(ob)[1] == outbox(ob)[0]), outbox(ob)
+
+        # the fire panel's relay opens: the lane frees its turnstile at once, by itself...
+        with commands.open("a") as f:
+            f.write(json.dumps({"open": FIRE_LOOP}) + "\n")
+        assert until(lambda: first(pin_log(log_file), FREE, CLOSED) is not None, timeout=5)
+        opened = first(pin_log(log_file), FIRE_LOOP, 0, "contact")
+        freed = first(pin_log(log_file), FREE, CLOSED)
+        assert 0 <= freed - opened < 0.5, (opened, freed)
+        # ...refuses entries, and the counter hears of it (a FIRE_ALARM finding, not an
+        # evacuation: the reference venue leaves that to a safety officer)
+        gate.stdin.write(sign(Claims("V900", "public", None), key) + "\n")
+        gate.stdin.flush()
+        refused = json.loads(gate.stdout.readline())
+        assert (refused["decision"], refused["reason"]) == ("DENIED", "FIRE_ALARM"), refused
+        assert until(lambda: GATE in counter.core.fire.active)
+        assert not counter.core.controls.evacuating
+        # restored: the free relay is released and the finding clears
+        with commands.open("a") as f:
+            f.write(json.dumps({"close": FIRE_LOOP}) + "\n")
+        assert until(lambda: len(closings(pin_log(log_file), FREE)) == 1, timeout=5)
+        assert until(lambda: GATE not in counter.core.fire.active)
     finally:
         gate.send_signal(signal.SIGTERM)
         rc = gate.wait(timeout=20)
