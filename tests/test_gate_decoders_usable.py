@@ -133,6 +133,10 @@ def test_run_names_the_skipped_pass_and_starts(tmp_path):
         assert "decoder combined; usable: zxing, combined (without its ZBar pass)" in line
         assert "unavailable: pyzbar" in line
         assert "WARNING combined (without its ZBar pass): ZBar: libzbar0 not found" in line
+        while time.monotonic() < deadline and ": running" not in line:  # and it starts
+            line = p.stderr.readline()
+            assert line or p.poll() is None, "gate run ended"
+        assert ": running" in line
     finally:
         p.send_signal(signal.SIGTERM)
         assert p.wait(timeout=20) == 0

@@ -195,7 +195,8 @@ def run(args) -> int:
             parse_broker_url(args.broker, credentials)
         except ValueError as e:
             raise CliError(str(e)) from None
-    decoders_line = _decoders(hw, args.hardware)
+    if decoders_line := _decoders(hw, args.hardware):
+        print(f"gate {args.gate}: {decoders_line}", file=sys.stderr, flush=True)
     reader = None
     if hw.reader is not None:
         from sesame.gate.readers.base import open_reader
@@ -254,8 +255,6 @@ def run(args) -> int:
         signal.signal(sig, lambda *_: stop.set())
     agent.start()
     notify("READY=1")
-    if decoders_line:
-        print(f"gate {args.gate}: {decoders_line}", file=sys.stderr, flush=True)
     print(
         f"gate {args.gate}: running, epoch {agent.outbox.epoch}, outbox {agent.outbox_depth()}",
         file=sys.stderr,
