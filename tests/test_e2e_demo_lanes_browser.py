@@ -62,6 +62,7 @@ def test_demo_lanes_show_no_false_fault_and_a_real_one_in_the_warning_colour(
         assert url and broker, "".join(lines)
 
         page = chromium.new_page(viewport={"width": 1280, "height": 1400})
+        page.set_default_timeout(90_000)  # a whole demo starting on a shared, loaded machine
         page.goto(url + "/login")
         page.fill("#username", "demo")
         page.fill("#password", password)

@@ -152,7 +152,8 @@ def test_provisioned_gpio_lane_passes_a_visitor_and_obeys_the_fire_alarm(broker,
 
         key = load_private_key(priv)
         decisions = []
-        for i in range(20):  # until the lane holds the counter's lease (retained, just sent)
+        deadline = time.monotonic() + 30
+        for i in range(1000):  # until the lane holds the counter's lease (retained, just sent)
             gate.stdin.write(sign(Claims(f"V{i:03d}", "public", None), key) + "\n")
             gate.stdin.flush()
             line = gate.stdout.readline()
@@ -161,13 +162,14 @@ def test_provisioned_gpio_lane_passes_a_visitor_and_obeys_the_fire_alarm(broker,
             if decisions[-1]["decision"] == "GRANTED":
                 break
             assert decisions[-1]["reason"] == "LEASE_EXHAUSTED", decisions[-1]
+            assert time.monotonic() < deadline, "the lane never got its lease"
             time.sleep(0.3)
         visitor = decisions[-1]
         assert visitor["decision"] == "GRANTED" and visitor["passages"] == 1, decisions
 
         log = pin_log(log_file)
         pulses = closings(log, OPEN_IN)
-        assert len(pulses) == 1 and 0.28 <= pulses[0] < 0.8, pulses  # pulse_ms = 300
+        assert len(pulses) == 1 and 0.28 <= pulses[0] < 1.5, pulses  # pulse_ms = 300
         assert [e["state"] for e in log if e["as"] == "contact"] == [1, 0]  # one arm turn
         assert closings(log, OPEN_OUT) == [] and closings(log, FREE) == []
 
@@ -254,7 +256,7 @@ def test_doctor_validates_the_example_gpio_file_and_clicks_each_relay(tmp_path):
     for relay, pin in (("open_in", OPEN_IN), ("open_out", OPEN_OUT), ("free", FREE)):
         assert checks[f"click {relay}"][0] == "ok"
         pulses = closings(pin_log(log_file), pin)
-        assert len(pulses) == 1 and 0.28 <= pulses[0] < 0.8, (relay, pulses)
+        assert len(pulses) == 1 and 0.28 <= pulses[0] < 1.5, (relay, pulses)
     # off the board only what lives on the board fails: its camera, key, credential, broker
     failed = {name for name, (status, _) in checks.items() if status == "FAIL"}
     assert failed == {"reader", "keys", "credentials", "broker"}, done.stdout
