@@ -200,7 +200,7 @@ _INSERT_EVENT = (
 )
 
 
-class Store:
+class CounterStore:
     """The writer's handle on the database. Not thread-safe: one thread writes."""
 
     def __init__(self, path: str | Path):

@@ -74,7 +74,7 @@ class AuditEntry:
         return dict(self.__dict__)
 
 
-class Store:
+class AccountStore:
     """Users and audit log. Thread-safe: one connection behind a lock (few, small writes)."""
 
     def __init__(self, path: str | Path):
