@@ -273,6 +273,13 @@ class Walk:
                 found.append(f"{d.name}: {cmdline}")
         return found
 
+    def kill_leftovers(self) -> None:
+        for line in self.leftovers():
+            try:
+                os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
 
 def _starts(cmd: str, prefix: str) -> bool:
     return cmd.startswith(prefix) or cmd.startswith(".venv/bin/" + prefix)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from sesame.broker.process import free_port, port_open
+from sesame.broker.process import port_open
+from sesame.common.net import free_port
 from tests.docs_blocks import INERT, PYTHON, REPO, SHELL, Background, Walk, blocks, wait_for
 
 DOCS = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]
@@ -96,19 +97,27 @@ def _counter_ready(walk: Walk, r) -> None:
 
 
 def _lane_ready(walk: Walk, r) -> None:
-    """Paste B000005 (2.5 s apart: the same code within 2 s is the same scan) until the lane
-    grants it; before its first lease it refuses with LEASE_EXHAUSTED, never anything else."""
+    """Paste B000005 until the lane grants it; before its first lease it refuses with
+    LEASE_EXHAUSTED, never anything else. Pastes are 2.2 s apart after a refusal: the same
+    code within 2 s is the same scan."""
     token = _token(walk, "B000005")
     deadline = time.monotonic() + 40
     lines: list[dict] = []
     while not any(x["decision"] == "GRANTED" for x in lines):
         assert time.monotonic() < deadline, "no GRANTED line within 40 s"
+        seen = len(lines)
         r.proc.stdin.write(token.encode() + b"\n")
         r.proc.stdin.flush()
-        time.sleep(2.5)
-        lines = [json.loads(x) for x in r.output().splitlines() if x.startswith("{")]
+        wait_for("the lane's decision line", lambda n=seen: len(_decisions(r)) > n, 20)
+        lines = _decisions(r)
+        if lines[-1]["decision"] != "GRANTED":
+            time.sleep(2.2)
     assert all(x["reason"] == "LEASE_EXHAUSTED" for x in lines if x["decision"] != "GRANTED")
     assert lines[-1]["badge"] == "B000005" and lines[-1]["passages"] == 1
+
+
+def _decisions(r) -> list[dict]:
+    return [json.loads(x) for x in r.output().splitlines() if x.startswith("{")]
 
 
 def _dashboard_ready(walk: Walk, r) -> None:
@@ -272,6 +281,7 @@ def test_the_readme_path_runs_in_order_where_1883_is_taken(tmp_path, port_1883_t
     finally:
         t0 = time.monotonic()
         stopped = walk.stop()
+        walk.kill_leftovers()  # only processes naming this test's own temporary copy
         print(f"stopped the background commands in {time.monotonic() - t0:.1f} s")
         for r in walk.results:
             print(f"{r.seconds:6.1f} s  {r.command[:90]}")

@@ -252,9 +252,12 @@ def _simulate(args: argparse.Namespace) -> int:
         pop = model.generate(venue, params)
     except ValueError as e:
         raise CliError(str(e)) from None
+    planned = [v for day in pop.visits.values() for v in day]
+    # a school class on one group badge is one planned visit of `party` people; the summary's
+    # `visits` counts the people who got in, day by day
     console.print(
-        f"{sum(len(v) for v in pop.visits.values()):,} visits, {len(pop.badges):,} badges "
-        f"over {len(pop.visits)} day(s); work folder {work}"
+        f"{len(planned):,} planned visits of {sum(v.party for v in planned):,} people, "
+        f"{len(pop.badges):,} badges over {len(pop.visits)} day(s); work folder {work}"
     )
     if args.in_memory:
         result = _in_memory(venue, pop, args.seed)
