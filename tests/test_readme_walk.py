@@ -289,3 +289,34 @@ def test_the_readme_path_runs_in_order_where_1883_is_taken(tmp_path, port_1883_t
     assert started == STARTED
     for cmd, rc in stopped:  # Ctrl-C / SIGTERM ends each one
         assert rc is not None, f"{cmd} did not stop on SIGTERM"
+
+
+_FILES = {"db", "toml", "json", "csv", "md", "py", "png", "pdf", "xlsx", "log", "conf"}
+
+
+def _resolves(name: str) -> bool:
+    import importlib
+
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[i:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_every_python_name_the_docs_give_imports(doc):
+    """`sesame.x.y` written in the text (a module, class or function a reader would import)
+    exists under that name."""
+    text = (REPO / doc).read_text(encoding="utf-8")
+    names = set(re.findall(r"`(sesame(?:\.[A-Za-z_]\w*)+)", text))
+    wrong = sorted(n for n in names if n.rsplit(".", 1)[-1] not in _FILES and not _resolves(n))
+    assert not wrong, f"{doc}: no such module or attribute: {wrong}"
