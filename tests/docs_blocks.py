@@ -282,7 +282,12 @@ class Walk:
 
 
 def _starts(cmd: str, prefix: str) -> bool:
-    return cmd.startswith(prefix) or cmd.startswith(".venv/bin/" + prefix)
+    """The command is `prefix` (also as .venv/bin/...), or runs it after `env ...` or a
+    command substitution (`env $(sesame broker client-args F) mosquitto_sub ...`)."""
+    if cmd.startswith(prefix) or cmd.startswith(".venv/bin/" + prefix):
+        return True
+    head = re.sub(r"\$\([^)]*\)", "", cmd).split()
+    return cmd.startswith("env ") and prefix in " ".join(w for w in head if "=" not in w)
 
 
 def wait_for(what: str, cond: Callable[[], object], timeout: float = 30.0) -> object:
