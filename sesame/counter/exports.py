@@ -279,7 +279,9 @@ def plot_occupancy(db_path: str | Path, venue: Venue, day: str, out: Path | Bina
             colour = f"C{i}"
             if points:
                 xs = [datetime.fromisoformat(t) for t, _ in points]
-                ax.plot(xs, [n for _, n in points], color=colour, label=f"{z.name}")
+                # a single minute of data is a point, not a line of zero length
+                ax.plot(xs, [n for _, n in points], color=colour, label=f"{z.name}",
+                        marker="o" if len(points) == 1 else None)  # fmt: skip
             ax.axhline(z.capacity, color=colour, linestyle="--", linewidth=1,
                        label=f"{z.name} capacity ({z.capacity})")  # fmt: skip
         ax.set_title(f"{venue.venue.name}: occupancy on {day}")
