@@ -376,9 +376,9 @@ def _replay(args, venue, venue_file, pop, work, console):
 
 
 def _count_events(db: Path) -> int:
-    import sqlite3
+    from sesame.common import sqlite
 
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite.readonly(db)
     try:
         return conn.execute("SELECT count(*) FROM events").fetchone()[0]
     finally:
