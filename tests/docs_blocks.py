@@ -138,7 +138,7 @@ class Walk:
         import shutil
 
         shutil.copytree(REPO / "config", root / "config", symlinks=False)
-        (root / ".venv").symlink_to(REPO / ".venv")
+        (root / ".venv").symlink_to(Path(sys.prefix))  # the virtualenv running the tests
         (root / "tmp").mkdir()
         env = dict(os.environ)
         env["PATH"] = f"{root / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
