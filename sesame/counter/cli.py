@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = csub.add_parser("run", help="run the counter against a broker until interrupted")
     run.add_argument("--venue", default=DEFAULT_VENUE, help=VENUE_HELP)
     run.add_argument("--db", default="sesame.db", help="SQLite database (created if missing)")
-    run.add_argument("--broker", help="broker URL, e.g. mqtt://counter:PW@host:1883")
+    run.add_argument("--broker", help="broker URL, e.g. mqtt://host:1883 (account: --credentials)")
     run.add_argument("--credentials", help="credential file (JSON) from `sesame broker setup`")
     run.add_argument(
         "--client-id",
