@@ -26,9 +26,10 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sesame.common.alerts_wire import MAX_ALERTS_PAYLOAD
 from sesame.common.private_files import private_dir, write_private
 from sesame.common.venue import Venue
-from sesame.common.wire import ROOT
+from sesame.common.wire import MAX_PAYLOAD, MAX_REVOCATIONS_PAYLOAD, ROOT
 
 CONF = "mosquitto.conf"
 PASSWD = "passwd"
@@ -36,8 +37,16 @@ ACL = "acl"
 SETTINGS = "broker.json"
 CREDENTIALS = "credentials"
 
-# Revocation lists may reach 4 MiB (sesame.wire); everything else is a few hundred bytes.
-MAX_PACKET = 4 * 1024 * 1024 + 64 * 1024
+# The largest packet any account may send. Mosquitto 2.0 (Debian 12 ships 2.0.11) has
+# `max_packet_size` only globally, not per listener or account, so it cannot be smaller for
+# the gates than the largest legitimate message of any account: the admin's revocation list
+# (up to 4 MiB, sesame.wire). The counter's complete alert list (1,000 findings, ~190 KB of
+# 256 KiB) and everything a gate sends (at most 16 KiB each) are far below it; 64 KiB more
+# for the topic and the packet's own fields. A larger packet gets its sender disconnected
+# before it reaches anyone, and a gate's oversized message within the limit is refused by
+# the counter's parser (16 KiB); what may pile up for an offline client is bounded by
+# max_queued_bytes below.
+MAX_PACKET = max(MAX_REVOCATIONS_PAYLOAD, MAX_ALERTS_PAYLOAD, MAX_PAYLOAD) + 64 * 1024
 # Mosquitto's default of 1000 silently drops the rest of an offline client's queue while
 # publishers still get PUBACKs (measured; DESIGN.md). A gate offline for an hour at 60/min
 # is 3,600 messages; the counter offline during a peak can be far more.
