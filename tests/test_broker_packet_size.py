@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 from sesame.broker.setup import MAX_PACKET
 from sesame.common import wire
-from sesame.common.alerts_wire import MAX_ALERTS_PAYLOAD, CounterAlerts, Finding
 from sesame.common.mqtt import connect
+from sesame.common.wire import MAX_ALERTS_PAYLOAD, CounterAlerts, Finding
 from tests.waiting import wait_for
 
 GATE = "churchill-in-1"

@@ -115,6 +115,7 @@ def test_no_set_up_command_prints_a_password_and_every_secret_is_0600(tmp_path):
         tmp_path / "keys" / "badge-signing.key",
         bundle / "credentials" / f"gate-{GATE}.json",
         bundle / "credentials" / f"gate-{GATE}.key",
+        accounts,  # argon2id hashes and the audit log (sesame.common.sqlite creates it 0600)
     ]
     assert len(private) > 40 and all(p.is_file() for p in private)
     assert {str(p): oct(mode(p)) for p in private if mode(p) != 0o600} == {}

@@ -26,10 +26,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sesame.common.alerts_wire import MAX_ALERTS_PAYLOAD
 from sesame.common.private_files import private_dir, write_private
 from sesame.common.venue import Venue
-from sesame.common.wire import MAX_PAYLOAD, MAX_REVOCATIONS_PAYLOAD, ROOT
+from sesame.common.wire import MAX_ALERTS_PAYLOAD, MAX_PAYLOAD, MAX_REVOCATIONS_PAYLOAD, ROOT
 
 CONF = "mosquitto.conf"
 PASSWD = "passwd"
@@ -63,7 +62,7 @@ PASSWORD_BYTES = 18  # 24 base64url characters
 
 
 @dataclass(frozen=True)
-class Settings:
+class BrokerSettings:
     venue: str
     host: str = "127.0.0.1"
     port: int = 1883
@@ -77,7 +76,7 @@ class Settings:
         _write(out / SETTINGS, json.dumps(asdict(self), indent=2) + "\n", 0o644)
 
     @classmethod
-    def load(cls, out: Path) -> Settings:
+    def load(cls, out: Path) -> BrokerSettings:
         path = Path(out) / SETTINGS
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -240,7 +239,7 @@ def password_file_text(
 
 def mosquitto_conf(
     out: Path,
-    settings: Settings,
+    settings: BrokerSettings,
     *,
     port: int | None = None,
     persistence_dir: Path | None = None,
@@ -309,7 +308,7 @@ def mosquitto_conf(
 @dataclass
 class SetupResult:
     out: Path
-    settings: Settings
+    settings: BrokerSettings
     created: list[str]  # accounts with a new password (shown once)
     kept: list[str]
     removed: list[str]
@@ -334,7 +333,7 @@ def read_credential(out: Path, account: str) -> dict | None:
 
 
 def credential_json(
-    settings: Settings,
+    settings: BrokerSettings,
     account: str,
     password: str,
     *,
@@ -401,18 +400,18 @@ def resolve_settings(
     host: str | None = None,
     port: int | None = None,
     tls: bool | None = None,
-) -> Settings:
+) -> BrokerSettings:
     """The settings a set-up in `out` gets: what is given, else what is there, else the
     defaults. A change of TLS without a port resets the port to that mode's default."""
     try:
-        old: Settings | None = Settings.load(out)
+        old: BrokerSettings | None = BrokerSettings.load(out)
     except ValueError:
         old = None
     tls = tls if tls is not None else (old.tls if old else False)
     if port is None:
         port = old.port if old and old.tls == tls else (8883 if tls else 1883)
     host = host if host is not None else (old.host if old else "127.0.0.1")
-    return Settings(venue.id, host, port, tls)
+    return BrokerSettings(venue.id, host, port, tls)
 
 
 def setup(
