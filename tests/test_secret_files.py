@@ -142,3 +142,15 @@ def test_a_planted_temporary_file_is_never_written_through(tmp_path):
         "gate-x.json.partial",
         "gate-x.json.tmp",
     ]
+
+
+def test_a_password_in_a_broker_url_is_warned_about_without_showing_it(capsys):
+    from sesame.common.mqtt_url import warn_password_in_url
+
+    warn_password_in_url("mqtt://counter:s3cret-pw@broker:1883,broker2:1883")
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "process list" in err and "--credentials" in err
+    assert "s3cret-pw" not in err
+    for quiet in ("mqtt://broker:1883", "run/broker/credentials/counter.json", None):
+        warn_password_in_url(quiet)
+    assert capsys.readouterr().err == ""

@@ -154,6 +154,9 @@ def _run(args: argparse.Namespace) -> int:
         where = mqtt.parse_broker_url(args.broker, args.credentials).display  # no password
     except ValueError as e:
         raise CliError(str(e)) from None
+    from sesame.common.mqtt_url import warn_password_in_url
+
+    warn_password_in_url(args.broker)
     # One line per change of the broker connection, not one per retry: the counter keeps
     # trying (a counter started before its broker, a broker restarted) until stopped.
     lock = threading.Lock()

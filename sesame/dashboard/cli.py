@@ -162,6 +162,9 @@ def _dashboard(args: argparse.Namespace) -> int:
             parse_broker_url(args.broker, args.credentials)
         except ValueError as e:
             raise CliError(str(e)) from None
+        from sesame.common.mqtt_url import warn_password_in_url
+
+        warn_password_in_url(args.broker)
     if not 0 < args.port < 65536:
         raise CliError(f"--port {args.port}: not a TCP port")
     if not 0 <= args.escalate_after <= 7 * 86400:  # also refuses nan

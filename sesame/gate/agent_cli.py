@@ -163,6 +163,9 @@ def run(args) -> int:
             parse_broker_url(args.broker, credentials)
         except ValueError as e:
             raise CliError(str(e)) from None
+        from sesame.common.mqtt_url import warn_password_in_url
+
+        warn_password_in_url(args.broker)
     reader = None
     if hw.reader is not None:
         from sesame.gate.readers.base import open_reader
