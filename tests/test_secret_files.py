@@ -59,6 +59,7 @@ def test_tls_or_an_explicit_allow_plaintext_opens_it(tmp_path, capsys):
     plain, tls = tmp_path / "plain", tmp_path / "tls"
     args = ["broker", "setup", "--venue", str(VENUE), "--host", "0.0.0.0"]
     assert main([*args, "--out", str(plain), "--allow-plaintext"]) == 0
+    assert "warning: plaintext listener on 0.0.0.0" in capsys.readouterr().err
     assert "listener 1883 0.0.0.0" in (plain / "mosquitto.conf").read_text().splitlines()
     # the choice is not remembered: a re-run without it is refused again
     assert main(["broker", "setup", "--venue", str(VENUE), "--out", str(plain)]) == 2

@@ -125,7 +125,11 @@ def _setup(args: argparse.Namespace) -> int:
     print(f"broker set-up for venue {venue.id!r} in {out}/")
     print(f"  listener {s.scheme}://{s.host}:{s.port}, config {out / 'mosquitto.conf'}")
     from sesame.broker.ports import port_taken, taken_message
+    from sesame.broker.setup import is_loopback
 
+    if not s.tls and not is_loopback(s.host):
+        print(f"warning: plaintext listener on {s.host} (--allow-plaintext): every password "
+              "crosses that network in clear", file=sys.stderr)  # fmt: skip
     if port_taken(s.host, s.port):
         print(f"warning: {taken_message(s.host, s.port, '--port')}", file=sys.stderr)
     if result.created:  # never the passwords themselves: a terminal is not a safe
