@@ -195,6 +195,9 @@ def run(args) -> int:
             parse_broker_url(args.broker, credentials)
         except ValueError as e:
             raise CliError(str(e)) from None
+        from sesame.common.mqtt_url import warn_password_in_url
+
+        warn_password_in_url(args.broker)
     if decoders_line := _decoders(hw, args.hardware):
         print(f"gate {args.gate}: {decoders_line}", file=sys.stderr, flush=True)
     reader = None
