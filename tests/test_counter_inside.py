@@ -8,8 +8,8 @@ import json
 from datetime import timedelta
 
 from sesame.common import wire
-from sesame.common.admissions import MAX_ITEMS, parse_admissions
 from sesame.common.venue import parse_venue
+from sesame.common.wire.admissions import MAX_ITEMS, parse_admissions
 from tests.fixtures.counter import DAY1, Clock, small_venue_dict
 
 DAY = DAY1.date().isoformat()

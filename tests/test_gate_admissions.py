@@ -10,9 +10,9 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from sesame.common import wire
-from sesame.common.admissions import MAX_ITEMS, Admission, Admissions, parse_admissions
 from sesame.common.reasons import Reason
 from sesame.common.venue import parse_venue
+from sesame.common.wire.admissions import MAX_ITEMS, Admission, Admissions, parse_admissions
 from sesame.gate.agent import GateAgent
 from sesame.gate.outbox import Outbox
 from tests.fixtures.counter import small_venue_dict

@@ -14,10 +14,10 @@ from datetime import datetime
 
 import pytest
 
-from sesame.common.admissions import Admission, Admissions, parse_admissions
 from sesame.common.mqtt import connect
 from sesame.common.reasons import Reason
 from sesame.common.wire import Topics
+from sesame.common.wire.admissions import Admission, Admissions, parse_admissions
 from sesame.counter.service import Counter
 from sesame.gate.agent import GateAgent
 from sesame.gate.turnstile import MemoryTurnstile

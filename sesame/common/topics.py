@@ -97,7 +97,7 @@ class Topics:
         return f"{self.root}/counter/alerts"
 
     def admissions(self) -> str:
-        """Who entered or left where, as the counter stored it (sesame/common/admissions.py)."""
+        """Who entered or left where, as the counter stored it (wire/admissions.py)."""
         return f"{self.root}/counter/admissions"
 
     def lane_admissions(self, gate: str = "+") -> str:

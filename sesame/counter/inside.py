@@ -27,12 +27,12 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sesame.common import wire
-from sesame.common.admissions import MAX_ITEMS, Admission, Admissions
 from sesame.common.decision import ANTIPASSBACK_WINDOW
 from sesame.common.venue import OUTSIDE, Reentry, Venue
+from sesame.common.wire.admissions import MAX_ITEMS, Admission, Admissions
 from sesame.counter.batch import Out
 from sesame.counter.findings import Findings
-from sesame.counter.store import Store, utcnow
+from sesame.counter.store import CounterStore, utcnow
 
 KIND = "DOUBLE_ADMISSION"
 WINDOW_S = ANTIPASSBACK_WINDOW.total_seconds()
@@ -64,7 +64,7 @@ class Row(NamedTuple):
 
 
 class Inside:
-    def __init__(self, venue: Venue, store: Store, findings: Findings, topics: wire.Topics):
+    def __init__(self, venue: Venue, store: CounterStore, findings: Findings, topics: wire.Topics):
         self.venue, self.store, self.findings, self.topics = venue, store, findings, topics
         self.day: str | None = None  # the live day, whose admissions the lanes hear
         self.head = 0  # number of the live day's last admission published

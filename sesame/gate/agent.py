@@ -33,11 +33,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from sesame import __version__
 from sesame.common import wire
-from sesame.common.admissions import parse_admissions
 from sesame.common.decision import Decision, decide
 from sesame.common.reasons import Reason, label
 from sesame.common.venue import Venue
 from sesame.common.wire import Route, TopicKind
+from sesame.common.wire.admissions import parse_admissions
 from sesame.gate.clock import GateClock, Reading, real_clock
 from sesame.gate.display import GateView, ZoneLine
 from sesame.gate.metrics import GateMetrics
@@ -106,9 +106,9 @@ class GateAgent:
         self.keeps_admissions = self.gate.reader and not self.gate.is_exit
         self.link = None
         if broker_url is not None or credentials is not None:
-            from sesame.gate.link import Link
+            from sesame.gate.link import GateLink
 
-            self.link = Link(
+            self.link = GateLink(
                 broker_url,
                 gate=gate_id,
                 topics=self.topics,

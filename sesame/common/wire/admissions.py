@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sesame.common.ids import BADGE_ID
-from sesame.common.wire import (
+from sesame.common.wire.base import (
     _EPOCH,
     _GATE_ID,
     _ISO_DAY,
