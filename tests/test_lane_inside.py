@@ -206,32 +206,43 @@ def test_two_cut_off_lanes_admitting_one_badge_raise_double_admission(
     assert lanes.counter.core.findings.get("DOUBLE_ADMISSION", B) is not None
 
 
-def test_a_gate_cannot_publish_admissions(mosquitto):
+@pytest.fixture(params=["mosquitto", "embedded_broker", "nats_cluster"])
+def any_broker(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_a_gate_cannot_publish_admissions(any_broker):
+    """Only the counter speaks on the admissions topics: a lane's forgery reaches nobody
+    (on Mosquitto over MQTT 5 the lane is also told: reason code 135)."""
+    broker = any_broker
+    at = datetime.fromisoformat("2018-11-22T12:00:00+01:00")
     forged = Admissions("2018-11-22", 0, 10**9, (
-        Admission(f"{B}:e1:1", B, "B000001", "outside", "nef",
-                  datetime.fromisoformat("2018-11-22T12:00:00+01:00")),
-    )).to_json()  # fmt: skip
+        Admission(f"{B}:e1:1", B, "B000001", "outside", "nef", at),)).to_json()  # fmt: skip
     watcher_got: queue.Queue = queue.Queue()
-    watcher = connect(mosquitto.url("dashboard"), "watch-adm", clean_start=True,
+    watcher = connect(broker.url("dashboard"), "watch-adm", clean_start=True,
                       subscriptions=[(f"{T.root}/#", 1)],
                       on_message=lambda m: watcher_got.put((m.topic, m.payload)))  # fmt: skip
     refused = []
-    thief = connect(mosquitto.url(f"gate-{A}"), "gate-a-adm", clean_start=True,
+    thief = connect(broker.url(f"gate-{A}"), "gate-a-adm", clean_start=True,
                     on_refused=lambda mid, code: refused.append(code))  # fmt: skip
     try:
-        assert watcher.wait_subscribed(10) and thief.protocol == "5"
+        assert watcher.wait_subscribed(10)
         for topic in (T.admissions(), T.lane_admissions(B), T.lane_admissions(A)):
             thief.publish(topic, forged).wait_for_publish(5)
-        thief.publish(T.gate_status(A), b"marker").wait_for_publish(5)
+        marker = f"marker-{time.monotonic()}".encode()
+        thief.publish(T.gate_status(A), marker).wait_for_publish(5)
         seen = []
-        deadline = time.monotonic() + 5
-        while not any(p == b"marker" for _, p in seen) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 10
+        while not any(p == marker for _, p in seen) and time.monotonic() < deadline:
             try:
                 seen.append(watcher_got.get(timeout=0.05))
             except queue.Empty:
                 pass
+        assert any(p == marker for _, p in seen), "the marker never arrived"
         assert [t for t, p in seen if p == forged] == []
-        assert until(lambda: len(refused) == 3, timeout=5) and set(refused) == {135}
+        if type(broker).__name__ == "MosquittoProcess":
+            assert thief.protocol == "5"
+            assert until(lambda: len(refused) == 3, timeout=5) and set(refused) == {135}
     finally:
         thief.close()
         watcher.close()
