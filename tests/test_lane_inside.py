@@ -246,3 +246,35 @@ def test_a_gate_cannot_publish_admissions(any_broker):
     finally:
         thief.close()
         watcher.close()
+
+
+def test_a_stolen_lane_cannot_mark_registered_badges_inside(venue_lanes, make_token, gate_clock,
+                                                             tmp_path):  # fmt: skip
+    """A lane's credential in the wrong hands speaks only through its own passages: a claim
+    the lane could not have made (a category the badge is not registered under, a category
+    the venue does not have) is counted as the lane said but is not republished, so no other
+    lane refuses that badge."""
+    from sesame.common import wire
+    from sesame.counter.registry import import_manifest
+
+    counter, lanes = venue_lanes
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("badge_id,token,category\nP000501,x,professional\nP000502,y,public\n",
+                        encoding="utf-8")  # fmt: skip
+    import_manifest(counter.db_path, manifest)
+    b = lanes.start(B)
+    assert lanes.leased(b)
+    thief = connect(lanes.broker.url("gate-churchill-in-3"), "stolen-in-3", clean_start=True)
+    try:
+        for seq, (badge, cat) in enumerate([("P000501", "public"), ("P000502", "vip"),
+                                            ("P000502", "public")], 1):  # fmt: skip
+            ev = wire.Event(gate="churchill-in-3", epoch="st0len", seq=seq, ts=gate_clock(),
+                            kind="passage", from_zone="outside", to_zone="nef", badge=badge,
+                            category=cat)  # fmt: skip
+            thief.publish(T.events("churchill-in-3"), ev.to_json(), qos=1).wait_for_publish(5)
+        # the one claim the lane could have made (registered category) reaches lane B
+        assert until(lambda: _knows(b, "P000502", gate_clock), timeout=5)
+    finally:
+        thief.close()
+    assert not _knows(b, "P000501", gate_clock)
+    assert b.handle_scan(make_token("P000501", "professional")).granted
