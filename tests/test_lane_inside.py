@@ -278,3 +278,39 @@ def test_a_stolen_lane_cannot_mark_registered_badges_inside(venue_lanes, make_to
         thief.close()
     assert not _knows(b, "P000501", gate_clock)
     assert b.handle_scan(make_token("P000501", "professional")).granted
+
+
+def test_a_new_lane_hears_the_whole_day_in_chained_replays(venue_lanes, gate_clock):
+    """A lane installed (or restored) mid-day starts with nothing: the counter replays the
+    day's admissions in chunks of 500, the lane asking for the next one at once."""
+    from datetime import timedelta
+
+    from sesame.common import wire
+
+    counter, lanes = venue_lanes
+    per_lane, step = 600, timedelta(seconds=1.5)  # 40 a minute: a speed gate's pace
+    start = gate_clock() - per_lane * step
+    for gate in ("churchill-in-3", "churchill-in-4"):
+        pub = connect(lanes.broker.url(f"gate-{gate}"), f"bulk-{gate}", clean_start=True)
+        try:
+            for seq in range(1, per_lane + 1):
+                ev = wire.Event(gate=gate, epoch="bulk1", seq=seq, ts=start + seq * step,
+                                kind="passage", from_zone="outside", to_zone="nef",
+                                badge=f"{gate[-1]}{seq:06d}", category="public")  # fmt: skip
+                info = pub.publish(T.events(gate), ev.to_json(), qos=1)
+            info.wait_for_publish(10)
+        finally:
+            pub.close()
+    assert until(lambda: counter.core is not None and counter.core.inside.head > 0
+                 and counter.core.stats["events"] >= 2 * per_lane, timeout=30)  # fmt: skip
+    t0 = time.monotonic()
+    b = lanes.start(B, heartbeat=60)  # its status at connect starts the chain
+    day = gate_clock().date()
+
+    def held() -> int:
+        return b.outbox._db.execute("SELECT count(*) FROM admissions WHERE day = ?",
+                                    (day.isoformat(),)).fetchone()[0]  # fmt: skip
+
+    assert until(lambda: held() == 2 * per_lane, timeout=20), held()
+    assert time.monotonic() - t0 < 10
+    assert b.outbox.admissions_cursor() == (day.isoformat(), counter.core.inside.head)

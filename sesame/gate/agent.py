@@ -105,6 +105,7 @@ class GateAgent:
         # An entry lane with a reader decides re-entry, so it keeps the venue's admissions
         # (every lane's badge passages, from the counter) beside its own: see on_message.
         self.keeps_admissions = self.gate.reader and not self.gate.is_exit
+        self._gap_asked = 0.0  # monotonic time the lane last asked for missed admissions
         self.link = None
         if broker_url is not None or credentials is not None:
             from sesame.gate.link import GateLink
@@ -381,7 +382,13 @@ class GateAgent:
             log.warning("%s: ignored malformed admissions: %s", self.gate_id, msg.reason)
             return
         whole = self.outbox.take_admissions(msg, self.gate_id)
-        if (not whole or msg.more) and self.link is not None:
+        if self.link is None or (whole and not msg.more):
+            return
+        now = time.monotonic()
+        # a replay with more to come is asked for at once; a gap in the live messages at
+        # most once a second (each live message behind the gap shows it again)
+        if msg.more or now - self._gap_asked >= 1.0:
+            self._gap_asked = now
             self.link.request_status()
 
     def _apply(self, route: Route, payload: bytes, live: bool) -> bool:
