@@ -22,7 +22,9 @@ from pathlib import Path
 
 import sqlite_utils
 
-MODE = 0o600  # every database: the counter's events, the lane's outbox, accounts and audit
+from sesame.common.private_files import PRIVATE
+
+MODE = PRIVATE  # every database: the counter's events, the lane's outbox, accounts and audit
 BOOKKEEPING = "_migrations"
 # Older outbox and accounts databases recorded their migrations in `migrations (name)`; the
 # names are taken over into `_migrations` once, so nothing is applied twice.
