@@ -44,6 +44,7 @@ from sesame.common.wire.base import (
     _load as _load,  # tests read a payload's JSON as the parsers see it
 )
 from sesame.common.wire.controls import (
+    MAX_REVOCATIONS_PAYLOAD,
     MAX_REVOKED,
     Correction,
     Revocations,
@@ -73,7 +74,8 @@ from sesame.common.wire.lanes import (
 )
 
 __all__ = [
-    "MAX_ALERTS_PAYLOAD", "MAX_FINDINGS", "MAX_PAYLOAD", "MAX_RATE", "MAX_REVOKED", "MAX_SEQ",
+    "MAX_ALERTS_PAYLOAD", "MAX_FINDINGS", "MAX_PAYLOAD", "MAX_RATE",
+    "MAX_REVOCATIONS_PAYLOAD", "MAX_REVOKED", "MAX_SEQ",
     "ROOT", "TS_MAX", "TS_MIN", "VERSION", "ZONE_STATES",
     "Ack", "Admission", "Admissions", "CounterAlerts", "CounterStatus", "Correction", "Event",
     "Finding", "GateStatus",
