@@ -118,6 +118,10 @@ def acl_rules(venue: Venue, home_assistant: bool = False) -> dict[str, list[tupl
             ("readwrite", f"{r}/zones/+/occupancy"),
             ("readwrite", f"{r}/counter/status"),
             ("readwrite", f"{r}/counter/alerts"),
+            # the venue's admissions, live to every entry lane and replayed to one
+            # (sesame/counter/inside.py); only the counter speaks here
+            ("write", f"{r}/counter/admissions"),
+            ("write", f"{r}/gates/+/admissions"),
             # only with the venue's fire_alarm_evacuates = true (sesame/counter/fire_alarms.py)
             ("write", f"{r}/control/venue"),
             # Home Assistant discovery configs (`sesame counter run --ha-discovery`)
@@ -161,6 +165,9 @@ def acl_rules(venue: Venue, home_assistant: bool = False) -> dict[str, list[tupl
             ("read", f"{r}/control/venue"),
             ("read", f"{r}/counter/status"),
             ("read", f"{r}/badges/revoked"),
+            # every lane's admissions, as the counter stored them; never written by a gate
+            ("read", f"{r}/counter/admissions"),
+            ("read", f"{r}/gates/{g}/admissions"),
         ]
     return rules
 
