@@ -23,6 +23,7 @@ class TopicKind(StrEnum):
     CORRECTIONS = "corrections"
     REVOKED = "revoked"
     ALERTS = "alerts"
+    DECISIONS = "decisions"
 
 
 class Route(NamedTuple):
@@ -49,6 +50,7 @@ _FIXED = {
     ("control", "corrections"): TopicKind.CORRECTIONS,
     ("badges", "revoked"): TopicKind.REVOKED,
     ("counter", "alerts"): TopicKind.ALERTS,
+    ("control", "decisions"): TopicKind.DECISIONS,
 }
 
 
@@ -91,6 +93,10 @@ class Topics:
 
     def alerts(self) -> str:
         return f"{self.root}/counter/alerts"
+
+    def decisions(self) -> str:
+        """A safety officer's decisions on held findings (sesame/common/decisions.py)."""
+        return f"{self.root}/control/decisions"
 
     def escalated_alerts(self) -> str:
         return f"{self.root}/alerts/escalated"

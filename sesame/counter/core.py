@@ -25,9 +25,12 @@ from sesame.common.wire import TopicKind
 from sesame.counter import leases as lz
 from sesame.counter.batch import Batch, Out
 from sesame.counter.controls import Controls
+from sesame.counter.decisions import Decisions
+from sesame.counter.epochs import Epochs
 from sesame.counter.findings import Findings
 from sesame.counter.fire_alarms import FireAlarms
 from sesame.counter.forecast import Outlook
+from sesame.counter.holds import Holds
 from sesame.counter.lease_desk import RATE_WINDOW_S, LeaseDesk
 from sesame.counter.liveness import Liveness
 from sesame.counter.occupancy import Book, DayClock, zone_state
@@ -60,6 +63,10 @@ class Core:
         self.fire = FireAlarms(self.findings)  # lanes reporting FIRE_ALARM
         self.desk = LeaseDesk(venue, store, self.book, self.controls, clock)
         self.outlook = Outlook(venue, RATE_WINDOW_S)  # time to full, lane rates
+        # lane trust: epoch changes past the first of the day, implausible passage rates
+        self.desk.epochs = self.epochs = Epochs(store, self.book, self.desk, self.findings)
+        self.holds = Holds(venue, store, self.book, self.desk, self.findings)
+        self.decisions = Decisions(store, self.epochs, self.holds, clock)
         self.liveness = Liveness()
         self.event_clock: float | None = None
         self.events_since_snapshot = 0
@@ -72,6 +79,7 @@ class Core:
             TopicKind.ZONE_CONTROL: self._zone_control,
             TopicKind.VENUE_CONTROL: self._venue_control,
             TopicKind.CORRECTIONS: self._correction,
+            TopicKind.DECISIONS: self.decisions.handle,
         }
         self._rebuild()
 
@@ -117,6 +125,8 @@ class Core:
         self.controls.restore()
         if self.book.current is not None:
             self.desk.load(self.book.current)
+        self.epochs.restore()
+        self.holds.restore()
 
     def startup(self) -> list[Out]:
         """Everything retained the counter owns, as it stands now (after a restart too)."""
@@ -171,6 +181,7 @@ class Core:
         store = self.store
         if b.rows:
             store.insert_events(b.rows)
+        self.holds.write()  # after the events it may change
         if b.bad:
             store.quarantine(b.bad)
         for gate, epoch in b.touched:
@@ -182,8 +193,10 @@ class Core:
         if b.rows:
             store.set_state("event_clock", self.event_clock)
             self.events_since_snapshot += len(b.rows)
-            if self.events_since_snapshot >= SNAPSHOT_EVERY:
-                self._snapshot()
+        if self.events_since_snapshot >= SNAPSHOT_EVERY or self.holds.snapshot_due:
+            # counts of stored events changed (holds, decisions): the old snapshot is stale
+            self._snapshot()
+            self.holds.snapshot_due = False
 
     def _event(self, gate: str | None, payload: bytes, b: Batch) -> str | None:
         ev = wire.parse_event(payload)
@@ -223,16 +236,19 @@ class Core:
         self._advance(day, b.zones)
         if not future:
             day = self.days.filed_under(day, t, ev.kind, ev.from_zone, self.book.raw)
+        kind = ev.kind
+        if kind == "passage" and self.holds.check(day, gate, t, ev.id, ev.epoch, b):
+            kind = "held"  # physically implausible: stored, not counted (holds.py)
         b.rows.append(
             EventRow(
                 ev.id, gate, ev.epoch, ev.seq, ev.ts.isoformat(), t, day,
-                self.days.local_hour(t), ev.kind, ev.from_zone, ev.to_zone, ev.badge,
+                self.days.local_hour(t), kind, ev.from_zone, ev.to_zone, ev.badge,
                 ev.category, ev.reason, ev.group_size,
                 ev.gate_ts.isoformat() if ev.gate_ts else None, ev.clock_offset_ms,
                 b.received_at,
             )
         )  # fmt: skip
-        if ev.kind == "passage":
+        if kind == "passage":
             b.zones.update(self.book.passage(day, ev.from_zone, ev.to_zone))
             live_entry = day == self.book.current and ev.to_zone != OUTSIDE
             if day != self.book.current:
@@ -256,6 +272,8 @@ class Core:
         self.store.set_state("current_day", self.book.current)
         self.store.set_state("closed_days", sorted(self.book.closed))
         self.desk.new_day(cur)
+        self.epochs.new_day()
+        self.holds.new_day(cur, closed[-1] if closed else None)
         self.outlook.clear()
         if zones is not None:
             zones.update(self.venue.zones)
@@ -400,7 +418,7 @@ class Core:
     def subscriptions(self) -> list[str]:
         t = self.topics
         return [t.events(), t.gate_status(), t.zone_control(), t.venue_control(),
-                t.corrections()]  # fmt: skip
+                t.corrections(), t.decisions()]  # fmt: skip
 
 
 def _loose_ident(gate: str | None, payload: bytes) -> tuple[str, str, int] | None:
