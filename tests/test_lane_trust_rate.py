@@ -148,6 +148,19 @@ def test_2000_exits_in_ten_seconds_leave_the_count_unchanged_and_show_as_held(ma
 
     occ = {r["zone"]: r["occupancy"] for r in zone_occupancy(tmp_path / "counter.db", venue)}
     assert occ["hall"] == 600
+    # and Prometheus sees them (docs/metrics.md)
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from sesame.counter.metrics import CounterMetrics
+
+    m = CounterMetrics(lambda: core, tmp_path / "counter.db")
+    text = generate_latest(m.registry).decode()
+    got = {(s.name, tuple(sorted(s.labels.items()))): s.value
+           for f in text_string_to_metric_families(text) for s in f.samples}  # fmt: skip
+    assert got[("sesame_counter_held_passages", (("gate", "out-1"),))] == 2000
+    assert got[("sesame_counter_held_total", (("gate", "out-1"),))] == 2000
+    assert got[("sesame_counter_held_passages", (("gate", "in-1"),))] == 0
 
 
 def test_an_officer_rejects_or_accepts_once_even_when_the_decision_comes_twice(make_core, tmp_path):
