@@ -9,7 +9,7 @@ import uuid
 from datetime import timedelta
 
 from sesame.common import wire
-from sesame.common.decisions import Decision
+from sesame.common.wire.decisions import Decision
 from tests.fixtures.counter import DAY1, Clock, published
 
 T = wire.Topics("testhall")
@@ -28,7 +28,7 @@ def confirm(gate, epoch, did=None):
 
 
 def held(core):
-    alerts = wire.parse_alerts(core.alerts().payload).alerts
+    alerts = wire.parse_counter_alerts(core.alerts().payload).alerts
     return {a.subject: a for a in alerts if a.kind == "EPOCH_CHANGE_HELD"}
 
 

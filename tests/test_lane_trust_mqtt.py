@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sesame.common import mqtt, wire
-from sesame.common.decisions import Decision
 from sesame.common.venue import load_venue
+from sesame.common.wire.decisions import Decision
 from sesame.counter.service import Counter
 from tests import waiting
 from tests.fixtures.counter import PARIS
@@ -69,9 +69,9 @@ class Watcher:
         p = self.get(T.occupancy(zone))
         return wire.parse_occupancy(p).occupancy if p else None
 
-    def finding(self, kind, gate) -> wire.Alert | None:
+    def finding(self, kind, gate) -> wire.Finding | None:
         p = self.get(T.alerts())
-        alerts = wire.parse_alerts(p).alerts if p else ()
+        alerts = wire.parse_counter_alerts(p).alerts if p else ()
         return next((a for a in alerts if (a.kind, a.subject) == (kind, gate)), None)
 
 

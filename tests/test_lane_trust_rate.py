@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sesame.common import wire
-from sesame.common.decisions import Decision, parse_decision
 from sesame.common.turnstiles import lane_max_per_minute
 from sesame.common.venue import ConfigError, parse_venue
+from sesame.common.wire.decisions import Decision, parse_decision
 from sesame.counter.plausibility import WINDOW_S, RateWindows
 from tests.fixtures.counter import DAY1, Lanes, published, small_venue_dict
 
@@ -115,9 +115,9 @@ def decision(action, gate="out-1", count=None, by="officer1", did=None) -> tuple
     return wire.Topics("testhall").decisions(), d.to_json()
 
 
-def findings(core) -> dict[tuple[str, str], wire.Alert]:
+def findings(core) -> dict[tuple[str, str], wire.Finding]:
     payload = core.alerts().payload
-    return {(a.kind, a.subject): a for a in wire.parse_alerts(payload).alerts}
+    return {(a.kind, a.subject): a for a in wire.parse_counter_alerts(payload).alerts}
 
 
 def hall(core) -> int:

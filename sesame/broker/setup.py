@@ -3,7 +3,7 @@
 Writes into DIR:
   mosquitto.conf           listener, persistence, limits, no anonymous access
   passwd                   Mosquitto password file (PBKDF2-SHA512, `$7$` format)
-  acl                      per-account topic permissions (DESIGN.md invariant 5)
+  acl                      per-account topic permissions (docs/design.md invariant 5)
   credentials/<acct>.json  {"username", "password", "broker"[, "ca", "cert", "key"]}, mode 0600
   broker.json              the settings the files were made from (read by `broker run`)
   tls/                     with --tls: private CA, server certificate (see sesame/broker/tls.py)
@@ -38,7 +38,7 @@ CREDENTIALS = "credentials"
 # Revocation lists may reach 4 MiB (sesame.wire); everything else is a few hundred bytes.
 MAX_PACKET = 4 * 1024 * 1024 + 64 * 1024
 # Mosquitto's default of 1000 silently drops the rest of an offline client's queue while
-# publishers still get PUBACKs (measured; DESIGN.md). A gate offline for an hour at 60/min
+# publishers still get PUBACKs (measured; docs/design.md). A gate offline for an hour at 60/min
 # is 3,600 messages; the counter offline during a peak can be far more.
 MAX_QUEUED = 100_000
 # ...and a byte bound, so an account flooding large packets while the counter is away cannot
@@ -53,7 +53,7 @@ PASSWORD_BYTES = 18  # 24 base64url characters
 
 
 @dataclass(frozen=True)
-class Settings:
+class BrokerSettings:
     venue: str
     host: str = "127.0.0.1"
     port: int = 1883
@@ -67,7 +67,7 @@ class Settings:
         _write(out / SETTINGS, json.dumps(asdict(self), indent=2) + "\n", 0o644)
 
     @classmethod
-    def load(cls, out: Path) -> Settings:
+    def load(cls, out: Path) -> BrokerSettings:
         path = Path(out) / SETTINGS
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -232,7 +232,7 @@ def password_file_text(
 
 def mosquitto_conf(
     out: Path,
-    settings: Settings,
+    settings: BrokerSettings,
     *,
     port: int | None = None,
     persistence_dir: Path | None = None,
@@ -301,7 +301,7 @@ def mosquitto_conf(
 @dataclass
 class SetupResult:
     out: Path
-    settings: Settings
+    settings: BrokerSettings
     created: list[str]  # accounts with a new password (shown once)
     kept: list[str]
     removed: list[str]
@@ -326,7 +326,7 @@ def read_credential(out: Path, account: str) -> dict | None:
 
 
 def credential_json(
-    settings: Settings,
+    settings: BrokerSettings,
     account: str,
     password: str,
     *,
@@ -365,18 +365,18 @@ def resolve_settings(
     host: str | None = None,
     port: int | None = None,
     tls: bool | None = None,
-) -> Settings:
+) -> BrokerSettings:
     """The settings a set-up in `out` gets: what is given, else what is there, else the
     defaults. A change of TLS without a port resets the port to that mode's default."""
     try:
-        old: Settings | None = Settings.load(out)
+        old: BrokerSettings | None = BrokerSettings.load(out)
     except ValueError:
         old = None
     tls = tls if tls is not None else (old.tls if old else False)
     if port is None:
         port = old.port if old and old.tls == tls else (8883 if tls else 1883)
     host = host if host is not None else (old.host if old else "127.0.0.1")
-    return Settings(venue.id, host, port, tls)
+    return BrokerSettings(venue.id, host, port, tls)
 
 
 def setup(

@@ -95,7 +95,7 @@ class Topics:
         return f"{self.root}/counter/alerts"
 
     def decisions(self) -> str:
-        """A safety officer's decisions on held findings (sesame/common/decisions.py)."""
+        """A safety officer's decisions on held findings (sesame/common/wire/decisions.py)."""
         return f"{self.root}/control/decisions"
 
     def escalated_alerts(self) -> str:

@@ -9,15 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sesame.common.decisions import CONFIRM_EPOCH, parse_decision
+from sesame.common.wire.decisions import CONFIRM_EPOCH, parse_decision
 from sesame.counter.batch import Batch
 from sesame.counter.epochs import Epochs
 from sesame.counter.holds import Holds
-from sesame.counter.store import Store
+from sesame.counter.store import CounterStore
 
 
 class Decisions:
-    def __init__(self, store: Store, epochs: Epochs, holds: Holds,
+    def __init__(self, store: CounterStore, epochs: Epochs, holds: Holds,
                  clock: Callable[[], datetime]) -> None:  # fmt: skip
         self.store, self.epochs, self.holds, self.clock = store, epochs, holds, clock
         self.gates: set[str] = set(holds.venue.gates)

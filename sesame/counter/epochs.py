@@ -17,18 +17,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sesame.common.decisions import Decision
+from sesame.common.wire.decisions import Decision
 from sesame.counter.findings import Findings
 from sesame.counter.lease_desk import LeaseDesk
 from sesame.counter.occupancy import Book
-from sesame.counter.store import Store
+from sesame.counter.store import CounterStore
 
 KIND = "EPOCH_CHANGE_HELD"
 FREE_PER_DAY = 1  # changes a lane makes on its own each day
 
 
 class Epochs:
-    def __init__(self, store: Store, book: Book, desk: LeaseDesk, findings: Findings) -> None:
+    def __init__(
+        self, store: CounterStore, book: Book, desk: LeaseDesk, findings: Findings
+    ) -> None:
         self.store, self.book, self.desk, self.findings = store, book, desk, findings
         # day -> gate -> [changes acted on, changes allowed, changes held] (`_row`)
         self.days: dict[str, dict[str, list[int]]] = {}

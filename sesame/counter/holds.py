@@ -16,17 +16,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from sesame.common.decisions import ACCEPT_HELD, Decision
 from sesame.common.turnstiles import lane_max_per_minute
 from sesame.common.venue import Venue
+from sesame.common.wire.decisions import ACCEPT_HELD, Decision
 from sesame.counter.batch import Batch
 from sesame.counter.findings import Findings
 from sesame.counter.lease_desk import LeaseDesk
 from sesame.counter.occupancy import Book
 from sesame.counter.plausibility import RateWindows
-from sesame.counter.store import Store
+from sesame.counter.store import CounterStore
 
 KIND = "IMPLAUSIBLE_RATE"
+HELD = "held"  # the stored event's kind while held (never on the wire: lanes send EventKind)
 
 
 class Tag(NamedTuple):
@@ -39,7 +40,7 @@ class Tag(NamedTuple):
 
 class Holds:
     def __init__(
-        self, venue: Venue, store: Store, book: Book, desk: LeaseDesk, findings: Findings
+        self, venue: Venue, store: CounterStore, book: Book, desk: LeaseDesk, findings: Findings
     ) -> None:
         self.venue, self.store, self.book = venue, store, book
         self.desk, self.findings = desk, findings

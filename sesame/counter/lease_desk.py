@@ -20,7 +20,7 @@ from sesame.counter import leases as lz
 from sesame.counter.batch import Out
 from sesame.counter.controls import Controls
 from sesame.counter.occupancy import Book
-from sesame.counter.store import Store
+from sesame.counter.store import CounterStore
 
 RATE_WINDOW_S = 60.0  # event-time window for a lane's spend rate
 
@@ -29,7 +29,7 @@ class LeaseDesk:
     def __init__(
         self,
         venue: Venue,
-        store: Store,
+        store: CounterStore,
         book: Book,
         controls: Controls,
         clock: Callable[[], datetime],

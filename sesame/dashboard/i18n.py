@@ -93,6 +93,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "decide_accept_held": ("Accept (count them)", "Accepter (les compter)"),
     "decide_reject_held": ("Reject", "Rejeter"),
     "decision_sent": ("decision sent", "décision envoyée"),
+    "alert_LANE_SILENT": ("lane silent (no heartbeat)", "porte muette (plus de signal)"),
     "acknowledge": ("Acknowledge", "Prendre en compte"),
     "acknowledged_by": ("acknowledged by", "pris en compte par"),
     "unacknowledged": ("to acknowledge", "à prendre en compte"),

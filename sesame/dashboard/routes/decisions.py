@@ -1,7 +1,7 @@
 """A safety officer's answers to counter findings that wait for a person: confirm a lane's
 held outbox change (EPOCH_CHANGE_HELD), accept or reject its held passages
 (IMPLAUSIBLE_RATE). Audited here first, then published on control/decisions, where the
-counter applies each decision once by id (sesame/common/decisions.py)."""
+counter applies each decision once by id (sesame/common/wire/decisions.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import Field
 
-from sesame.common.decisions import CONFIRM_EPOCH, Decision
+from sesame.common.wire.decisions import CONFIRM_EPOCH, Decision
 from sesame.dashboard.deps import Actor, Dash
 from sesame.dashboard.errors import ApiError
 from sesame.dashboard.http import _Body, body_doc, parse_body

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sesame.common.wire import (
+from sesame.common.wire.base import (
     _EPOCH,
     _GATE_ID,
     MAX_SEQ,
