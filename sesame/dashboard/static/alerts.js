@@ -75,8 +75,11 @@ function alertItem(a) {
   const text = el("span", { class: "text" });
   text.append(el("time", { datetime: a.at }, fmtTime(a.at, TZ)), " ",
     el("strong", {}, subjectName(a.subject)), " — " + alertLabel(a.kind));
-  if (a.count > 1) text.append(" ", el("span", { class: "count" }, `×${a.count}`));
   const held = heldText(a);
+  // held passages say their number in words; other lines count occurrences
+  if (a.count > 1 && a.kind !== "IMPLAUSIBLE_RATE") {
+    text.append(" ", el("span", { class: "count" }, `×${a.count}`));
+  }
   if (held) text.append(" · ", el("span", { class: "held" }, held));
   if (a.peak !== null && a.peak !== undefined) text.append(` · ${t("alert_peak")} ${fmtNum(a.peak)}`);
   if (a.active && !a.acknowledged) {
