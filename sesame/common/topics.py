@@ -24,6 +24,8 @@ class TopicKind(StrEnum):
     REVOKED = "revoked"
     ALERTS = "alerts"
     DECISIONS = "decisions"
+    ADMISSIONS = "admissions"  # counter/admissions: every lane's admissions, live
+    LANE_ADMISSIONS = "lane_admissions"  # gates/<gate>/admissions: one lane's catch-up
 
 
 class Route(NamedTuple):
@@ -42,6 +44,7 @@ _SUBJECT_MIDDLE = {
     ("gates", "lease"): TopicKind.LEASE,
     ("gates", "ack"): TopicKind.ACK,
     ("zones", "occupancy"): TopicKind.OCCUPANCY,
+    ("gates", "admissions"): TopicKind.LANE_ADMISSIONS,
 }
 _SUBJECT_LAST = {("control", "zones"): TopicKind.ZONE_CONTROL}
 _FIXED = {
@@ -51,6 +54,7 @@ _FIXED = {
     ("badges", "revoked"): TopicKind.REVOKED,
     ("counter", "alerts"): TopicKind.ALERTS,
     ("control", "decisions"): TopicKind.DECISIONS,
+    ("counter", "admissions"): TopicKind.ADMISSIONS,
 }
 
 
@@ -97,6 +101,13 @@ class Topics:
     def decisions(self) -> str:
         """A safety officer's decisions on held findings (sesame/common/wire/decisions.py)."""
         return f"{self.root}/control/decisions"
+    def admissions(self) -> str:
+        """Who entered or left where, as the counter stored it (wire/admissions.py)."""
+        return f"{self.root}/counter/admissions"
+
+    def lane_admissions(self, gate: str = "+") -> str:
+        """The admissions a lane missed, replayed to that lane alone."""
+        return f"{self.root}/gates/{gate}/admissions"
 
     def escalated_alerts(self) -> str:
         return f"{self.root}/alerts/escalated"

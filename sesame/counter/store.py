@@ -119,7 +119,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
-        "0006_holds_decisions",
+        "0008_double_admissions",
+        """
+        -- a badge's passages that day, for the double-admission check (inside.py)
+        CREATE INDEX events_badge_day ON events(badge, day) WHERE badge IS NOT NULL;
+        -- two lanes admitted the same badge into a zone while it was inside
+        CREATE TABLE double_admissions (
+            day TEXT NOT NULL, badge TEXT NOT NULL, zone TEXT NOT NULL,
+            first_gate TEXT NOT NULL, second_gate TEXT NOT NULL, category TEXT,
+            first_ts TEXT NOT NULL, second_ts TEXT NOT NULL, found_at TEXT NOT NULL,
+            PRIMARY KEY (day, badge, zone, first_gate, second_gate)
+        );
+        """,
+    ),
+    (
+        "0009_holds_decisions",
         """
         -- passages held as physically implausible (sesame/counter/plausibility.py); the
         -- event itself is in `events`, of kind 'held' until an officer accepts it

@@ -94,6 +94,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "decide_reject_held": ("Reject", "Rejeter"),
     "decision_sent": ("decision sent", "décision envoyée"),
     "alert_LANE_SILENT": ("lane silent (no heartbeat)", "porte muette (plus de signal)"),
+    "alert_DOUBLE_ADMISSION": ("badge admitted twice (lanes were cut off)",
+                               "badge admis deux fois (portes coupées du réseau)"),
     "acknowledge": ("Acknowledge", "Prendre en compte"),
     "acknowledged_by": ("acknowledged by", "pris en compte par"),
     "unacknowledged": ("to acknowledge", "à prendre en compte"),
