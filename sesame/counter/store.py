@@ -132,6 +132,26 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0009_holds_decisions",
+        """
+        -- passages held as physically implausible (sesame/counter/plausibility.py); the
+        -- event itself is in `events`, of kind 'held' until an officer accepts it
+        CREATE TABLE held_passages (
+            event_id TEXT PRIMARY KEY,
+            gate TEXT NOT NULL, day TEXT NOT NULL, t REAL NOT NULL, epoch TEXT NOT NULL,
+            state TEXT NOT NULL,       -- held | accepted | rejected
+            held_at TEXT NOT NULL, decision TEXT, decided_at TEXT
+        );
+        CREATE INDEX held_by_lane ON held_passages(gate, state);
+        -- a safety officer's decisions (control/decisions), each applied once by id
+        CREATE TABLE decisions (
+            id TEXT PRIMARY KEY, action TEXT NOT NULL, gate TEXT NOT NULL, by TEXT NOT NULL,
+            ts TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL,
+            applied_at TEXT NOT NULL
+        );
+        """,
+    ),
 ]
 
 
@@ -361,4 +381,71 @@ class CounterStore:
         """(gate, zone, granted, exposure) of the leases stored for `day`."""
         yield from self.conn.execute(
             "SELECT gate, zone, granted, exposure FROM leases WHERE day = ?", (day,)
+        )
+
+    # -- held passages and officers' decisions (holds.py, epochs.py) -----------------------
+    def lane_window(self, gate: str, day: str) -> Iterator[tuple[float, str, str, str | None]]:
+        """(t, event id, epoch, hold state or None) of a lane's passages on a day, held or
+        counted, for its plausibility windows."""
+        yield from self.conn.execute(
+            "SELECT e.t, e.id, e.epoch, h.state FROM events e "
+            "LEFT JOIN held_passages h ON h.event_id = e.id "
+            "WHERE e.gate = ? AND e.day = ? AND e.kind IN ('passage', 'held')",
+            (gate, day),
+        )
+
+    def hold(self, rows: Sequence[tuple[str, str, str, float, str]]) -> None:
+        """rows: (event id, gate, day, t, epoch) of events now held: stored events of kind
+        'passage' (counted before a burst showed) become 'held'."""
+        now = utcnow()
+        self.conn.executemany(
+            "UPDATE events SET kind = 'held' WHERE id = ? AND kind = 'passage'",
+            [(r[0],) for r in rows],
+        )
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO held_passages (event_id, gate, day, t, epoch, state, held_at) "
+            "VALUES (?, ?, ?, ?, ?, 'held', ?)",
+            [(*r, now) for r in rows],
+        )
+
+    def held_counts(self) -> dict[str, int]:
+        """gate -> passages held and not decided yet."""
+        return dict(self.conn.execute(
+            "SELECT gate, count(*) FROM held_passages WHERE state = 'held' GROUP BY gate"
+        ))  # fmt: skip
+
+    def held_of(self, gate: str, limit: int | None) -> list[tuple[str, str, float, str]]:
+        """(event id, day, t, epoch) of a lane's undecided held passages, oldest hold first."""
+        return self.conn.execute(
+            "SELECT event_id, day, t, epoch FROM held_passages WHERE gate = ? AND state = 'held' "
+            "ORDER BY rowid LIMIT ?",
+            (gate, -1 if limit is None else limit),
+        ).fetchall()
+
+    def decide_held(self, ids: Sequence[str], state: str, decision: str) -> None:
+        """Mark held passages accepted (their events count as passages again) or rejected."""
+        now = utcnow()
+        self.conn.executemany(
+            "UPDATE held_passages SET state = ?, decision = ?, decided_at = ? "
+            "WHERE event_id = ? AND state = 'held'",
+            [(state, decision, now, i) for i in ids],
+        )
+        if state == "accepted":
+            self.conn.executemany(
+                "UPDATE events SET kind = 'passage' WHERE id = ? AND kind = 'held'",
+                [(i,) for i in ids],
+            )
+
+    def record_decision(self, d: Any) -> bool:
+        """Record an officer's decision once by id; False when it was already applied."""
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO decisions VALUES (?, ?, ?, ?, ?, '', '{}', ?)",
+            (d.id, d.action, d.gate, d.by, d.ts.isoformat(), utcnow()),
+        )
+        return cur.rowcount == 1
+
+    def decision_outcome(self, decision_id: str, outcome: str, detail: dict) -> None:
+        self.conn.execute(
+            "UPDATE decisions SET outcome = ?, detail = ? WHERE id = ?",
+            (outcome, json.dumps(detail, ensure_ascii=False), decision_id),
         )
