@@ -60,6 +60,8 @@ class LeaseDesk:
         self._reissue: set[str] = set()  # lanes whose lease must be re-sent (new epoch)
         # (day, gate, epoch) -> passages: counted once from the database, then kept by passage()
         self._epoch_spend: dict[tuple[str, str, str], int] = {}
+        # closed day -> (gate, zone) -> the most that lane's lease of that day allowed
+        self._closed_exposure: dict[str, dict[tuple[str, str], int]] = {}
 
     # -- state -------------------------------------------------------------------------
     def restore(self, snapshot: dict | None, since: int) -> None:
@@ -201,6 +203,22 @@ class LeaseDesk:
             if zone in self.lanes.get(g, ())
         )  # fmt: skip
         return self.book.raw(zone) + sum(self.book.raw(y) for y in self.returning[zone]) + lost
+
+    def beyond_closed_lease(self, day: str, gate: str, zone: str) -> bool:
+        """True when one more entry by `gate` into `zone` filed under the closed `day` is
+        more than that lane's lease of that day allowed (its clock is wrong, not late).
+        Only lease-policy zones (a cut-off lane of an open zone admits without a lease), and
+        only a day this counter leased that lane something."""
+        z = self.venue.zones.get(zone)
+        if z is None or z.offline_policy != "lease":
+            return False
+        if day not in self._closed_exposure:
+            rows = self.store.leases_of(day)
+            self._closed_exposure[day] = {(g, zz): max(gr, ex) for g, zz, gr, ex in rows}
+        allowed = self._closed_exposure[day].get((gate, zone))
+        if allowed is None:  # this counter leased that lane nothing that day: cannot judge
+            return False
+        return self.passages.get(day, {}).get(gate, 0) + 1 > allowed
 
     def spent(self, day: str, gate: str) -> int:
         """A lane's spend as the planner sees it: committed passages plus written-off room."""
