@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from sesame.common import mqtt, wire
+from sesame.common.clock_file import ClockFileWriter
 from sesame.common.venue import load_venue
 from sesame.counter.service import Counter
 from tests import waiting
-from tests.fixtures.counter import PARIS
+from tests.fixtures.counter import PARIS, RunningClock  # the counter's clock: the morning replayed
 
 REPO = Path(__file__).resolve().parents[1]
 VENUE_FILE = REPO / "config" / "grand-palais.toml"
@@ -101,7 +102,8 @@ class GateSim:
 
 def test_counter_service_end_to_end(mosquitto, tmp_path):
     watch = Watcher(mosquitto.url("dashboard"), [T.occupancy(), T.counter_status(), T.lease()])
-    counter = Counter(VENUE, tmp_path / "c.db", mosquitto.url("counter")).start()
+    counter = Counter(VENUE, tmp_path / "c.db", mosquitto.url("counter"),
+                      clock=RunningClock(START)).start()  # fmt: skip
     gate = GateSim(mosquitto.url("gate-churchill-in-1"), "churchill-in-1")
     out = GateSim(mosquitto.url("gate-churchill-out-1"), "churchill-out-1")
     try:
@@ -167,10 +169,23 @@ def test_last_will_when_the_counter_dies(mosquitto, tmp_path):
 
 
 def _spawn_counter(mosquitto, tmp_path):
+    """`sesame counter run` on the simulated time of the morning replayed: a clock file that
+    runs from START + 1 min with real time, as a simulator keeps it."""
+    if not (tmp_path / "clock").exists():
+        writer = ClockFileWriter(tmp_path / "clock", int(START.timestamp() * 1000) + 60_000)
+        clock = RunningClock(START + timedelta(minutes=1))
+
+        def run() -> None:
+            while True:
+                writer.set(int(clock().timestamp() * 1000))
+                time.sleep(0.05)
+
+        threading.Thread(target=run, daemon=True).start()
     log = open(tmp_path / "counter.log", "ab")
     return subprocess.Popen(
         [sys.executable, "-m", "sesame", "counter", "run", "--venue", str(VENUE_FILE),
-         "--db", str(tmp_path / "c.db"), "--broker", mosquitto.url("counter")],
+         "--db", str(tmp_path / "c.db"), "--broker", mosquitto.url("counter"),
+         "--clock-file", str(tmp_path / "clock")],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
 
@@ -249,7 +264,8 @@ def test_kill_9_mid_stream_stores_every_event_exactly_once(mosquitto, tmp_path):
 
 
 def test_counter_reconnects_after_a_broker_restart(mosquitto, tmp_path):
-    counter = Counter(VENUE, tmp_path / "c.db", mosquitto.url("counter")).start()
+    counter = Counter(VENUE, tmp_path / "c.db", mosquitto.url("counter"),
+                      clock=RunningClock(START)).start()  # fmt: skip
     gate = GateSim(mosquitto.url("gate-churchill-in-1"), "churchill-in-1")
     try:
         gate.passage(5)
@@ -282,7 +298,8 @@ def test_a_message_that_breaks_the_core_is_quarantined_not_fatal(mosquitto, tmp_
         return real(payload)
 
     monkeypatch.setattr(wire, "parse_event", fragile)
-    counter = Counter(VENUE, tmp_path / "c.db", mosquitto.url("counter")).start()
+    counter = Counter(VENUE, tmp_path / "c.db", mosquitto.url("counter"),
+                      clock=RunningClock(START)).start()  # fmt: skip
     gate = GateSim(mosquitto.url("gate-churchill-in-1"), "churchill-in-1")
     try:
         gate.passage(6)

@@ -44,7 +44,7 @@ class LeaseDesk:
         self.topics = wire.Topics(venue.id)
         self.lanes = lz.leased_lanes(venue)
         self.returning = lz.returning_zones(venue)
-        self.lease_zones = sorted(z.id for z in venue.zones.values() if z.offline_policy == "lease")
+        self.lease_zones = sorted(venue.zones)  # every zone: see leases.leased_lanes
         # passages[day][gate] = committed passages through that lane that day (its spend)
         self.passages: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.recent: dict[str, deque[float]] = defaultdict(deque)
