@@ -202,7 +202,11 @@ class LeaseDesk:
             n for g, n in self.written_off.get(self.book.current or "", {}).items()
             if zone in self.lanes.get(g, ())
         )  # fmt: skip
-        return self.book.raw(zone) + sum(self.book.raw(y) for y in self.returning[zone]) + lost
+        # never negative room: a surplus of exits (people counted the day before, a bouncing
+        # sensor) stays in the raw count as a residue, it does not free places (occupancy.py)
+        book = self.book
+        inside = max(0, book.raw(zone)) + sum(max(0, book.raw(y)) for y in self.returning[zone])
+        return inside + lost
 
     def beyond_closed_lease(self, day: str, gate: str, zone: str) -> bool:
         """True when one more entry by `gate` into `zone` filed under the closed `day` is
