@@ -315,9 +315,12 @@ def _alive(lane) -> bool:
     return not isinstance(lane, ProcessLane) or lane.proc is not None
 
 
-def event_log_over_capacity(db: Path, venue: Venue) -> dict[str, dict[str, int]]:
-    """From the stored event log (not the counter's state): lease-policy zones whose
-    occupancy ever went above capacity, per day -> {zone: worst excess}."""
+def event_log_over_capacity(
+    db: Path, venue: Venue, policies: tuple[str, ...] = ("lease",)
+) -> dict[str, dict[str, int]]:
+    """From the stored event log (not the counter's state): zones of those offline policies
+    whose occupancy ever went above capacity, per day -> {zone: worst excess}. While no lane
+    is cut off every zone must stay within capacity: pass ("lease", "open")."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         rows = conn.execute(
@@ -331,7 +334,7 @@ def event_log_over_capacity(db: Path, venue: Venue) -> dict[str, dict[str, int]]
         occ[(day, a)] = occ.get((day, a), 0) - 1
         occ[(day, b)] = occ.get((day, b), 0) + 1
         z = venue.zones.get(b)
-        if z is not None and z.offline_policy == "lease" and occ[(day, b)] > z.capacity:
+        if z is not None and z.offline_policy in policies and occ[(day, b)] > z.capacity:
             worst = out.setdefault(day, {})
             worst[b] = max(worst.get(b, 0), occ[(day, b)] - z.capacity)
     return out
