@@ -9,7 +9,7 @@ from sesame.common import wire
 from sesame.common.venue import load_venue
 from sesame.counter.core import Core
 from sesame.counter.forecast import Trend, lane_rate, minutes_to_full
-from sesame.counter.store import Store
+from sesame.counter.store import CounterStore
 from tests.fixtures.dashboard import VENUE_FILE
 
 
@@ -80,7 +80,7 @@ def test_the_counter_publishes_full_in_and_entry_rates_with_the_occupancy(tmp_pa
     venue = load_venue(VENUE_FILE)
     t0 = datetime.fromisoformat("2018-11-25T11:00:00+01:00")
     now = [t0]  # the counter's clock: the replayed Sunday's
-    core = Core(venue, Store(tmp_path / "c.db"), lambda: now[0])
+    core = Core(venue, CounterStore(tmp_path / "c.db"), lambda: now[0])
     core.startup()
     seq = 0
     last: wire.Occupancy | None = None

@@ -17,11 +17,10 @@ from pathlib import Path
 import pytest
 
 from sesame.common import mqtt, wire
-from sesame.common.clock_file import ClockFileWriter
 from sesame.common.venue import load_venue
 from sesame.counter.service import Counter
 from tests import waiting
-from tests.fixtures.counter import PARIS, RunningClock  # the counter's clock: the morning replayed
+from tests.fixtures.counter import PARIS, RunningClock, running_clock_file
 
 REPO = Path(__file__).resolve().parents[1]
 VENUE_FILE = REPO / "config" / "grand-palais.toml"
@@ -124,7 +123,10 @@ def test_counter_service_end_to_end(mosquitto, tmp_path):
             "nef": VENUE.leases.initial
         }
         assert watch.get(T.lease("churchill-out-1")) is None
-        assert wire.parse_lease(watch.get(T.lease("balcons-up-1"))).grants == {}
+        # an open-policy zone is leased too: its capacity holds while its lanes are online
+        assert wire.parse_lease(watch.get(T.lease("balcons-up-1"))).grants == {
+            "balcons": VENUE.leases.initial
+        }
         # garbage and a spoofed gate id on the lane's own topic: quarantined, counter alive
         gate.conn.publish(T.events("churchill-in-1"), b"\x00not json", qos=1)
         spoof = wire.Event(gate="churchill-in-2", epoch="x", seq=1, ts=START, kind="passage",
@@ -172,15 +174,7 @@ def _spawn_counter(mosquitto, tmp_path):
     """`sesame counter run` on the simulated time of the morning replayed: a clock file that
     runs from START + 1 min with real time, as a simulator keeps it."""
     if not (tmp_path / "clock").exists():
-        writer = ClockFileWriter(tmp_path / "clock", int(START.timestamp() * 1000) + 60_000)
-        clock = RunningClock(START + timedelta(minutes=1))
-
-        def run() -> None:
-            while True:
-                writer.set(int(clock().timestamp() * 1000))
-                time.sleep(0.05)
-
-        threading.Thread(target=run, daemon=True).start()
+        running_clock_file(tmp_path / "clock", START + timedelta(minutes=1))
     log = open(tmp_path / "counter.log", "ab")
     return subprocess.Popen(
         [sys.executable, "-m", "sesame", "counter", "run", "--venue", str(VENUE_FILE),

@@ -19,7 +19,7 @@ from sesame.counter import leases as lz
 from sesame.counter.batch import Out
 from sesame.counter.controls import Controls
 from sesame.counter.occupancy import Book
-from sesame.counter.store import Store
+from sesame.counter.store import CounterStore
 
 RATE_WINDOW_S = 60.0  # event-time window for a lane's spend rate
 
@@ -28,7 +28,7 @@ class LeaseDesk:
     def __init__(
         self,
         venue: Venue,
-        store: Store,
+        store: CounterStore,
         book: Book,
         controls: Controls,
         clock: Callable[[], datetime],
@@ -202,11 +202,13 @@ class LeaseDesk:
             n for g, n in self.written_off.get(self.book.current or "", {}).items()
             if zone in self.lanes.get(g, ())
         )  # fmt: skip
-        # never negative room: a surplus of exits (people counted the day before, a bouncing
-        # sensor) stays in the raw count as a residue, it does not free places (occupancy.py)
+        # Never negative room: a surplus of exits (people counted the day before, a bouncing
+        # sensor) stays in the raw counts as a residue and frees no places. The raw counts
+        # are summed first: a sub-zone below 0 while its exit into the zone arrived before
+        # its entry is that person counted in the zone, not a free place.
         book = self.book
-        inside = max(0, book.raw(zone)) + sum(max(0, book.raw(y)) for y in self.returning[zone])
-        return inside + lost
+        inside = book.raw(zone) + sum(book.raw(y) for y in self.returning[zone])
+        return max(0, inside) + lost
 
     def beyond_closed_lease(self, day: str, gate: str, zone: str) -> bool:
         """True when one more entry by `gate` into `zone` filed under the closed `day` is

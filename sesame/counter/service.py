@@ -27,7 +27,7 @@ from sesame.common.venue import Venue
 from sesame.counter import venue_record
 from sesame.counter.core import Core, Out
 from sesame.counter.metrics import CounterMetrics
-from sesame.counter.store import Store, utcnow
+from sesame.counter.store import CounterStore, utcnow
 
 log = logging.getLogger("sesame.counter")
 
@@ -86,7 +86,7 @@ class Counter:
             self.client_id = mqtt.account_client_id(
                 f"sesame-counter-{self.venue.id}", self.broker_url, self.credentials
             )
-        store = Store(self.db_path)
+        store = CounterStore(self.db_path)
         try:  # the database remembers its venue (exports need no --venue; another is refused)
             venue_record.remember(store.conn, self.venue, utcnow())
         except venue_record.VenueMismatch as e:

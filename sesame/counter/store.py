@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import sqlite_utils
+from sesame.common import sqlite
 
-# Named migrations, applied in order, each in its own transaction and recorded in
-# `_migrations`. Never edit one that has shipped: add a new one.
+# Named migrations (sesame.common.sqlite.migrate, recorded in `_migrations`). Never edit one
+# that has shipped: add a new one.
 MIGRATIONS: list[tuple[str, str]] = [
     (
         "0001_events",
@@ -151,47 +151,14 @@ def utcnow() -> str:
 
 
 def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection with the project's pragmas; read-only ones never create the file."""
-    if readonly:
-        p = Path(path)
-        if not p.exists():
-            raise FileNotFoundError(f"{path}: no such database")
-        conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, check_same_thread=False)
-    else:
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed (hence acknowledged) batch survives a power cut, not only kill -9.
-        conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=5000")
-    return conn
+    """A connection with the project's pragmas (sesame.common.sqlite); read-only ones never
+    create the file."""
+    return sqlite.readonly(path) if readonly else sqlite.connect(path)
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply the migrations not yet recorded; returns the names applied."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-    )
-    done = {r[0] for r in conn.execute("SELECT name FROM _migrations")}
-    applied = []
-    for name, sql in MIGRATIONS:
-        if name in done:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for stmt in _statements(sql):
-                conn.execute(stmt)
-            conn.execute("INSERT INTO _migrations VALUES (?, ?)", (name, utcnow()))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        applied.append(name)
-    return applied
-
-
-def _statements(sql: str) -> Iterable[str]:
-    lines = [ln.split("--")[0] for ln in sql.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    return sqlite.migrate(conn, MIGRATIONS)
 
 
 class EventRow(NamedTuple):
@@ -225,13 +192,12 @@ _INSERT_EVENT = (
 )
 
 
-class Store:
+class CounterStore:
     """The writer's handle on the database. Not thread-safe: one thread writes."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.conn = connect(self.path)
-        self.db = sqlite_utils.Database(self.conn)
         migrate(self.conn)
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from sesame.common import sqlite
 from sesame.common.venue import ConfigError, Venue, parse_venue
 
 KEY = "venue"
@@ -65,7 +66,7 @@ def remember(conn: sqlite3.Connection, venue: Venue, now: str) -> None:
 
 def recorded(db_path: str | Path) -> Recorded | None:
     """The venue recorded in a counter database (read-only), or None (an older database)."""
-    conn = sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True)
+    conn = sqlite.readonly(db_path)
     try:
         return _read(conn)
     finally:

@@ -80,6 +80,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "alert_CLOCK_AHEAD": ("lane clock ahead of the counter", "horloge de la porte en avance"),
     "alert_CLOCK_BEHIND": ("lane clock behind the counter", "horloge de la porte en retard"),
     "alert_RETAINED_EVENT": ("retained message on a lane's events", "message retenu d'une porte"),
+    "alert_LANE_SILENT": ("lane silent (no heartbeat)", "porte muette (plus de signal)"),
     "acknowledge": ("Acknowledge", "Prendre en compte"),
     "acknowledged_by": ("acknowledged by", "pris en compte par"),
     "unacknowledged": ("to acknowledge", "à prendre en compte"),

@@ -17,6 +17,7 @@ from typing import Any
 from sesame.common.reasons import Reason
 from sesame.common.reasons import label as reason_label
 from sesame.common.venue import Venue
+from sesame.counter.queries import days_with_events
 
 
 def default_day(venue: Venue, now: datetime, with_data: set[str]) -> str | None:
@@ -51,10 +52,6 @@ def opening_hours(venue: Venue) -> dict[str, dict[str, Any]]:
 def days_with_data(db_path: str | Path | None) -> set[str]:
     """Event days with stored events; none when there is no readable database."""
     if not db_path or not Path(db_path).is_file():
-        return set()
-    try:
-        from sesame.counter.queries import days_with_events
-    except ImportError:
         return set()
     try:
         return days_with_events(db_path)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from sesame.common import sqlite
 from sesame.common.venue import Venue
 from sesame.run.lanes import EPOCH, InProcessLane, ProcessLane, SimClock, wait_until
 from sesame.sim import truth as truth_mod
@@ -321,7 +321,7 @@ def event_log_over_capacity(
     """From the stored event log (not the counter's state): zones of those offline policies
     whose occupancy ever went above capacity, per day -> {zone: worst excess}. While no lane
     is cut off every zone must stay within capacity: pass ("lease", "open")."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite.readonly(db)
     try:
         rows = conn.execute(
             "SELECT day, t, from_zone, to_zone FROM events WHERE kind = 'passage' ORDER BY day, t"
