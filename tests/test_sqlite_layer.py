@@ -113,7 +113,8 @@ def test_an_outbox_from_before_keeps_its_epoch_events_and_ack(tmp_path):
     ob.close()
     assert "migrations" not in _tables(path)
     conn = sqlite.readonly(path)
-    assert sqlite.applied(conn) == {"0001_outbox", "0002_badge_indexes"}
+    # taken over, not applied again; the later ones (0003: admissions) applied once
+    assert sqlite.applied(conn) == {"0001_outbox", "0002_badge_indexes", "0003_admissions"}
     conn.close()
     again = Outbox(path)  # and the taken-over bookkeeping holds on the next start
     assert again.epoch == "0ld3p0ch" and again.last_seq == 4
@@ -196,3 +197,12 @@ def test_read_only_connections_refuse_writes_and_never_create(tmp_path):
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         conn.execute("DELETE FROM events")
     conn.close()
+
+
+def test_a_migration_another_process_applied_meanwhile_is_not_applied_again(tmp_path, monkeypatch):
+    steps = [("0001_a", "CREATE TABLE a (x INTEGER)")]
+    first, second = sqlite.connect(tmp_path / "x.db"), sqlite.connect(tmp_path / "x.db")
+    monkeypatch.setattr(sqlite, "applied", lambda conn: set())  # both read "nothing applied"
+    assert sqlite.migrate(first, steps) == ["0001_a"]
+    assert sqlite.migrate(second, steps) == []  # seen under the write lock, not re-run
+    first.close(), second.close()

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = csub.add_parser("run", help="run the counter against a broker until interrupted")
     run.add_argument("--venue", default=DEFAULT_VENUE, help=VENUE_HELP)
     run.add_argument("--db", default="sesame.db", help="SQLite database (created if missing)")
-    run.add_argument("--broker", help="broker URL, e.g. mqtt://counter:PW@host:1883")
+    run.add_argument("--broker", help="broker URL, e.g. mqtt://host:1883 (account: --credentials)")
     run.add_argument("--credentials", help="credential file (JSON) from `sesame broker setup`")
     run.add_argument(
         "--client-id",
@@ -159,6 +159,9 @@ def _run(args: argparse.Namespace) -> int:
         where = mqtt.parse_broker_url(args.broker, args.credentials).display  # no password
     except ValueError as e:
         raise CliError(str(e)) from None
+    from sesame.common.mqtt_url import warn_password_in_url
+
+    warn_password_in_url(args.broker)
     # One line per change of the broker connection, not one per retry: the counter keeps
     # trying (a counter started before its broker, a broker restarted) until stopped.
     lock = threading.Lock()

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from sesame import __version__
 from sesame.common import wire
+from sesame.common.states import EventKind
 from sesame.common.venue import OUTSIDE, Venue
 from sesame.common.wire import TopicKind
 from sesame.counter import leases as lz
@@ -29,6 +30,7 @@ from sesame.counter.controls import Controls
 from sesame.counter.findings import Findings
 from sesame.counter.fire_alarms import FireAlarms
 from sesame.counter.forecast import Outlook
+from sesame.counter.inside import Inside
 from sesame.counter.lane_clocks import LaneClocks
 from sesame.counter.lease_desk import RATE_WINDOW_S, LeaseDesk
 from sesame.counter.liveness import Liveness
@@ -63,6 +65,7 @@ class Core:
         self.desk = LeaseDesk(venue, store, self.book, self.controls, clock)
         self.outlook = Outlook(venue, RATE_WINDOW_S)  # time to full, lane rates
         self.liveness = Liveness()
+        self.inside = Inside(venue, store, self.findings, self.topics)  # who is inside
         self.event_clock: float | None = None
         self.events_since_snapshot = 0
         self.last_lag_ms: float | None = None
@@ -127,6 +130,7 @@ class Core:
         self.controls.restore()
         if self.book.current is not None:
             self.desk.load(self.book.current)
+        self.inside.restore(self.book.current)
 
     def startup(self) -> list[Out]:
         """Everything retained the counter owns, as it stands now (after a restart too)."""
@@ -157,6 +161,8 @@ class Core:
                 if reason:
                     b.bad.append((topic, bytes(payload), reason, b.received_at))
             self._write(b)
+            if b.rows:
+                self.inside.stored(b.out, self.clock())  # admissions to every entry lane
             self.desk.plan(b.out)
         self.stats["events"] += len(b.rows)
         self.stats["quarantined"] += len(b.bad)
@@ -256,7 +262,7 @@ class Core:
                 b.received_at,
             )
         )  # fmt: skip
-        if ev.kind == "passage":
+        if ev.kind == EventKind.PASSAGE:
             b.zones.update(self.book.passage(day, ev.from_zone, ev.to_zone))
             live_entry = day == self.book.current and ev.to_zone != OUTSIDE
             if day != self.book.current:
@@ -312,6 +318,7 @@ class Core:
         self.store.set_state("current_day", self.book.current)
         self.store.set_state("closed_days", sorted(self.book.closed))
         self.desk.new_day(cur)
+        self.inside.new_day(cur)
         self.outlook.clear()
         if zones is not None:
             zones.update(self.venue.zones)
@@ -337,6 +344,7 @@ class Core:
         self.findings.clear(SILENT, gate)
         if st.online and not b.retained:  # a retained copy is old news, not the lane's clock
             self.lane_clocks.status(gate, st.ts, b.wall_t)
+        self.inside.status(gate, st, b.out)  # what the lane missed of the admissions
         return None
 
     def _zone_control(self, zone: str | None, payload: bytes, b: Batch) -> str | None:

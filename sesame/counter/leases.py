@@ -1,6 +1,6 @@
 """Capacity leases: how many entries each entry lane may grant into each zone (pure).
 
-The invariant (DESIGN.md, invariant 2): for every zone while its lanes are online, and for
+The invariant (docs/design.md, invariant 2): for every zone while its lanes are online, and for
 every zone with `offline_policy = "lease"` also while they are cut off,
 
     occupancy + sum over its entry lanes of (exposure - spent)  <=  capacity

@@ -81,6 +81,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "alert_CLOCK_BEHIND": ("lane clock behind the counter", "horloge de la porte en retard"),
     "alert_RETAINED_EVENT": ("retained message on a lane's events", "message retenu d'une porte"),
     "alert_LANE_SILENT": ("lane silent (no heartbeat)", "porte muette (plus de signal)"),
+    "alert_DOUBLE_ADMISSION": ("badge admitted twice (lanes were cut off)",
+                               "badge admis deux fois (portes coupées du réseau)"),
     "acknowledge": ("Acknowledge", "Prendre en compte"),
     "acknowledged_by": ("acknowledged by", "pris en compte par"),
     "unacknowledged": ("to acknowledge", "à prendre en compte"),

@@ -35,8 +35,10 @@ from sesame import __version__
 from sesame.common import wire
 from sesame.common.decision import Decision, decide
 from sesame.common.reasons import Reason, label
+from sesame.common.states import EventKind, VenueMode, ZoneAccess
 from sesame.common.venue import Venue
 from sesame.common.wire import Route, TopicKind
+from sesame.common.wire.admissions import parse_admissions
 from sesame.gate.clock import GateClock, Reading, real_clock
 from sesame.gate.display import GateView, ZoneLine
 from sesame.gate.metrics import GateMetrics
@@ -84,8 +86,8 @@ class GateAgent:
         self.lease: wire.Lease | None = None
         self.fenced_messages = 0  # leases/acks of a lower counter term, ignored
         self.occupancy: dict[str, wire.Occupancy] = {}
-        self.zone_control: dict[str, str] = {}
-        self.venue_mode = "normal"
+        self.zone_control: dict[str, ZoneAccess] = {}
+        self.venue_mode = VenueMode.NORMAL
         self.revoked: frozenset[str] = frozenset()
         self.counter: wire.CounterStatus | None = None
         self.bad_messages = 0
@@ -100,6 +102,10 @@ class GateAgent:
         self.locked = False  # staff lock of the lane (GATE_LOCKED); exits still open
         self.on_decision = on_decision  # called after each scan is recorded (CLI log line)
         self.last_tick = time.monotonic()  # the scan loop is alive (systemd watchdog)
+        # An entry lane with a reader decides re-entry, so it keeps the venue's admissions
+        # (every lane's badge passages, from the counter) beside its own: see on_message.
+        self.keeps_admissions = self.gate.reader and not self.gate.is_exit
+        self._gap_asked = 0.0  # monotonic time the lane last asked for missed admissions
         self.link = None
         if broker_url is not None or credentials is not None:
             from sesame.gate.link import GateLink
@@ -114,6 +120,7 @@ class GateAgent:
                 on_message=self.on_message,
                 on_change=self._publish_status,
                 ack_timeout=ack_timeout,
+                admissions=self.keeps_admissions,
             )
         for key, payload in self.outbox.states().items():
             route = wire.match_key(key)
@@ -197,7 +204,7 @@ class GateAgent:
 
     @property
     def evacuating(self) -> bool:
-        return self.venue_mode == "evacuation"
+        return self.venue_mode == VenueMode.EVACUATION
 
     @property
     def fire_alarm(self) -> bool:
@@ -207,7 +214,7 @@ class GateAgent:
     def zone_states(self) -> dict[str, str]:
         states = {z: o.state for z, o in self.occupancy.items()}
         for z, s in self.zone_control.items():
-            if s == "closed":
+            if s == ZoneAccess.CLOSED:
                 states[z] = "closed"
         return states
 
@@ -260,7 +267,7 @@ class GateAgent:
                     message_en=label(Reason.FIRE_ALARM, "en"),
                 )
             if not dec.granted:
-                self._record("denied", reading, day, dec, reason=dec.reason)
+                self._record(EventKind.DENIED, reading, day, dec, reason=dec.reason)
                 self._shown(dec, None)
                 return dec
             direction = "out" if self.gate.is_exit else "in"
@@ -270,10 +277,11 @@ class GateAgent:
                 if not self.turnstile.open(direction, self.pass_timeout):
                     break
                 # committed before the lane shows the passage as done
-                self._record("passage", self.clock.read(), None, dec)
+                self._record(EventKind.PASSAGE, self.clock.read(), None, dec)
                 passed += 1
             if passed < dec.passages:
-                self._record("denied", self.clock.read(), None, dec, reason=Reason.NO_PASSAGE)
+                short = self.clock.read()  # fewer passed than the grant let through
+                self._record(EventKind.DENIED, short, None, dec, reason=Reason.NO_PASSAGE)
             if passed == 0:
                 final = replace(
                     dec,
@@ -293,11 +301,11 @@ class GateAgent:
         with self._scan_lock:
             reading = self.clock.read()
             self.last_scan = reading.best
-            return self._record("passage", reading, None, None)
+            return self._record(EventKind.PASSAGE, reading, None, None)
 
     def _record(
         self,
-        kind: str,
+        kind: EventKind,
         reading: Reading,
         day: date | None,
         dec: Decision | None,
@@ -343,6 +351,9 @@ class GateAgent:
         if route is None:
             return
         mine = route.subject == self.gate_id
+        if route.kind is TopicKind.ADMISSIONS or (route.kind is TopicKind.LANE_ADMISSIONS and mine):
+            self._admissions(payload)
+            return
         if route.kind is TopicKind.ACK and mine:
             ack = wire.parse_ack(payload)
             if not ack:
@@ -360,6 +371,27 @@ class GateAgent:
             self.outbox.put_state(route.key, payload, self.clock.read().best)
             if route.kind is TopicKind.LEASE and self.link is not None:
                 self.link.request_status()  # confirm the lease serial we now act on
+
+    def _admissions(self, payload: bytes) -> None:
+        """Other lanes' admissions, live or replayed: kept in the outbox database, where
+        `seen()` finds them. A gap (or a replay with more to come) makes the lane say in
+        its status where it stands, and the counter sends it what it is missing."""
+        if not self.keeps_admissions:
+            return
+        msg = parse_admissions(payload)
+        if not msg:
+            self.bad_messages += 1
+            log.warning("%s: ignored malformed admissions: %s", self.gate_id, msg.reason)
+            return
+        whole = self.outbox.take_admissions(msg, self.gate_id)
+        if self.link is None or (whole and not msg.more):
+            return
+        now = time.monotonic()
+        # a replay with more to come is asked for at once; a gap in the live messages at
+        # most once a second (each live message behind the gap shows it again)
+        if msg.more or now - self._gap_asked >= 1.0:
+            self._gap_asked = now
+            self.link.request_status()
 
     def _apply(self, route: Route, payload: bytes, live: bool) -> bool:
         """Take one retained value; True when it was valid (and worth keeping on disk)."""
@@ -439,6 +471,9 @@ class GateAgent:
         now = self.clock.read().best
         counts = self.outbox.counts(self.venue.local(now).date())
         dec = self.last
+        held_day, held_upto = self.outbox.admissions_cursor()
+        if self.keeps_admissions and held_day is None:
+            held_day = self.venue.local(now).date().isoformat()  # none yet: from the start
         return wire.GateStatus(
             gate=self.gate_id,
             online=online,
@@ -452,8 +487,10 @@ class GateAgent:
             lease_serial=self.lease.serial if self.lease is not None else None,
             last_decision=dec.code if dec is not None else None,
             last_reason=str(dec.reason) if dec is not None and dec.reason else None,
-            passages_today=counts["passage"],
-            denied_today=counts["denied"],
+            passages_today=counts[EventKind.PASSAGE],
+            denied_today=counts[EventKind.DENIED],
+            admissions_day=held_day if self.keeps_admissions else None,
+            admissions_upto=held_upto if self.keeps_admissions else None,
         ).to_json()
 
     def _publish_status(self) -> None:
@@ -494,8 +531,8 @@ class GateAgent:
             group=dec.claims.group if dec and dec.claims else 1,
             passed=self.last_passed,
             zones=zones,
-            passages_today=counts["passage"],
-            denied_today=counts["denied"],
+            passages_today=counts[EventKind.PASSAGE],
+            denied_today=counts[EventKind.DENIED],
             mode=self.venue_mode,
             clock=self.venue.local(reading.best).strftime("%Y-%m-%d %H:%M:%S"),
         )

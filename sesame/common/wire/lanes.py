@@ -9,6 +9,7 @@ from typing import Any
 
 from sesame.common.ids import BADGE_ID, MAX_GROUP
 from sesame.common.reasons import Reason
+from sesame.common.states import EventKind
 from sesame.common.wire.base import (
     _EPOCH,
     _GATE_ID,
@@ -37,7 +38,7 @@ class Event:
     epoch: str
     seq: int
     ts: datetime
-    kind: str  # "passage" | "denied"
+    kind: EventKind
     from_zone: str
     to_zone: str
     badge: str | None = None
@@ -85,14 +86,15 @@ def parse_event(obj: dict) -> Event | ParseError:
     gate = _ident(obj, "gate", _GATE_ID)
     epoch = _ident(obj, "epoch", _EPOCH)
     seq = _count(obj, "seq", 1)
-    kind = _get(obj, "kind", str)
-    if kind not in ("passage", "denied"):
-        raise _Bad("field 'kind' must be 'passage' or 'denied'")
+    try:
+        kind = EventKind(_get(obj, "kind", str))
+    except ValueError:
+        raise _Bad("field 'kind' must be 'passage' or 'denied'") from None
     eid = _get(obj, "id", str)
     if eid != f"{gate}:{epoch}:{seq}":
         raise _Bad("field 'id' does not match gate:epoch:seq")
     reason = _get(obj, "reason", str, optional=True)
-    if kind == "denied":
+    if kind == EventKind.DENIED:
         if reason is None:
             raise _Bad("a denial needs a reason")
         if reason not in Reason.__members__ and not _REASON_CODE.match(reason):
@@ -138,9 +140,16 @@ class GateStatus:
     last_reason: str | None = None
     passages_today: int | None = None
     denied_today: int | None = None
+    # an entry lane's place in the venue's admissions (counter/admissions): it holds every
+    # one of `admissions_day` up to the counter's number `admissions_upto`; the counter
+    # replays what is missing on gates/<gate>/admissions (sesame/counter/inside.py)
+    admissions_day: str | None = None
+    admissions_upto: int | None = None
 
     def to_json(self) -> bytes:
         d = asdict(self)
+        if self.admissions_day is None:  # a lane without the memory says nothing of it
+            del d["admissions_day"], d["admissions_upto"]
         d["v"] = VERSION
         d["faults"] = list(self.faults)
         d["last_scan"] = iso(self.last_scan) if self.last_scan else None
@@ -183,7 +192,17 @@ def parse_gate_status(obj: dict) -> GateStatus | ParseError:
         last_reason=_reason_code(obj, "last_reason"),
         passages_today=_count(obj, "passages_today", optional=True),
         denied_today=_count(obj, "denied_today", optional=True),
+        **_admissions_cursor(obj),
     )
+
+
+def _admissions_cursor(obj: dict) -> dict[str, Any]:
+    day = _get(obj, "admissions_day", str, optional=True)
+    if day is None:
+        return {}
+    if not _ISO_DAY.match(day):
+        raise _Bad("field 'admissions_day' is not a date")
+    return {"admissions_day": day, "admissions_upto": _count(obj, "admissions_upto")}
 
 
 @dataclass(frozen=True)
