@@ -37,6 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--ha-discovery", nargs="?", const="homeassistant", metavar="PREFIX",
         help="publish Home Assistant MQTT discovery configs (prefix default homeassistant)",
     )  # fmt: skip
+    run.add_argument(
+        "--clock-file", metavar="FILE",
+        help="run on the simulated time a simulator writes to FILE (replays; default: the "
+        "real clock)",
+    )  # fmt: skip
     metrics_http.add_options(run)
     run.set_defaults(func=_run)
     imp = csub.add_parser("import-badges", help="import manifest.csv into the badge registry")
@@ -192,8 +197,16 @@ def _run(args: argparse.Namespace) -> int:
     counter = None
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
+    clock = {}
+    if args.clock_file:
+        from sesame.common.clock_file import ClockFileError, FileClock
+
+        try:
+            clock["clock"] = FileClock(args.clock_file)
+        except ClockFileError as e:
+            raise CliError(str(e)) from None
     c = Counter(venue, args.db, args.broker, args.credentials, client_id=args.client_id,
-                on_state=on_state, ha_discovery=args.ha_discovery)  # fmt: skip
+                on_state=on_state, ha_discovery=args.ha_discovery, **clock)  # fmt: skip
     metrics_http.serve(args, c.metrics.registry, "counter")
     try:
         c.start(timeout=None)  # until the broker answers, a refusal, or a stop

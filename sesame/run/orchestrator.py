@@ -69,7 +69,8 @@ class Outcome:
 class CounterProcess:
     """`sesame counter run` in a child process."""
 
-    def __init__(self, venue_file: Path, db: Path, credentials: Path, log_path: Path):
+    def __init__(self, venue_file: Path, db: Path, credentials: Path, log_path: Path,
+                 clock_file: Path | None = None):  # fmt: skip
         self.args = [
             sys.executable,
             "-m",
@@ -83,6 +84,8 @@ class CounterProcess:
             "--credentials",
             str(credentials),
         ]
+        if clock_file is not None:  # the simulator's time, not the real clock
+            self.args += ["--clock-file", str(clock_file)]
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 
@@ -180,17 +183,27 @@ class Replay:
             conn.close()
 
     def start_counter(self) -> None:
+        """The counter runs on the simulated clock: the venue's time and day are its own
+        clock's (never a lane's stamps), here the simulator's."""
         if self.opt.counter_process:
+            if self.clock.mirror is None:
+                from sesame.common.clock_file import ClockFileWriter
+
+                self._clock_file = ClockFileWriter(self.work / "clock", self.clock.ms)
+                self.clock.mirror = self._clock_file.set
             self.counter = CounterProcess(
                 self.venue_file,
                 self.db,
                 self.broker.credentials("counter"),
                 self.work / "counter.log",
+                clock_file=self.work / "clock",
             ).start()
         else:
             from sesame.counter.service import Counter
 
-            self.counter = Counter(self.venue, self.db, self.broker.url("counter")).start()
+            self.counter = Counter(
+                self.venue, self.db, self.broker.url("counter"), clock=self.clock
+            ).start()
 
     def _lane_url(self, gid: str) -> str:
         url = self.broker.url(f"gate-{gid}")
