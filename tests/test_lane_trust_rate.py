@@ -23,6 +23,12 @@ from tests.fixtures.counter import DAY1, Lanes, published, small_venue_dict
 NOON = DAY1.replace(hour=12)
 
 
+def counter_clock():
+    """The counter's own time (the venue's only time): just after the bursts below, so every
+    passage of these tests is placed at its own stamp (a late delivery, not a lying clock)."""
+    return NOON + timedelta(seconds=30)
+
+
 def held_by_definition(times: list[float], limit: int) -> set[int]:
     """Every passage in a 60 s window holding more than `limit` (brute force)."""
     held: set[int] = set()
@@ -126,7 +132,7 @@ def hall(core) -> int:
 
 def test_2000_exits_in_ten_seconds_leave_the_count_unchanged_and_show_as_held(make_core, tmp_path):
     venue = big_venue()
-    core = make_core(venue)
+    core = make_core(venue, clock=counter_clock)
     lanes = Lanes(venue)
     fill(core, lanes, 600)
     assert hall(core) == 600
@@ -165,7 +171,7 @@ def test_2000_exits_in_ten_seconds_leave_the_count_unchanged_and_show_as_held(ma
 
 def test_an_officer_rejects_or_accepts_once_even_when_the_decision_comes_twice(make_core, tmp_path):
     venue = big_venue()
-    core = make_core(venue)
+    core = make_core(venue, clock=counter_clock)
     lanes = Lanes(venue)
     fill(core, lanes, 600)
     core.handle(burst(lanes, 100, spread_s=5))  # 100 exits in 5 s: all held
@@ -179,7 +185,7 @@ def test_an_officer_rejects_or_accepts_once_even_when_the_decision_comes_twice(m
     core.handle([accept, accept])  # delivered again (QoS 1, a second dashboard...)
     assert hall(core) == 540
     # a restart keeps the count, the holds, and the decisions already applied
-    core = make_core(venue, db=tmp_path / "counter.db")
+    core = make_core(venue, db=tmp_path / "counter.db", clock=counter_clock)
     assert hall(core) == 540
     assert findings(core)[("IMPLAUSIBLE_RATE", "out-1")].count == 40
     core.handle([accept])
@@ -187,7 +193,7 @@ def test_an_officer_rejects_or_accepts_once_even_when_the_decision_comes_twice(m
     reject = decision("reject_held")
     core.handle([reject, reject])
     assert hall(core) == 540 and ("IMPLAUSIBLE_RATE", "out-1") not in findings(core)
-    core = make_core(venue, db=tmp_path / "counter.db")
+    core = make_core(venue, db=tmp_path / "counter.db", clock=counter_clock)
     assert hall(core) == 540 and ("IMPLAUSIBLE_RATE", "out-1") not in findings(core)
     rows = core.store.conn.execute(
         "SELECT state, count(*) FROM held_passages GROUP BY state").fetchall()  # fmt: skip
@@ -208,21 +214,21 @@ def test_passages_counted_before_a_burst_showed_are_held_with_it_across_a_restar
     make_core, tmp_path
 ):  # fmt: skip
     venue = big_venue()
-    core = make_core(venue)
+    core = make_core(venue, clock=counter_clock)
     lanes = Lanes(venue)
     fill(core, lanes, 100)
     b = burst(lanes, 200, spread_s=4)
     core.handle(b[:30])  # plausible so far: counted
     assert hall(core) == 70
-    core = make_core(venue, db=tmp_path / "counter.db")  # restart between the two halves
+    core = make_core(venue, db=tmp_path / "counter.db", clock=counter_clock)  # restart between the two halves
     core.handle(b[30:])
     assert hall(core) == 100
     assert findings(core)[("IMPLAUSIBLE_RATE", "out-1")].count == 200
-    core = make_core(venue, db=tmp_path / "counter.db")
+    core = make_core(venue, db=tmp_path / "counter.db", clock=counter_clock)
     assert hall(core) == 100
     core.handle([decision("accept_held")])
     assert hall(core) == 0
-    core = make_core(venue, db=tmp_path / "counter.db")
+    core = make_core(venue, db=tmp_path / "counter.db", clock=counter_clock)
     assert hall(core) == 0 and core.book.raw("hall") == -100
 
 
@@ -230,7 +236,7 @@ def test_a_group_sharing_a_timestamp_passes(make_core):
     d = small_venue_dict(initial=40, max_per_gate=100, low_water=32)
     d["zones"]["hall"]["capacity"] = 5000
     venue = parse_venue(d)
-    core = make_core(venue)
+    core = make_core(venue, clock=counter_clock)
     lanes = Lanes(venue)
     # a class of 32 at one instant, then the lane's full rate for the rest of the minute
     same = [lanes.event("in-1", ts=NOON, group_size=32) for _ in range(32)]

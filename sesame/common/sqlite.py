@@ -19,12 +19,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from sesame.common.private_files import PRIVATE
 from sesame.common.reasons import Reason
 from sesame.common.states import EventKind, VenueMode, ZoneAccess
+
+if TYPE_CHECKING:  # sqlite-utils brings numpy along: not at `sesame --help` on a gate
+    import sqlite_utils
 
 MODE = PRIVATE  # every database: the counter's events, the lane's outbox, accounts and audit
 BOOKKEEPING = "_migrations"
@@ -108,6 +110,8 @@ def statements(sql: str) -> list[str]:
 def schema(conn: sqlite3.Connection) -> sqlite_utils.Database:
     """sqlite-utils' view of the database (tables, columns, counts) for checks and tests;
     it leaves the connection's settings alone (no recursive triggers, no plugins)."""
+    import sqlite_utils
+
     return sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
 
 
