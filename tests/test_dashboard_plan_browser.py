@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sesame.common import mqtt, wire
 from sesame.common.venue import load_venue, parse_venue
 from sesame.dashboard.plan import plan_data
+from tests.fixtures.counter import RunningClock
 from tests.fixtures.dashboard import VENUE_FILE
 from tests.test_dashboard_browser import page_for, retained  # noqa: F401 (fixture)
 
@@ -36,7 +37,11 @@ def test_plan_live_and_full_in(mosquitto, dashboard_factory, tmp_path, page_for,
 
     venue = load_venue(VENUE_FILE)
     db = tmp_path / "sesame.db"
-    counter = Counter(venue, db, mosquitto.url("counter"), tick_s=0.2, status_s=1).start()
+    # the counter's clock (the venue's time): Sunday morning, just after the ten minutes of
+    # passages below, which therefore arrive as deliveries of the past minutes
+    t0 = datetime.fromisoformat("2018-11-25T11:00:00+01:00")
+    counter = Counter(venue, db, mosquitto.url("counter"), tick_s=0.2, status_s=1,
+                      clock=RunningClock(t0 + timedelta(minutes=10, seconds=30))).start()
     lanes = {g: mqtt.connect(mosquitto.url(f"gate-{g}"), f"gate-{g}")
              for g in ("churchill-in-1", "salon-in-1")}  # fmt: skip
     try:
@@ -51,7 +56,6 @@ def test_plan_live_and_full_in(mosquitto, dashboard_factory, tmp_path, page_for,
         page.evaluate("() => { window.__sameDocument = true; }")
 
         # one passage through the Churchill entrance: the plan's figure follows, live
-        t0 = datetime.fromisoformat("2018-11-25T11:00:00+01:00")
         topic, payload = event(venue, "churchill-in-1", 1, t0)
         lanes["churchill-in-1"].publish(topic, payload, 1, False)
         page.wait_for_function(

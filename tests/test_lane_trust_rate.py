@@ -220,7 +220,8 @@ def test_passages_counted_before_a_burst_showed_are_held_with_it_across_a_restar
     b = burst(lanes, 200, spread_s=4)
     core.handle(b[:30])  # plausible so far: counted
     assert hall(core) == 70
-    core = make_core(venue, db=tmp_path / "counter.db", clock=counter_clock)  # restart between the two halves
+    # a restart between the two halves
+    core = make_core(venue, db=tmp_path / "counter.db", clock=counter_clock)
     core.handle(b[30:])
     assert hall(core) == 100
     assert findings(core)[("IMPLAUSIBLE_RATE", "out-1")].count == 200
