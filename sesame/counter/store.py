@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import sqlite_utils
+from sesame.counter.database import (
+    Database,
+    PostgresDatabase,
+    SqliteDatabase,
+    connect_postgres,
+    is_postgres,
+)
+from sesame.counter.migrations_pg import PG_MIGRATIONS
 
 # Named migrations, applied in order, each in its own transaction and recorded in
 # `_migrations`. Never edit one that has shipped: add a new one.
@@ -125,7 +133,17 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
+def connect(target: str | Path, *, readonly: bool = False,
+            application_name: str = "sesame") -> Database:  # fmt: skip
+    """A handle on the counter's database: a SQLite file with the project's pragmas (a
+    read-only one never creates the file), or a PostgreSQL URL."""
+    if is_postgres(target):
+        return connect_postgres(str(target), readonly=readonly,
+                                application_name=application_name)  # fmt: skip
+    return SqliteDatabase(connect_sqlite(target, readonly=readonly))
+
+
+def connect_sqlite(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     """A connection with the project's pragmas; read-only ones never create the file."""
     if readonly:
         p = Path(path)
@@ -141,8 +159,11 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def migrate(conn: sqlite3.Connection) -> list[str]:
+def migrate(db: Database | sqlite3.Connection) -> list[str]:
     """Apply the migrations not yet recorded; returns the names applied."""
+    if isinstance(db, PostgresDatabase):
+        return _migrate_pg(db)
+    conn = db.raw if isinstance(db, SqliteDatabase) else db
     conn.execute(
         "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
     )
@@ -164,9 +185,41 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     return applied
 
 
+# Counters starting together on one PostgreSQL database migrate one at a time.
+_MIGRATE_LOCK = zlib.crc32(b"sesame-counter-migrate")
+
+
+def _migrate_pg(db: PostgresDatabase) -> list[str]:
+    """The pending PostgreSQL migrations, all in one transaction (DDL is transactional
+    there), under a lock so that two counters starting together do not both apply them."""
+    applied = []
+    db.begin()
+    try:
+        db.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATE_LOCK,))
+        db.execute("CREATE TABLE IF NOT EXISTS _migrations "
+                   "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")  # fmt: skip
+        done = {r[0] for r in db.execute("SELECT name FROM _migrations")}
+        for name, sql in PG_MIGRATIONS:
+            if name in done:
+                continue
+            for stmt in _statements(sql):
+                db.execute(stmt)
+            db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, utcnow()))
+            applied.append(name)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    return applied
+
+
 def _statements(sql: str) -> Iterable[str]:
     lines = [ln.split("--")[0] for ln in sql.splitlines()]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+class Fenced(RuntimeError):
+    """Another counter holds a newer term: this one must write nothing more."""
 
 
 class EventRow(NamedTuple):
@@ -195,18 +248,21 @@ class EventRow(NamedTuple):
 
 EVENT_COLUMNS = ", ".join(EventRow._fields)
 _INSERT_EVENT = (
-    f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) "
-    f"VALUES ({', '.join('?' * len(EventRow._fields))})"
+    f"INSERT INTO events ({EVENT_COLUMNS}) "
+    f"VALUES ({', '.join('?' * len(EventRow._fields))}) ON CONFLICT DO NOTHING"
 )
 
 
 class Store:
     """The writer's handle on the database. Not thread-safe: one thread writes."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.conn = connect(self.path)
-        self.db = sqlite_utils.Database(self.conn)
+    def __init__(self, target: str | Path, *, application_name: str = "sesame-counter"):
+        self.target = target if is_postgres(target) else Path(target)
+        self.conn: Database = connect(self.target, application_name=application_name)
+        self.engine = self.conn.engine
+        # (venue, term) once this counter is the active one among several (standby.py):
+        # every transaction first checks the term is still ours and holds it till commit.
+        self.fence: tuple[str, int] | None = None
         migrate(self.conn)
 
     def close(self) -> None:
@@ -225,20 +281,29 @@ class Store:
             raise
 
     def begin(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.begin()
+        if self.fence is not None:
+            # FOR SHARE: a standby taking over (which raises the term) waits for this
+            # transaction, so nothing of a former term commits after the takeover.
+            venue, term = self.fence
+            row = self.conn.execute(
+                "SELECT term FROM sesame_term WHERE venue = ? FOR SHARE", (venue,)
+            ).fetchone()
+            if row is None or int(row[0]) != term:
+                self.conn.rollback()
+                raise Fenced(f"term {term} of venue {venue} is over (now {row and row[0]})")
 
     def commit(self) -> None:
-        self.conn.execute("COMMIT")
+        self.conn.commit()
 
     def rollback(self) -> None:
-        if self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
+        self.conn.rollback()
 
     # -- writes (inside a transaction) --------------------------------------------------
     def insert_events(self, rows: Sequence[EventRow]) -> int:
-        before = self.conn.total_changes
-        self.conn.executemany(_INSERT_EVENT, rows)
-        return self.conn.total_changes - before
+        """The hot path: one executemany (one pipeline on PostgreSQL); events already
+        stored (same id) are skipped, so a batch redelivered after a takeover counts once."""
+        return self.conn.executemany(_INSERT_EVENT, rows)
 
     def quarantine(self, rows: Sequence[tuple[str, bytes, str, str]]) -> None:
         """rows: (topic, payload, reason, received_at); payloads kept up to 64 KiB."""
@@ -260,7 +325,7 @@ class Store:
     def save_correction(self, c: Any, t: float, day: str) -> bool:
         """Store a correction once by id; False when it was already applied."""
         cur = self.conn.execute(
-            "INSERT OR IGNORE INTO corrections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO corrections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (c.id, c.zone, c.delta, c.reason, c.by, c.ts.isoformat(), t, day, utcnow()),
         )
         return cur.rowcount == 1
@@ -305,6 +370,18 @@ class Store:
             "INSERT INTO day_residues VALUES (?, ?, ?, ?) ON CONFLICT (day, zone) DO UPDATE "
             "SET residue=excluded.residue",
             [(day, z, n, utcnow()) for z, n in residues.items()],
+        )
+
+    def upsert_badges(self, rows: Sequence[dict]) -> None:
+        """Registry rows (every row with the same keys, badge_id first), replaced by id."""
+        if not rows:
+            return
+        cols = list(rows[0])
+        self.conn.executemany(
+            f"INSERT INTO badges ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+            "ON CONFLICT (badge_id) DO UPDATE SET "
+            + ", ".join(f"{c}=excluded.{c}" for c in cols[1:]),
+            [tuple(r[c] for c in cols) for r in rows],
         )
 
     def set_state(self, key: str, value: Any) -> None:
@@ -358,7 +435,7 @@ class Store:
     def correction_totals(self) -> Iterator[tuple[str, str, int]]:
         """(day, zone, sum of deltas) of every correction applied."""
         yield from self.conn.execute(
-            "SELECT day, zone, sum(delta) FROM corrections GROUP BY day, zone"
+            "SELECT day, zone, CAST(sum(delta) AS INTEGER) FROM corrections GROUP BY day, zone"
         )
 
     def seq_states(self) -> Iterator[tuple[str, str, int, list, int]]:
