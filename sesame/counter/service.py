@@ -52,6 +52,7 @@ class Counter:
         ha_discovery: str | None = None,
         term: int | None = None,
         name: str = "counter",
+        metrics: CounterMetrics | None = None,
     ):
         self.venue = venue
         # a SQLite file, or a PostgreSQL URL shared with standby counters
@@ -77,7 +78,8 @@ class Counter:
         self.batches = 0
         self.connection_events: list[tuple[str, str]] = []
         self.on_state = on_state  # hears "connected" / "disconnected" / "refused", any thread
-        self.metrics = CounterMetrics(lambda: self.core, self.db_path)  # served if asked
+        # served if asked; a CLI that runs one Counter per term passes one for all of them
+        self.metrics = metrics or CounterMetrics(lambda: self.core, self.db_path)
         self.ha_discovery = ha_discovery  # Home Assistant discovery prefix, None: off
 
     # -- life cycle ----------------------------------------------------------------------
