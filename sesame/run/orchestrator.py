@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -52,6 +51,8 @@ class Options:
     process_lanes: frozenset[str] = frozenset()  # these lanes in their own process
     relayed_lanes: frozenset[str] = frozenset()  # these lanes reach the broker via a relay
     counter_process: bool = False
+    counters: int = 1  # counter processes sharing `db` (PostgreSQL): one active, others stand by
+    db: str | None = None  # the counter's database: a postgresql:// URL; None: work/sesame.db
     max_backlog: int = 400  # events waiting in the outboxes before the simulation waits
     seed: int = 0
     progress: Callable[[str, int, int], None] | None = None  # (day, done, total)
@@ -68,7 +69,9 @@ class Outcome:
 class CounterProcess:
     """`sesame counter run` in a child process."""
 
-    def __init__(self, venue_file: Path, db: Path, credentials: Path, log_path: Path):
+    def __init__(self, venue_file: Path, db: Path | str, credentials: Path, log_path: Path,
+                 name: str | None = None):  # fmt: skip
+        self.name = name
         self.args = [
             sys.executable,
             "-m",
@@ -81,8 +84,10 @@ class CounterProcess:
             str(db),
             "--credentials",
             str(credentials),
+            *(["--name", name] if name else []),
         ]
         self.log_path = log_path
+        self.kills = 0
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> CounterProcess:
@@ -98,6 +103,7 @@ class CounterProcess:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
             self.proc = None
+            self.kills += 1
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -128,10 +134,11 @@ class Replay:
         self.broker = broker
         self.work = Path(work)
         self.opt = options or Options()
-        self.db = self.work / "sesame.db"
+        self.db: Path | str = self.opt.db or self.work / "sesame.db"
         self.lanes: dict[str, InProcessLane | ProcessLane] = {}
         self.relays: dict = {}
         self.counter = None
+        self.counters: list[CounterProcess] = []  # with Options.counters > 1
         self.tokens: dict[str, str] = {}
         self.outcome = Outcome()
         self.on_action: Callable[[int, int], None] | None = None  # chaos hooks: (n, at)
@@ -179,7 +186,16 @@ class Replay:
             conn.close()
 
     def start_counter(self) -> None:
-        if self.opt.counter_process:
+        if self.opt.counters > 1:  # counters on one shared database, standing by
+            self.counters = [
+                CounterProcess(
+                    self.venue_file, self.db, self.broker.credentials("counter"),
+                    self.work / f"counter-c{i}.log", name=f"c{i}",
+                ).start()
+                for i in range(1, self.opt.counters + 1)
+            ]  # fmt: skip
+            self.counter = self.counters[0]
+        elif self.opt.counter_process:
             self.counter = CounterProcess(
                 self.venue_file,
                 self.db,
@@ -285,8 +301,8 @@ class Replay:
                 lane.stop()
             except Exception:
                 log.exception("stopping lane %s", lane.gate_id)
-        if self.counter is not None:
-            self.counter.stop()
+        for c in self.counters or ([self.counter] if self.counter is not None else []):
+            c.stop()
         for relay in self.relays.values():
             relay.close()
 
@@ -302,13 +318,16 @@ def _alive(lane) -> bool:
     return not isinstance(lane, ProcessLane) or lane.proc is not None
 
 
-def event_log_over_capacity(db: Path, venue: Venue) -> dict[str, dict[str, int]]:
+def event_log_over_capacity(db: Path | str, venue: Venue) -> dict[str, dict[str, int]]:
     """From the stored event log (not the counter's state): lease-policy zones whose
     occupancy ever went above capacity, per day -> {zone: worst excess}."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    from sesame.counter.store import connect
+
+    conn = connect(db, readonly=True)
     try:
         rows = conn.execute(
-            "SELECT day, t, from_zone, to_zone FROM events WHERE kind = 'passage' ORDER BY day, t"
+            "SELECT day, t, from_zone, to_zone FROM events WHERE kind = 'passage' "
+            "ORDER BY day, t, rowid"
         ).fetchall()
     finally:
         conn.close()
