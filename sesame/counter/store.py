@@ -258,6 +258,7 @@ class Store:
 
     def __init__(self, target: str | Path, *, application_name: str = "sesame-counter"):
         self.target = target if is_postgres(target) else Path(target)
+        self.path = self.target  # the SQLite file (the name callers knew); or the URL
         self.conn: Database = connect(self.target, application_name=application_name)
         self.engine = self.conn.engine
         # (venue, term) once this counter is the active one among several (standby.py):
@@ -300,10 +301,10 @@ class Store:
         self.conn.rollback()
 
     # -- writes (inside a transaction) --------------------------------------------------
-    def insert_events(self, rows: Sequence[EventRow]) -> int:
-        """The hot path: one executemany (one pipeline on PostgreSQL); events already
-        stored (same id) are skipped, so a batch redelivered after a takeover counts once."""
-        return self.conn.executemany(_INSERT_EVENT, rows)
+    def insert_events(self, rows: Sequence[EventRow]) -> None:
+        """The hot path: one executemany (pipelined on PostgreSQL); events already stored
+        (same id) are skipped, so a batch redelivered after a takeover counts once."""
+        self.conn.executemany(_INSERT_EVENT, rows)
 
     def quarantine(self, rows: Sequence[tuple[str, bytes, str, str]]) -> None:
         """rows: (topic, payload, reason, received_at); payloads kept up to 64 KiB."""
@@ -324,11 +325,13 @@ class Store:
 
     def save_correction(self, c: Any, t: float, day: str) -> bool:
         """Store a correction once by id; False when it was already applied."""
-        cur = self.conn.execute(
-            "INSERT INTO corrections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        # RETURNING, not rowcount: a pipelined PostgreSQL statement has no rowcount yet
+        row = self.conn.execute(
+            "INSERT INTO corrections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING "
+            "RETURNING id",
             (c.id, c.zone, c.delta, c.reason, c.by, c.ts.isoformat(), t, day, utcnow()),
-        )
-        return cur.rowcount == 1
+        ).fetchone()
+        return row is not None
 
     def audit(self, action: str, *, who: str | None, zone: str | None, detail: dict) -> None:
         self.conn.execute(
