@@ -25,7 +25,7 @@ from sesame.common import wire  # noqa: E402
 from sesame.common.venue import load_venue  # noqa: E402
 from sesame.counter.core import Core  # noqa: E402
 from sesame.counter.metrics import CounterMetrics  # noqa: E402
-from sesame.counter.store import Store  # noqa: E402
+from sesame.counter.store import CounterStore  # noqa: E402
 
 VENUE = load_venue(Path(__file__).resolve().parents[1] / "config" / "grand-palais.toml")
 T = wire.Topics(VENUE.id)
@@ -50,7 +50,7 @@ def events(n: int) -> list[tuple[str, bytes]]:
 
 def run(evs, with_metrics: bool) -> float:
     with tempfile.TemporaryDirectory() as d:
-        core = Core(VENUE, Store(Path(d) / "c.db"))
+        core = Core(VENUE, CounterStore(Path(d) / "c.db"))
         if with_metrics:
             core.metrics = CounterMetrics(lambda: core, Path(d) / "c.db")
         core.startup()

@@ -28,7 +28,7 @@ from sesame.common.venue import OUTSIDE, load_venue  # noqa: E402
 from sesame.counter import exports  # noqa: E402
 from sesame.counter.core import Core  # noqa: E402
 from sesame.counter.occupancy import DayClock  # noqa: E402
-from sesame.counter.store import Store, utcnow  # noqa: E402
+from sesame.counter.store import CounterStore, utcnow  # noqa: E402
 
 VENUE = load_venue(ROOT / "config" / "grand-palais.toml")
 TAIL = 20_000  # events stored after the snapshot
@@ -36,7 +36,7 @@ TAIL = 20_000  # events stored after the snapshot
 
 def build(db: Path, n: int, seed: int = 7) -> None:
     rng = random.Random(seed)
-    store = Store(db)
+    store = CounterStore(db)
     days = DayClock(VENUE)
     lanes = list(VENUE.gates.values())
     by_from: dict[str, list] = {}
@@ -125,7 +125,7 @@ def main() -> None:
         print("rebuild after a restart:")
 
         def start(drop_snapshots: bool = False) -> Core:
-            store = Store(db)
+            store = CounterStore(db)
             if drop_snapshots:
                 store.conn.execute("DELETE FROM snapshots")
             core = Core(VENUE, store)
@@ -133,7 +133,7 @@ def main() -> None:
             return core
 
         timed("no snapshot (one GROUP BY over all events)", lambda: start(True))
-        store = Store(db)
+        store = CounterStore(db)
         core = Core(VENUE, store)
         store.begin()
         core._snapshot()
@@ -155,7 +155,7 @@ def main() -> None:
 
 def build_tail(db: Path) -> None:
     """A few more events after the snapshot, as a running counter would have stored."""
-    store = Store(db)
+    store = CounterStore(db)
     days = DayClock(VENUE)
     last = store.conn.execute("SELECT max(t) FROM events").fetchone()[0]
     rows = []

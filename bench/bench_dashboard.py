@@ -31,11 +31,12 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
-from sesame.broker.process import MosquittoProcess, free_port  # noqa: E402
+from sesame.broker.process import MosquittoProcess  # noqa: E402
 from sesame.broker.setup import setup  # noqa: E402
 from sesame.common import mqtt, wire  # noqa: E402
+from sesame.common.net import free_port  # noqa: E402
 from sesame.common.venue import load_venue  # noqa: E402
-from sesame.dashboard.accounts import Store  # noqa: E402
+from sesame.dashboard.accounts import AccountStore  # noqa: E402
 
 VENUE = load_venue(REPO / "config" / "grand-palais.toml")
 T = wire.Topics(VENUE.id)
@@ -62,7 +63,7 @@ def cpu_seconds(pid: int) -> float:
 
 def start_dashboard(tmp: Path, broker: MosquittoProcess, db: Path | None) -> tuple:
     accounts = tmp / "accounts.db"
-    store = Store(accounts)
+    store = AccountStore(accounts)
     for name, (role, pw) in USERS.items():
         store.add_user(name, role, pw, replace=True)
     store.close()

@@ -19,10 +19,10 @@ from tests.fixtures.dashboard import ACCOUNTS, VENUE_FILE
 
 @pytest.fixture(scope="module")
 def one_account(tmp_path_factory):
-    from sesame.dashboard.accounts import Store
+    from sesame.dashboard.accounts import AccountStore
 
     path = tmp_path_factory.mktemp("adv-dash") / "dashboard.db"
-    store = Store(path)
+    store = AccountStore(path)
     user, (role, pw) = next(iter(ACCOUNTS.items()))
     store.add_user(user, role, pw)
     store.close()
@@ -31,10 +31,10 @@ def one_account(tmp_path_factory):
 
 @pytest.fixture
 def served(one_account):
-    from sesame.dashboard.app import Settings, create_app
+    from sesame.dashboard.app import DashboardSettings, create_app
     from sesame.dashboard.server import ServerThread
 
-    settings = Settings(venue=load_venue(VENUE_FILE), accounts_path=one_account,
+    settings = DashboardSettings(venue=load_venue(VENUE_FILE), accounts_path=one_account,
                         db_path=None, broker_url=None)  # fmt: skip
     server = ServerThread(create_app(settings)).start()
     try:

@@ -61,11 +61,11 @@ def test_the_largest_accepted_capacity_still_makes_parseable_occupancy(tmp_path)
     """What the loader accepts, the counter can publish and gates can read."""
     from sesame.common import wire
     from sesame.counter.core import Core
-    from sesame.counter.store import Store
+    from sesame.counter.store import CounterStore
 
     path = tmp_path / "venue.toml"
     path.write_text(REFERENCE.replace("capacity = 11000", "capacity = 1000000000", 1))
-    core = Core(load_venue(path), Store(tmp_path / "c.db"),
+    core = Core(load_venue(path), CounterStore(tmp_path / "c.db"),
                 lambda: datetime(2018, 11, 22, 12, tzinfo=PARIS))  # fmt: skip
     try:
         for out in core.startup():

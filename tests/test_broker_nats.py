@@ -28,8 +28,8 @@ from sesame.broker.nats_setup import (
     setup_cluster,
     subjects,
 )
-from sesame.broker.process import free_port
 from sesame.common.mqtt import connect, parse_broker_url
+from sesame.common.net import free_port
 from sesame.common.venue import load_venue
 from sesame.common.wire import Topics
 from tests.fixtures.broker import VENUE_FILE

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from sesame.broker.ports import port_taken
-from sesame.broker.process import free_port
 from sesame.cli import main
+from sesame.common.net import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 VENUE = str(REPO / "config" / "grand-palais.toml")

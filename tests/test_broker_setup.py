@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sesame.broker.process import MosquittoProcess, free_port, port_open
+from sesame.broker.process import MosquittoProcess, port_open
 from sesame.broker.setup import (
     PASSWD,
     accounts,
@@ -25,6 +25,7 @@ from sesame.broker.setup import (
 )
 from sesame.cli import main
 from sesame.common.mqtt import ConnectRefused, connect
+from sesame.common.net import free_port
 from sesame.common.venue import load_venue, parse_venue
 
 REPO = Path(__file__).resolve().parents[1]

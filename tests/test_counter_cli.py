@@ -10,7 +10,7 @@ from sesame.cli import main
 from sesame.common import wire
 from sesame.common.venue import load_venue
 from sesame.counter.core import Core
-from sesame.counter.store import Store
+from sesame.counter.store import CounterStore
 from tests.fixtures.counter import PARIS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,7 +20,7 @@ VENUE_FILE = str(REPO / "config" / "grand-palais.toml")
 def _db(tmp_path) -> Path:
     venue = load_venue(VENUE_FILE)
     db = tmp_path / "s.db"
-    store = Store(db)
+    store = CounterStore(db)
     core = Core(venue, store)
     t = wire.Topics(venue.id)
     start = datetime(2018, 11, 24, 10, 0, tzinfo=PARIS)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 
-from sesame.counter.store import Store
+from sesame.counter.store import CounterStore
 from tests.fixtures.e2e import REFERENCE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,7 +120,7 @@ def test_database_errors_are_one_line_without_the_password(pg_dsn, tmp_path, mos
 
 
 def test_export_and_import_on_postgresql(pg_dsn, tmp_path):
-    Store(pg_dsn).close()
+    CounterStore(pg_dsn).close()
     manifest = tmp_path / "manifest.csv"
     manifest.write_text("badge_id,token,category\nB000001,t1,public\n", encoding="utf-8")
     done = _run("counter", "import-badges", "--db", pg_dsn, "--manifest", str(manifest))

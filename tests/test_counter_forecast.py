@@ -9,7 +9,7 @@ from sesame.common import wire
 from sesame.common.venue import load_venue
 from sesame.counter.core import Core
 from sesame.counter.forecast import Trend, lane_rate, minutes_to_full
-from sesame.counter.store import Store
+from sesame.counter.store import CounterStore
 from tests.fixtures.dashboard import VENUE_FILE
 
 
@@ -78,7 +78,7 @@ def test_the_counter_publishes_full_in_and_entry_rates_with_the_occupancy(tmp_pa
     """The salon (capacity 1000) gets 60 people a minute for 10 minutes through its one entry
     lane: the occupancy message carries the estimate and the lane's rate."""
     venue = load_venue(VENUE_FILE)
-    core = Core(venue, Store(tmp_path / "c.db"))
+    core = Core(venue, CounterStore(tmp_path / "c.db"))
     core.startup()
     t0 = datetime.fromisoformat("2018-11-25T11:00:00+01:00")
     seq = 0

@@ -34,7 +34,15 @@ def test_counter_marks_a_silent_lane_offline(make_core, small_venue, tmp_path):
     import time
 
     time.sleep(0.4)
-    core.tick()
+    out = core.tick()
     assert online()["in-1"] is False
-    core.handle([(wire.Topics("testhall").gate_status("in-1"), status.to_json())])
+    # and the safety officers hear of it: a LANE_SILENT finding on counter/alerts
+    alerts = [wire.parse_counter_alerts(o.payload) for o in out
+              if o.topic.endswith("counter/alerts")]  # fmt: skip
+    assert [(a.kind, a.subject) for a in alerts[-1].alerts] == [("LANE_SILENT", "in-1")]
+    assert not any(o.topic.endswith("counter/alerts") for o in core.tick())  # once
+    out = core.handle([(wire.Topics("testhall").gate_status("in-1"), status.to_json())])
     assert online()["in-1"] is True  # heard again
+    alerts = [wire.parse_counter_alerts(o.payload) for o in out
+              if o.topic.endswith("counter/alerts")]  # fmt: skip
+    assert alerts and alerts[-1].alerts == ()  # the finding cleared

@@ -22,7 +22,7 @@ from sesame.common import wire
 from sesame.common.venue import OUTSIDE, parse_venue
 from sesame.counter import leases as lz
 from sesame.counter.core import Core
-from sesame.counter.store import Store
+from sesame.counter.store import CounterStore
 from tests.fixtures.counter import DAY1, Clock, Lanes, small_venue_dict
 
 _V = small_venue_dict(initial=2, max_per_gate=4, low_water=1)
@@ -58,7 +58,7 @@ class CounterMachine(RuleBasedStateMachine):
         self.generated: list[str] = []
         self.rng = random.Random(0)
         self.retained: dict[str, bytes] = {}
-        self.store: Store | None = None
+        self.store: CounterStore | None = None
         self._start()
         # the first status opens the event day
         st_ = wire.GateStatus(gate="in-1", online=True, ts=DAY1)
@@ -67,7 +67,7 @@ class CounterMachine(RuleBasedStateMachine):
     def _start(self):
         if self.store is not None:
             self.store.close()
-        self.store = Store(self.db)
+        self.store = CounterStore(self.db)
         self.core = Core(VENUE, self.store, Clock(DAY1))
         self._deliver(self.core.startup())
 

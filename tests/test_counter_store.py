@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from sesame.counter import migrations_pg, store
-from sesame.counter.store import EventRow, Fenced, Store
+from sesame.counter.store import CounterStore, EventRow, Fenced
 from tests.fixtures.counter import ENGINES, engine_target
 
 
@@ -37,7 +37,7 @@ def test_every_sqlite_migration_has_its_postgresql_counterpart():
 
 
 def test_both_schemas_have_the_same_tables_and_columns(tmp_path, pg_dsn):
-    def columns(s: Store) -> dict[str, list[str]]:
+    def columns(s: CounterStore) -> dict[str, list[str]]:
         if s.engine == "sqlite":
             tables = [r[0] for r in s.conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' "
@@ -51,7 +51,7 @@ def test_both_schemas_have_the_same_tables_and_columns(tmp_path, pg_dsn):
             out.setdefault(t, []).append(c)
         return out
 
-    lite, pg = Store(tmp_path / "c.db"), Store(pg_dsn)
+    lite, pg = CounterStore(tmp_path / "c.db"), CounterStore(pg_dsn)
     try:
         a, b = columns(lite), columns(pg)
     finally:
@@ -62,9 +62,9 @@ def test_both_schemas_have_the_same_tables_and_columns(tmp_path, pg_dsn):
 
 
 def test_migrations_apply_once(target):
-    s = Store(target)
+    s = CounterStore(target)
     s.close()
-    s = Store(target)  # a restart applies nothing again
+    s = CounterStore(target)  # a restart applies nothing again
     try:
         assert store.migrate(s.conn) == []
         names = [r[0] for r in s.conn.execute("SELECT name FROM _migrations ORDER BY name")]
@@ -74,7 +74,7 @@ def test_migrations_apply_once(target):
 
 
 def test_events_are_stored_once_by_id(target):
-    s = Store(target)
+    s = CounterStore(target)
     try:
         with s.transaction():
             s.insert_events([_row(1), _row(2)])
@@ -92,7 +92,7 @@ def test_events_are_stored_once_by_id(target):
 
 
 def test_a_rolled_back_batch_leaves_nothing(target):
-    s = Store(target)
+    s = CounterStore(target)
     try:
         with pytest.raises(RuntimeError), s.transaction():
             s.insert_events([_row(1)])
@@ -105,7 +105,7 @@ def test_a_rolled_back_batch_leaves_nothing(target):
 
 
 def test_state_leases_controls_corrections_and_registry(target):
-    s = Store(target)
+    s = CounterStore(target)
     c = SimpleNamespace(id="c1", zone="hall", delta=-2, reason="count", by="sophie",
                         ts=datetime(2018, 11, 22, 11, tzinfo=UTC))  # fmt: skip
     try:
@@ -145,7 +145,7 @@ def test_state_leases_controls_corrections_and_registry(target):
 
 
 def test_quarantine_keeps_bytes(target):
-    s = Store(target)
+    s = CounterStore(target)
     try:
         with s.transaction():
             s.quarantine([("t/x", b"\xff\x00junk" * 10000, "not json", store.utcnow())])
@@ -160,7 +160,7 @@ def test_two_counters_migrating_together_apply_each_migration_once(pg_dsn):
 
     def open_one() -> None:
         try:
-            Store(pg_dsn).close()
+            CounterStore(pg_dsn).close()
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
@@ -180,7 +180,7 @@ def test_a_former_term_writes_nothing(pg_dsn):
 
     first = Leadership(pg_dsn, "grand-palais", "a")
     assert first.try_acquire() == 1
-    s = Store(pg_dsn)
+    s = CounterStore(pg_dsn)
     s.fence = ("grand-palais", 1)
     try:
         with s.transaction():

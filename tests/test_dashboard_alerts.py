@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sesame.common import wire
-from sesame.common.alerts_wire import (
+from sesame.common.venue import ConfigError, load_venue
+from sesame.common.wire.alerts import (
     CounterAlerts,
     Finding,
     escalated_payload,
     parse_counter_alerts,
 )
-from sesame.common.venue import ConfigError, load_venue
 from sesame.dashboard import alert_book
 from sesame.dashboard.alert_book import AlreadyAcknowledged, NoSuchAlert
 from sesame.dashboard.alert_rules import excursions, thresholds

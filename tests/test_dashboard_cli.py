@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from sesame.dashboard.accounts import Store
+from sesame.dashboard.accounts import AccountStore
 
 
 def sesame(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
@@ -24,7 +24,7 @@ def test_users_add_list_remove(tmp_path):
     r = sesame("users", "add", "sophie", "--role", "safety", "--password-stdin",
                "--accounts", acc, input="a long password\n")  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert Store(acc).authenticate("sophie", "a long password").role == "safety"
+    assert AccountStore(acc).authenticate("sophie", "a long password").role == "safety"
     r = sesame("users", "add", "sophie", "--role", "viewer", "--password-stdin",
                "--accounts", acc, input="another password\n")  # fmt: skip
     assert r.returncode == 2 and "already exists" in r.stderr and len(r.stderr.splitlines()) == 1
@@ -70,7 +70,7 @@ def test_a_port_already_in_use_is_one_line_exit_2(tmp_path):
     import socket
 
     acc = str(tmp_path / "a.db")
-    Store(acc).add_user("sophie", "safety", "a long password")
+    AccountStore(acc).add_user("sophie", "safety", "a long password")
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
         r = sesame("dashboard", "--accounts", acc, "--port", str(port))
@@ -99,11 +99,12 @@ def test_a_server_thread_on_a_busy_port_names_it(tmp_path):
     import pytest
 
     from sesame.common.venue import load_venue
-    from sesame.dashboard.app import Settings, create_app
+    from sesame.dashboard.app import DashboardSettings, create_app
     from sesame.dashboard.server import ServerThread
     from tests.fixtures.foundation import REFERENCE_VENUE
 
-    app = create_app(Settings(venue=load_venue(REFERENCE_VENUE), accounts_path=tmp_path / "a.db"))
+    settings = DashboardSettings(venue=load_venue(REFERENCE_VENUE), accounts_path=tmp_path / "a.db")
+    app = create_app(settings)
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
         with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}: .*in use"):

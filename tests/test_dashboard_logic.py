@@ -10,7 +10,7 @@ import pytest
 
 from sesame.common import wire
 from sesame.common.venue import load_venue
-from sesame.dashboard.accounts import AccountError, Store
+from sesame.dashboard.accounts import AccountError, AccountStore
 from sesame.dashboard.i18n import STRINGS, pick_lang
 from sesame.dashboard.live import LiveState, zone_level
 from sesame.dashboard.security import RateLimiter, Sessions
@@ -137,7 +137,7 @@ def test_sessions_expire_when_idle():
 
 
 def test_accounts_store_argon2_hashes_only(tmp_path):
-    store = Store(tmp_path / "d.db")
+    store = AccountStore(tmp_path / "d.db")
     store.add_user("amelie", "safety", "correct horse")
     with pytest.raises(AccountError):
         store.add_user("amelie", "viewer", "another one")
@@ -152,7 +152,7 @@ def test_accounts_store_argon2_hashes_only(tmp_path):
     raw = sqlite3.connect(tmp_path / "d.db").execute("SELECT hash FROM users").fetchone()[0]
     assert raw.startswith("$argon2id$") and "correct horse" not in raw
     # reopening keeps accounts and does not re-run migrations
-    store = Store(tmp_path / "d.db")
+    store = AccountStore(tmp_path / "d.db")
     assert [u.username for u in store.users()] == ["amelie"]
     store.remove_user("amelie")
     with pytest.raises(AccountError):

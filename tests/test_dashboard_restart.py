@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import httpx
 
 from sesame.common import mqtt, wire
-from sesame.dashboard.server import free_port
+from sesame.common.net import free_port
 from tests.fixtures.dashboard import REPO, VENUE_FILE, sign_in, wait_for
 
 TOPICS = wire.Topics("grand-palais")

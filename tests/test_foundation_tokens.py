@@ -108,10 +108,11 @@ def test_foreign_signature_claiming_our_key_id(badge_keypair):
     """A forger who copies our key id into a payload signed with their own key."""
     ours = tokens.key_id(badge_keypair.key.public_key())
     body = {"k": ours, "b": "B000001", "c": "staff", "d": "*", "g": 1}
-    payload = tokens._b64e(json.dumps(body, separators=(",", ":")).encode())
+    payload = tokens.b64url_encode(json.dumps(body, separators=(",", ":")).encode())
     signed = f"SES1.{payload}"
     sig = Ed25519PrivateKey.generate().sign(signed.encode())
-    assert _reason(f"{signed}.{tokens._b64e(sig)}", badge_keypair.ring) is Reason.BAD_SIGNATURE
+    forged = f"{signed}.{tokens.b64url_encode(sig)}"
+    assert _reason(forged, badge_keypair.ring) is Reason.BAD_SIGNATURE
 
 
 def test_key_ring_with_two_keys(badge_keypair, tmp_path):
@@ -157,9 +158,9 @@ def test_signed_but_nonsense_claims_are_malformed(badge_keypair):
         {"k": kid, "b": "B1", "c": "public", "d": "*", "g": True},
         {"k": kid, "c": "public", "d": "*"},
     ):
-        payload = tokens._b64e(json.dumps(body).encode())
+        payload = tokens.b64url_encode(json.dumps(body).encode())
         signed = f"SES1.{payload}"
-        token = f"{signed}.{tokens._b64e(badge_keypair.key.sign(signed.encode()))}"
+        token = f"{signed}.{tokens.b64url_encode(badge_keypair.key.sign(signed.encode()))}"
         assert _reason(token, badge_keypair.ring) is Reason.MALFORMED, body
 
 

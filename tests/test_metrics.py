@@ -15,9 +15,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sesame.common.net import free_port
 from sesame.common.tokens import Claims, generate_keypair, load_private_key, sign
 from sesame.common.venue import load_venue
-from sesame.dashboard.server import free_port
 from sesame.gate.turnstile import SimulatedController
 from tests.fixtures.dashboard import ACCOUNTS, VENUE_FILE
 
@@ -41,16 +41,16 @@ def exposed_names(registry) -> set[str]:
 def test_every_metric_is_documented(tmp_path):
     from sesame.counter.core import Core
     from sesame.counter.metrics import CounterMetrics
-    from sesame.counter.store import Store
-    from sesame.dashboard.app import Dashboard, Settings
+    from sesame.counter.store import CounterStore
+    from sesame.dashboard.app import Dashboard, DashboardSettings
     from sesame.gate.agent import GateAgent
 
     venue = load_venue(VENUE_FILE)
-    core = Core(venue, Store(tmp_path / "c.db"))
+    core = Core(venue, CounterStore(tmp_path / "c.db"))
     names = exposed_names(CounterMetrics(lambda: core, tmp_path / "c.db").registry)
     agent = GateAgent(venue, GATE, data_dir=tmp_path, keys={})
     names |= exposed_names(agent.metrics.registry)
-    dash = Dashboard(Settings(venue=venue, accounts_path=tmp_path / "a.db"))
+    dash = Dashboard(DashboardSettings(venue=venue, accounts_path=tmp_path / "a.db"))
     names |= exposed_names(dash.metrics.registry)
     assert len(names) >= 20
     assert all(n.startswith("sesame_") for n in names)
@@ -115,7 +115,7 @@ def procs():
 
 
 def test_a_scrape_of_the_running_processes(tmp_path, mosquitto, procs):
-    from sesame.dashboard.accounts import Store
+    from sesame.dashboard.accounts import AccountStore
 
     priv, pub = generate_keypair(tmp_path / "keys")
     ctl = SimulatedController(pushes=True)
@@ -126,7 +126,7 @@ def test_a_scrape_of_the_running_processes(tmp_path, mosquitto, procs):
         f'credentials = "{mosquitto.credentials("gate-" + GATE)}"\nheartbeat_s = 0.5\n'
     )
     accounts = tmp_path / "accounts.db"
-    store = Store(accounts)
+    store = AccountStore(accounts)
     store.add_user("sophie", "safety", ACCOUNTS["sophie"][1])
     store.close()
     db = tmp_path / "sesame.db"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from sesame.broker.process import free_port
 from sesame.common.mqtt import ConnectTimeout, connect
+from sesame.common.net import free_port
 from sesame.common.wire import Topics
 
 T = Topics("grand-palais")

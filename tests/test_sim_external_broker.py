@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sesame.broker.process import free_port, port_open
+from sesame.broker.process import port_open
+from sesame.common.net import free_port
 from sesame.sim.truth import compare
 
 

@@ -162,7 +162,7 @@ def _run(args: argparse.Namespace) -> int:
     from sesame.broker.nats_setup import is_cluster
     from sesame.broker.ports import port_taken, taken_message
     from sesame.broker.process import mosquitto_binary
-    from sesame.broker.setup import CONF, Settings
+    from sesame.broker.setup import CONF, BrokerSettings
 
     config = Path(args.config)
     if is_cluster(config):
@@ -177,7 +177,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.node is not None:
         raise CliError(f"--node: {config} is not a NATS cluster folder (setup --nats-cluster N)")
     try:
-        settings = Settings.load(config)
+        settings = BrokerSettings.load(config)
     except ValueError as e:
         raise CliError(str(e)) from None
     if args.port is not None and not 0 < args.port < 65536:

@@ -28,7 +28,7 @@ from pathlib import Path
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
 from sesame.broker.process import BrokerBase, BrokerStartError, port_open
-from sesame.broker.setup import ACL, PASSWD, Settings, check_password, read_password_file
+from sesame.broker.setup import ACL, PASSWD, BrokerSettings, check_password, read_password_file
 
 log = logging.getLogger("sesame.broker.embedded")
 
@@ -172,7 +172,7 @@ class AclFileTopics(BaseTopicPlugin):
         return ok
 
 
-def amqtt_config(config_dir: Path, host: str, port: int, settings: Settings) -> dict:
+def amqtt_config(config_dir: Path, host: str, port: int, settings: BrokerSettings) -> dict:
     listener: dict = {"type": "tcp", "bind": f"{host}:{port}"}
     if settings.tls:
         tls = config_dir / "tls"
@@ -195,7 +195,7 @@ def amqtt_config(config_dir: Path, host: str, port: int, settings: Settings) -> 
 async def serve(config_dir: Path, host: str, port: int, stop: asyncio.Event) -> None:
     from amqtt.broker import Broker
 
-    settings = Settings.load(config_dir)
+    settings = BrokerSettings.load(config_dir)
     broker = Broker(amqtt_config(config_dir.resolve(), host, port, settings))
     await broker.start()
     log.warning(
@@ -213,7 +213,7 @@ async def serve(config_dir: Path, host: str, port: int, stop: asyncio.Event) -> 
 def run_foreground(config_dir: str | Path, port: int | None = None, host: str | None = None) -> int:
     """Run until SIGINT/SIGTERM; returns the exit code."""
     config_dir = Path(config_dir)
-    settings = Settings.load(config_dir)
+    settings = BrokerSettings.load(config_dir)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("sesame").setLevel(logging.INFO)
 

@@ -36,7 +36,8 @@ from sesame.broker.nats_setup import (
     permissions_from_config,
     write_credentials,
 )
-from sesame.broker.process import BrokerStartError, free_port, port_open
+from sesame.broker.process import BrokerStartError, port_open
+from sesame.common.net import free_port
 from sesame.common.wire import ROOT
 
 MIN_VERSION = (2, 10)

@@ -28,11 +28,12 @@ from urllib.parse import quote
 
 from sesame.broker.setup import (
     CREDENTIALS,
-    Settings,
+    BrokerSettings,
     credential_json,
     mosquitto_conf,
     read_credential,
 )
+from sesame.common.net import free_port
 
 MOSQUITTO = os.environ.get("SESAME_MOSQUITTO", "/usr/sbin/mosquitto")
 
@@ -48,13 +49,6 @@ def mosquitto_binary() -> str | None:
     return shutil.which("mosquitto")
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -68,7 +62,7 @@ class BrokerBase:
 
     config_dir: Path
     run_dir: Path
-    settings: Settings
+    settings: BrokerSettings
     host: str
     port: int
 
@@ -109,7 +103,7 @@ class BrokerBase:
         """Accounts from `config_dir`; a free port unless given; files in `run_dir`, or in a
         temporary folder (sesame-<kind>-…) removed by close()."""
         self.config_dir = Path(config_dir).resolve()
-        self.settings = Settings.load(self.config_dir)
+        self.settings = BrokerSettings.load(self.config_dir)
         self.host = host or self._default_host()
         self.port = port or free_port(self.host)
         self._own_run_dir = run_dir is None

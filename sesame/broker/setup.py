@@ -53,7 +53,7 @@ PASSWORD_BYTES = 18  # 24 base64url characters
 
 
 @dataclass(frozen=True)
-class Settings:
+class BrokerSettings:
     venue: str
     host: str = "127.0.0.1"
     port: int = 1883
@@ -67,7 +67,7 @@ class Settings:
         _write(out / SETTINGS, json.dumps(asdict(self), indent=2) + "\n", 0o644)
 
     @classmethod
-    def load(cls, out: Path) -> Settings:
+    def load(cls, out: Path) -> BrokerSettings:
         path = Path(out) / SETTINGS
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -230,7 +230,7 @@ def password_file_text(
 
 def mosquitto_conf(
     out: Path,
-    settings: Settings,
+    settings: BrokerSettings,
     *,
     port: int | None = None,
     persistence_dir: Path | None = None,
@@ -299,7 +299,7 @@ def mosquitto_conf(
 @dataclass
 class SetupResult:
     out: Path
-    settings: Settings
+    settings: BrokerSettings
     created: list[str]  # accounts with a new password (shown once)
     kept: list[str]
     removed: list[str]
@@ -324,7 +324,7 @@ def read_credential(out: Path, account: str) -> dict | None:
 
 
 def credential_json(
-    settings: Settings,
+    settings: BrokerSettings,
     account: str,
     password: str,
     *,
@@ -363,18 +363,18 @@ def resolve_settings(
     host: str | None = None,
     port: int | None = None,
     tls: bool | None = None,
-) -> Settings:
+) -> BrokerSettings:
     """The settings a set-up in `out` gets: what is given, else what is there, else the
     defaults. A change of TLS without a port resets the port to that mode's default."""
     try:
-        old: Settings | None = Settings.load(out)
+        old: BrokerSettings | None = BrokerSettings.load(out)
     except ValueError:
         old = None
     tls = tls if tls is not None else (old.tls if old else False)
     if port is None:
         port = old.port if old and old.tls == tls else (8883 if tls else 1883)
     host = host if host is not None else (old.host if old else "127.0.0.1")
-    return Settings(venue.id, host, port, tls)
+    return BrokerSettings(venue.id, host, port, tls)
 
 
 def setup(

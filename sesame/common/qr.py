@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-MAX_PIXELS = 40_000_000  # refuse decompression bombs rather than exhaust memory
+# Refuse decompression bombs rather than exhaust memory; a 48-megapixel phone photo passes.
+# One limit for every image Sesame reads (badges verify here, `gate scan` in gate/decode.py).
+MAX_PIXELS = 50_000_000
 
 
 def decode_file(path: str | Path) -> str | None:

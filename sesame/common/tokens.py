@@ -61,24 +61,25 @@ class Claims:
         }
 
 
-def _b64e(b: bytes) -> str:
+def b64url_encode(b: bytes) -> str:
+    """Unpadded base64url, as in the token."""
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode("ascii")
 
 
-def _b64d(s: str) -> bytes:
+def b64url_decode(s: str) -> bytes:
     if not _B64.match(s):
         raise ValueError("not base64url")
     raw = base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
     # Only the canonical spelling: the decoder ignores a last character's unused bits, so
     # without this one token would have several valid spellings.
-    if _b64e(raw) != s:
+    if b64url_encode(raw) != s:
         raise ValueError("not canonical base64url")
     return raw
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return _b64e(hashlib.sha256(raw).digest()[:6])
+    return b64url_encode(hashlib.sha256(raw).digest()[:6])
 
 
 def sign(claims: Claims, private_key: Ed25519PrivateKey) -> str:
@@ -95,9 +96,9 @@ def sign(claims: Claims, private_key: Ed25519PrivateKey) -> str:
         "d": "*" if claims.days is None else [d.isoformat() for d in claims.days],
         "g": claims.group,
     }
-    payload = _b64e(json.dumps(body, separators=(",", ":")).encode())
+    payload = b64url_encode(json.dumps(body, separators=(",", ":")).encode())
     signed = f"{PREFIX}.{payload}"
-    return f"{signed}.{_b64e(private_key.sign(signed.encode('ascii')))}"
+    return f"{signed}.{b64url_encode(private_key.sign(signed.encode('ascii')))}"
 
 
 def verify(token: str, keys: Mapping[str, Ed25519PublicKey]) -> Claims:
@@ -109,7 +110,7 @@ def verify(token: str, keys: Mapping[str, Ed25519PublicKey]) -> Claims:
     if len(parts) != 3 or parts[0] != PREFIX:
         raise TokenError(Reason.MALFORMED, "not a Sesame badge token")
     try:
-        payload_raw, sig = _b64d(parts[1]), _b64d(parts[2])
+        payload_raw, sig = b64url_decode(parts[1]), b64url_decode(parts[2])
         body = json.loads(payload_raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise TokenError(Reason.MALFORMED, "token is not valid base64url JSON") from None

@@ -12,7 +12,7 @@ import threading
 from datetime import date
 from pathlib import Path
 
-from sesame.common import metrics_http
+from sesame.common import metrics_http, sqlite
 from sesame.common.cli_venue import DEFAULT_VENUE, VENUE_HELP, load_or_fail
 from sesame.common.errors import CliError
 
@@ -94,9 +94,9 @@ def _check_database(path: str, *, create: bool) -> None:
     if create and p.stat().st_size == 0:
         return
     try:
-        conn = sqlite3.connect(p.resolve().as_uri() + "?mode=ro", uri=True)
+        conn = sqlite.readonly(p)
         try:
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            tables = set(sqlite.schema(conn).table_names())
         finally:
             conn.close()
     except sqlite3.DatabaseError:

@@ -4,11 +4,11 @@ the venue's evacuation mode, each change stored and audited."""
 from __future__ import annotations
 
 from sesame.common import wire
-from sesame.counter.store import Store
+from sesame.counter.store import CounterStore
 
 
 class Controls:
-    def __init__(self, store: Store):
+    def __init__(self, store: CounterStore):
         self.store = store
         self.closed_zones: set[str] = set()
         self.evacuating = False

@@ -6,7 +6,7 @@ corrections and residues commit together, and only then does the caller acknowle
 batch to the broker and publish what `handle` returned (acks, occupancy, leases). A crash
 before the commit loses nothing: the broker redelivers, the gates re-publish.
 
-The parts: `Store` holds every SQL statement, `Book` the occupancy per zone and day,
+The parts: `CounterStore` holds every SQL statement, `Book` the occupancy per zone and day,
 `Tracker` the lanes' sequence numbers, `LeaseDesk` the leases, spend and outbox epochs,
 `Controls` the closed zones and evacuation; `Batch` is what one transaction collects.
 """
@@ -31,13 +31,13 @@ from sesame.counter.forecast import Outlook
 from sesame.counter.lease_desk import RATE_WINDOW_S, LeaseDesk
 from sesame.counter.liveness import Liveness
 from sesame.counter.occupancy import Book, DayClock, zone_state
-from sesame.counter.sequences import Sequence as Seq
-from sesame.counter.sequences import Tracker
-from sesame.counter.store import EventRow, Store, utcnow
+from sesame.counter.sequences import LaneSequence, Tracker
+from sesame.counter.store import CounterStore, EventRow, utcnow
 
 __all__ = ["Core", "Out"]
 
 SNAPSHOT_EVERY = 100_000  # events between snapshots of the rebuilt state
+SILENT = "LANE_SILENT"  # a finding: a lane that said it was online stopped its heartbeats
 FUTURE_TOLERANCE_S = 3600.0  # an event this far ahead of the counter's clock has a bad clock
 
 
@@ -45,7 +45,7 @@ class Core:
     def __init__(
         self,
         venue: Venue,
-        store: Store,
+        store: CounterStore,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self.venue = venue
@@ -113,7 +113,7 @@ class Core:
         self.book.closed = set(self.store.get_state("closed_days", []))
         self.event_clock = self.store.get_state("event_clock")
         for gate, epoch, committed, above, max_seq in self.store.seq_states():
-            self.tracker.seqs[(gate, epoch)] = Seq.load(committed, above, max_seq)
+            self.tracker.seqs[(gate, epoch)] = LaneSequence.load(committed, above, max_seq)
         self.controls.restore()
         if self.book.current is not None:
             self.desk.load(self.book.current)
@@ -278,6 +278,7 @@ class Core:
             b.out.append(Out(*self.fire.evacuate(self.store, self.topics, gate, self.clock())))
             b.zones.update(self.venue.zones)
         self.liveness.heard(gate, time.monotonic(), st.online)
+        self.findings.clear(SILENT, gate)
         if st.ts is not None and st.ts.timestamp() <= b.wall_t + FUTURE_TOLERANCE_S:
             # A lane's clock moves the day on like its events do: on a replayed morning the
             # lanes need the new day's lease before anyone can pass.
@@ -353,8 +354,11 @@ class Core:
                 self._advance(self.days.next_day(cur), zones)
             self.desk.plan(out)
             for gate in self.liveness.newly_silent(time.monotonic()):
-                # no heartbeat: offline in the counter's record, whatever its Will did
+                # no heartbeat: offline in the counter's record, whatever its Will did (a
+                # Will is lost with the broker node holding the lane's connection)
                 self.store.set_gate_seen(gate, online=0)
+                detail = {"lane": gate, "silent_after_s": self.liveness.silent_after}
+                self.findings.raise_(SILENT, gate, self.clock(), detail)
         if self.findings.dirty:
             out.append(self.alerts())
         return out + [self._occupancy(z) for z in sorted(zones)]

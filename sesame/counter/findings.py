@@ -14,13 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from sesame.common import wire
-
-MAX_FINDINGS = 1000  # what `parse_alerts` accepts; subjects are the venue's own ids
+from sesame.common.wire.alerts import MAX_FINDINGS, CounterAlerts, Finding
 
 
 class Findings:
     def __init__(self) -> None:
-        self._items: dict[tuple[str, str], wire.Alert] = {}
+        self._items: dict[tuple[str, str], Finding] = {}
         self.dirty = False
 
     def raise_(
@@ -33,7 +32,7 @@ class Findings:
     ) -> bool:
         """Set the finding (kind, subject); keeps its first `since`. True when it changed."""
         old = self._items.get((kind, subject))
-        new = wire.Alert(kind, subject, old.since if old else since, count, detail or {})
+        new = Finding(kind, subject, old.since if old else since, count, detail or {})
         if old == new:
             return False
         if old is None and len(self._items) >= MAX_FINDINGS:
@@ -56,17 +55,17 @@ class Findings:
         self.dirty = True
         return True
 
-    def get(self, kind: str, subject: str) -> wire.Alert | None:
+    def get(self, kind: str, subject: str) -> Finding | None:
         return self._items.get((kind, subject))
 
-    def active(self, kind: str) -> dict[str, wire.Alert]:
+    def active(self, kind: str) -> dict[str, Finding]:
         """The findings of one kind, by subject."""
         return {s: a for (k, s), a in self._items.items() if k == kind}
 
-    def alerts(self) -> list[wire.Alert]:
+    def alerts(self) -> list[Finding]:
         return [self._items[k] for k in sorted(self._items)]
 
     def message(self, topics: wire.Topics, now: datetime) -> tuple[str, bytes]:
         """(topic, payload) of the retained `counter/alerts` list; the list is now published."""
         self.dirty = False
-        return topics.alerts(), wire.Alerts(tuple(self.alerts()), now).to_json()
+        return topics.alerts(), CounterAlerts(tuple(self.alerts()), now).to_json()

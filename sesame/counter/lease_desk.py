@@ -19,7 +19,7 @@ from sesame.counter import leases as lz
 from sesame.counter.batch import Out
 from sesame.counter.controls import Controls
 from sesame.counter.occupancy import Book
-from sesame.counter.store import Store
+from sesame.counter.store import CounterStore
 
 RATE_WINDOW_S = 60.0  # event-time window for a lane's spend rate
 
@@ -28,7 +28,7 @@ class LeaseDesk:
     def __init__(
         self,
         venue: Venue,
-        store: Store,
+        store: CounterStore,
         book: Book,
         controls: Controls,
         clock: Callable[[], datetime],

@@ -12,8 +12,8 @@ import csv
 import json
 from pathlib import Path
 
-from sesame.common.ids import BADGE_ID, MANIFEST_COLUMNS
-from sesame.counter.store import Store, utcnow
+from sesame.common.ids import BADGE_ID, MANIFEST_COLUMNS, MAX_GROUP
+from sesame.counter.store import CounterStore, utcnow
 
 REQUIRED = ("badge_id", "token")
 PERSONAL = ("name",)
@@ -51,8 +51,8 @@ def read(path: str | Path) -> list[dict]:
                     raise ManifestError(f"{p}:{line}: badge_id {bid!r} appears twice")
                 seen.add(bid)
                 gs = rec.get("group_size") or "1"
-                if not gs.isdigit() or not 1 <= int(gs) <= 500:
-                    raise ManifestError(f"{p}:{line}: group_size {gs!r} must be 1-500")
+                if not gs.isdigit() or not 1 <= int(gs) <= MAX_GROUP:
+                    raise ManifestError(f"{p}:{line}: group_size {gs!r} must be 1-{MAX_GROUP}")
                 extra = {k: v for k, v in rec.items() if k not in KNOWN and k not in PERSONAL}
                 rows.append(
                     {
@@ -79,7 +79,7 @@ def import_manifest(db_path: str | Path, manifest: str | Path) -> int:
     now = utcnow()
     for r in rows:
         r["imported_at"] = now
-    store = Store(db_path)
+    store = CounterStore(db_path)
     try:
         store.begin()
         try:

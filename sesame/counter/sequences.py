@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 
 @dataclass
-class Sequence:
+class LaneSequence:
     committed: int = 0
     above: set[int] = field(default_factory=set)
     max_seq: int = 0
@@ -54,19 +54,19 @@ class Sequence:
         return out
 
     @classmethod
-    def load(cls, committed: int, ranges: list, max_seq: int) -> Sequence:
+    def load(cls, committed: int, ranges: list, max_seq: int) -> LaneSequence:
         above = {s for a, b in ranges for s in range(a, b + 1)}
         return cls(committed=committed, above=above, max_seq=max_seq)
 
 
 class Tracker:
     def __init__(self) -> None:
-        self.seqs: dict[tuple[str, str], Sequence] = {}
+        self.seqs: dict[tuple[str, str], LaneSequence] = {}
 
-    def get(self, gate: str, epoch: str) -> Sequence:
+    def get(self, gate: str, epoch: str) -> LaneSequence:
         s = self.seqs.get((gate, epoch))
         if s is None:
-            s = self.seqs[(gate, epoch)] = Sequence()
+            s = self.seqs[(gate, epoch)] = LaneSequence()
         return s
 
     def open_gaps(self) -> int:

@@ -27,7 +27,7 @@ from sesame.counter import venue_record
 from sesame.counter.core import Core, Out
 from sesame.counter.database import ERRORS, display, is_postgres
 from sesame.counter.metrics import CounterMetrics
-from sesame.counter.store import Fenced, Store, utcnow
+from sesame.counter.store import CounterStore, Fenced, utcnow
 
 log = logging.getLogger("sesame.counter")
 
@@ -95,7 +95,7 @@ class Counter:
             self.client_id = mqtt.account_client_id(
                 f"sesame-counter-{self.venue.id}", self.broker_url, self.credentials
             )
-        store = Store(self.db_path, application_name=f"sesame-counter {self.name}")
+        store = CounterStore(self.db_path, application_name=f"sesame-counter {self.name}")
         try:  # the database remembers its venue (exports need no --venue; another is refused)
             venue_record.remember(store.conn, self.venue, utcnow())
         except venue_record.VenueMismatch as e:
@@ -128,7 +128,7 @@ class Counter:
         self._thread.start()
         return self
 
-    def _new_core(self, store: Store) -> Core:
+    def _new_core(self, store: CounterStore) -> Core:
         """The state rebuilt from the database (at start, after a takeover, after a failed
         batch), stamping the elected term."""
         core = Core(self.venue, store, self.clock)

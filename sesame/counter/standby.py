@@ -15,7 +15,7 @@ How the role moves:
   that sees the beat older than `stale_after` ends the holder's sessions, the lock's and
   its writer's (same `application_name`; pg_terminate_backend: same database role, or
   pg_signal_backend) and takes the lock. Ending the writer's session rolls back the batch
-  it had open: the store fences every transaction on the term (store.Store.fence), so
+  it had open: the store fences every transaction on the term (store.CounterStore.fence), so
   nothing of the former term commits after a takeover.
 - The active counter loses its lock connection (network, database restart, terminated by
   a standby): `on_lost` is called at once from the watchdog thread; the counter must stop

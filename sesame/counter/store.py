@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from sesame.common import sqlite
 from sesame.counter.database import (
     Database,
     PostgresDatabase,
@@ -26,8 +27,8 @@ from sesame.counter.database import (
 )
 from sesame.counter.migrations_pg import PG_MIGRATIONS
 
-# Named migrations, applied in order, each in its own transaction and recorded in
-# `_migrations`. Never edit one that has shipped: add a new one.
+# Named migrations (sesame.common.sqlite.migrate, recorded in `_migrations`). Never edit one
+# that has shipped: add a new one.
 MIGRATIONS: list[tuple[str, str]] = [
     (
         "0001_events",
@@ -135,54 +136,19 @@ def utcnow() -> str:
 
 def connect(target: str | Path, *, readonly: bool = False,
             application_name: str = "sesame") -> Database:  # fmt: skip
-    """A handle on the counter's database: a SQLite file with the project's pragmas (a
-    read-only one never creates the file), or a PostgreSQL URL."""
+    """A handle on the counter's database: a SQLite file with the project's pragmas
+    (sesame.common.sqlite; a read-only one never creates the file), or a PostgreSQL URL."""
     if is_postgres(target):
         return connect_postgres(str(target), readonly=readonly,
                                 application_name=application_name)  # fmt: skip
-    return SqliteDatabase(connect_sqlite(target, readonly=readonly))
-
-
-def connect_sqlite(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection with the project's pragmas; read-only ones never create the file."""
-    if readonly:
-        p = Path(path)
-        if not p.exists():
-            raise FileNotFoundError(f"{path}: no such database")
-        conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, check_same_thread=False)
-    else:
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed (hence acknowledged) batch survives a power cut, not only kill -9.
-        conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=5000")
-    return conn
+    return SqliteDatabase(sqlite.readonly(target) if readonly else sqlite.connect(target))
 
 
 def migrate(db: Database | sqlite3.Connection) -> list[str]:
     """Apply the migrations not yet recorded; returns the names applied."""
     if isinstance(db, PostgresDatabase):
         return _migrate_pg(db)
-    conn = db.raw if isinstance(db, SqliteDatabase) else db
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-    )
-    done = {r[0] for r in conn.execute("SELECT name FROM _migrations")}
-    applied = []
-    for name, sql in MIGRATIONS:
-        if name in done:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for stmt in _statements(sql):
-                conn.execute(stmt)
-            conn.execute("INSERT INTO _migrations VALUES (?, ?)", (name, utcnow()))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        applied.append(name)
-    return applied
+    return sqlite.migrate(db.raw if isinstance(db, SqliteDatabase) else db, MIGRATIONS)
 
 
 # Counters starting together on one PostgreSQL database migrate one at a time.
@@ -202,7 +168,7 @@ def _migrate_pg(db: PostgresDatabase) -> list[str]:
         for name, sql in PG_MIGRATIONS:
             if name in done:
                 continue
-            for stmt in _statements(sql):
+            for stmt in sqlite.statements(sql):
                 db.execute(stmt)
             db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, utcnow()))
             applied.append(name)
@@ -211,11 +177,6 @@ def _migrate_pg(db: PostgresDatabase) -> list[str]:
         db.rollback()
         raise
     return applied
-
-
-def _statements(sql: str) -> Iterable[str]:
-    lines = [ln.split("--")[0] for ln in sql.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
 class Fenced(RuntimeError):
@@ -253,7 +214,7 @@ _INSERT_EVENT = (
 )
 
 
-class Store:
+class CounterStore:
     """The writer's handle on the database. Not thread-safe: one thread writes."""
 
     def __init__(self, target: str | Path, *, application_name: str = "sesame-counter"):

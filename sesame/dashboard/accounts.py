@@ -17,6 +17,8 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from sesame.common import sqlite
+
 ROLES = ("safety", "organiser", "viewer")
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD = 8
@@ -74,38 +76,20 @@ class AuditEntry:
         return dict(self.__dict__)
 
 
-class Store:
+class AccountStore:
     """Users and audit log. Thread-safe: one connection behind a lock (few, small writes)."""
 
     def __init__(self, path: str | Path):
         self.path = str(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # an audit row must survive a power cut
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._migrate()
+        # synchronous=FULL (sesame.common.sqlite): an audit row must survive a power cut
+        self._db = sqlite.connect(self.path)
+        with self._lock:
+            sqlite.migrate(self._db, _MIGRATIONS)
         # argon2id with the library's defaults (RFC 9106 low-memory profile)
         self._hasher = PasswordHasher()
         # verified against when the user is unknown, so timing does not reveal usernames
         self._dummy = self._hasher.hash("not-a-real-password")
-
-    def _migrate(self) -> None:
-        with self._lock:
-            self._db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY)")
-            done = {r[0] for r in self._db.execute("SELECT name FROM migrations")}
-            for name, sql in _MIGRATIONS:
-                if name in done:
-                    continue
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    for stmt in filter(str.strip, sql.split(";")):
-                        self._db.execute(stmt)
-                    self._db.execute("INSERT INTO migrations (name) VALUES (?)", (name,))
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
 
     def close(self) -> None:
         with self._lock:

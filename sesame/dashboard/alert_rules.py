@@ -108,12 +108,13 @@ def excursions(
 
 # always loud: a zone at its legal limit, an evacuation, a fire alarm reported by a lane
 _AUDIBLE = frozenset({"full", "evacuation", "FIRE_ALARM"})
-_CRITICAL = _AUDIBLE | {"gate_offline", "counter_offline"}
+_CRITICAL = _AUDIBLE | {"gate_offline", "counter_offline", "LANE_SILENT"}
+_LANE_DOWN = frozenset({"gate_offline", "LANE_SILENT"})
 
 
 def audible(kind: str, lane_is_entrance: bool) -> bool:
     """Worth a sound in the control room: full, evacuation, a lane down at an entrance."""
-    return kind in _AUDIBLE or (kind == "gate_offline" and lane_is_entrance)
+    return kind in _AUDIBLE or (kind in _LANE_DOWN and lane_is_entrance)
 
 
 def severity(kind: str) -> str:

@@ -8,32 +8,37 @@ One row per alert, upserted whole on every change (a few writes a minute at most
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from pathlib import Path
 
+from sesame.common import sqlite
 from sesame.dashboard.alert_book import KEEP_ENDED, Alert
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS alerts (
-    id INTEGER PRIMARY KEY,
-    key TEXT NOT NULL,
-    active INTEGER NOT NULL,
-    acknowledged INTEGER NOT NULL,
-    data TEXT NOT NULL
-)
-"""
+# In the accounts file, beside the accounts' migrations (hence the prefix). IF NOT EXISTS:
+# databases from before the bookkeeping already have the table.
+_MIGRATIONS: list[sqlite.Migration] = [
+    (
+        "alerts_0001",
+        """
+        CREATE TABLE IF NOT EXISTS alerts (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL,
+            active INTEGER NOT NULL,
+            acknowledged INTEGER NOT NULL,
+            data TEXT NOT NULL
+        )
+        """,
+    ),
+]
 
 
 class AlertStore:
     def __init__(self, path: str | Path):
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # an acknowledgement must not be lost
-        self._db.execute("PRAGMA busy_timeout=5000")
+        # synchronous=FULL (sesame.common.sqlite): an acknowledgement must not be lost
+        self._db = sqlite.connect(path)
         with self._lock:
-            self._db.execute(_SCHEMA)
+            sqlite.migrate(self._db, _MIGRATIONS)
 
     def save(self, alerts: list[dict]) -> None:
         """Upsert alerts as `Alert.to_dict` gives them, in one transaction."""
@@ -43,18 +48,12 @@ class AlertStore:
             (a["id"], a["key"], int(a["active"]), int(a["acknowledged"]), json.dumps(a))
             for a in alerts
         ]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO alerts (id, key, active, acknowledged, data)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    rows,
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._lock, sqlite.transaction(self._db):
+            self._db.executemany(
+                "INSERT OR REPLACE INTO alerts (id, key, active, acknowledged, data)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
 
     def load(self) -> tuple[list[Alert], int]:
         """What a restarted dashboard shows: every active or unacknowledged alert and the

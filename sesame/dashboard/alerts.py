@@ -2,7 +2,7 @@
 
 - Every alert an update carries is saved in the dashboard's database (`AlertStore`).
 - `POST /api/alerts/acknowledge` (safety officers): who and when, in the audit log.
-- Escalation: an active alert nobody acknowledged within `Settings.escalate_after_s` (real
+- Escalation: an active alert nobody acknowledged within `DashboardSettings.escalate_after_s` (real
   time) goes on the retained `alerts/escalated` topic, the complete list each time it
   changes, so a venue can hook a pager or a PA system to it. The content depends on the
   alerts only: two dashboards that agree publish the same bytes; acknowledgements are per
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request
 from pydantic import Field
 
-from sesame.common.alerts_wire import escalated_payload
+from sesame.common.wire.alerts import escalated_payload
 from sesame.dashboard.alert_book import AlreadyAcknowledged, NoSuchAlert
 from sesame.dashboard.alert_store import AlertStore
 from sesame.dashboard.errors import ApiError

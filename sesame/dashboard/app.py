@@ -17,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sesame.dashboard import alerts as alert_routes
-from sesame.dashboard.dashboard import Dashboard, Publisher, Settings
+from sesame.dashboard.dashboard import Dashboard, DashboardSettings, Publisher
 from sesame.dashboard.deps import Actor, Reader
 from sesame.dashboard.errors import ApiError, error_response
 from sesame.dashboard.http import STATUS_CODES, SecurityHeaders, first_error
@@ -26,10 +26,10 @@ from sesame.dashboard.pages import Pages
 from sesame.dashboard.routes import actions, assets, auth, exports, live
 from sesame.dashboard.routes.assets import CHART_JS
 
-__all__ = ["CHART_JS", "Dashboard", "Publisher", "Settings", "create_app"]
+__all__ = ["CHART_JS", "Dashboard", "Publisher", "DashboardSettings", "create_app"]
 
 
-def create_app(settings: Settings, *, link: Publisher | None = None) -> FastAPI:
+def create_app(settings: DashboardSettings, *, link: Publisher | None = None) -> FastAPI:
     dash = Dashboard(settings, link)
 
     @contextlib.asynccontextmanager

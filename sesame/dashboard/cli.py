@@ -66,13 +66,13 @@ def _store(path: str, *, must_exist: bool = False):
     import sqlite3
     from pathlib import Path
 
-    from sesame.dashboard.accounts import Store
+    from sesame.dashboard.accounts import AccountStore
 
     if must_exist and not Path(path).exists():
         # A mistyped --accounts would otherwise create an empty database and list nobody.
         raise CliError(f"{path}: no such accounts database (`sesame users add` creates it)")
     try:
-        return Store(path)
+        return AccountStore(path)
     except sqlite3.Error as e:
         raise CliError(f"{path}: not a usable accounts database ({e})") from None
 
@@ -144,7 +144,7 @@ def _check_counter_db(db: str) -> None:
 def _dashboard(args: argparse.Namespace) -> int:
 
     from sesame.common.cli_venue import load_or_fail
-    from sesame.dashboard.app import Settings
+    from sesame.dashboard.app import DashboardSettings
     from sesame.dashboard.server import serve_forever
 
     venue = load_or_fail(args.venue)
@@ -178,7 +178,7 @@ def _dashboard(args: argparse.Namespace) -> int:
             "`npm ci --prefix dashboard`): the live figures work, the curves and charts do not",
             file=sys.stderr,
         )
-    settings = Settings(
+    settings = DashboardSettings(
         venue=venue,
         accounts_path=args.accounts,
         db_path=args.db,

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from sesame.common import wire
 from sesame.common.venue import Venue
-from sesame.dashboard.accounts import Store, User
+from sesame.dashboard.accounts import AccountStore, User
 from sesame.dashboard.alerts import AlertService
 from sesame.dashboard.errors import ApiError
 from sesame.dashboard.hub import Hub
@@ -32,7 +32,7 @@ class Publisher(Protocol):
 
 
 @dataclass
-class Settings:
+class DashboardSettings:
     venue: Venue
     accounts_path: str | Path
     db_path: str | Path | None = None  # the counter's database, for history and exports
@@ -52,11 +52,11 @@ class Settings:
 class Dashboard:
     """Everything the routes share; also the handle `sesame demo` and tests hold."""
 
-    def __init__(self, settings: Settings, link: Publisher | None = None):
+    def __init__(self, settings: DashboardSettings, link: Publisher | None = None):
         self.settings = settings
         self.venue = settings.venue
         self.topics = wire.Topics(self.venue.id)
-        self.store = Store(settings.accounts_path)
+        self.store = AccountStore(settings.accounts_path)
         self.sessions = Sessions(settings.wall_clock)
         self.user_limiter = RateLimiter(settings.wall_clock, limit=settings.login_limit)
         self.addr_limiter = RateLimiter(settings.wall_clock, limit=settings.login_limit_address)

@@ -77,6 +77,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "alert_CREDENTIALS_REFUSED": ("broker refused the lane's account", "compte de la porte refusé"),
     "alert_PUBLISH_REFUSED": ("lane's messages refused", "messages de la porte refusés"),
     "alert_FIRE_ALARM": ("FIRE ALARM", "ALARME INCENDIE"),
+    "alert_LANE_SILENT": ("lane silent (no heartbeat)", "porte muette (plus de signal)"),
     "acknowledge": ("Acknowledge", "Prendre en compte"),
     "acknowledged_by": ("acknowledged by", "pris en compte par"),
     "unacknowledged": ("to acknowledge", "à prendre en compte"),

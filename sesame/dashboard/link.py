@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sesame.common import mqtt, wire
 
 if TYPE_CHECKING:
-    from sesame.dashboard.app import Settings
+    from sesame.dashboard.app import DashboardSettings
 
 log = logging.getLogger("sesame.dashboard")
 PUBLISH_WAIT_S = 3.0
@@ -25,10 +25,10 @@ class PublishRefused(Exception):
     """The broker refused the publish (MQTT 5 reason code >= 0x80, e.g. the ACL)."""
 
 
-class Link:
+class DashboardLink:
     def __init__(
         self,
-        settings: Settings,
+        settings: DashboardSettings,
         on_message: Callable[[str, bytes], None],
         on_state: Callable[[str, str], None] | None = None,
     ):
@@ -104,5 +104,5 @@ class Link:
         self.conn.close(timeout=2.0)
 
 
-def connect_link(settings: Settings, on_message, on_state=None) -> Link:
-    return Link(settings, on_message, on_state)
+def connect_link(settings: DashboardSettings, on_message, on_state=None) -> DashboardLink:
+    return DashboardLink(settings, on_message, on_state)

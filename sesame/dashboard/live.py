@@ -15,9 +15,9 @@ from datetime import date, datetime
 from typing import Any
 
 from sesame.common import wire
-from sesame.common.alerts_wire import parse_counter_alerts
 from sesame.common.venue import Venue
 from sesame.common.wire import Route, TopicKind
+from sesame.common.wire.alerts import parse_counter_alerts
 from sesame.dashboard import alert_rules
 from sesame.dashboard.alert_book import Alert, AlertBook
 

@@ -16,6 +16,7 @@ from typing import Any
 from sesame.common.reasons import Reason
 from sesame.common.reasons import label as reason_label
 from sesame.common.venue import Venue
+from sesame.counter.queries import days_with_events
 
 
 def default_day(venue: Venue, now: datetime, with_data: set[str]) -> str | None:
@@ -49,7 +50,7 @@ def opening_hours(venue: Venue) -> dict[str, dict[str, Any]]:
 
 def days_with_data(db_path: str | Path | None) -> set[str]:
     """Event days with stored events; none when there is no readable database."""
-    from sesame.counter.queries import ERRORS, available, days_with_events
+    from sesame.counter.queries import ERRORS, available
 
     if not available(db_path):
         return set()

@@ -10,13 +10,7 @@ import time
 import uvicorn
 from fastapi import FastAPI
 
-from sesame.dashboard.app import Settings, create_app
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+from sesame.dashboard.app import DashboardSettings, create_app
 
 
 class ServerThread:
@@ -75,7 +69,9 @@ class ServerThread:
         self.stop()
 
 
-def serve_in_thread(settings: Settings, host: str = "127.0.0.1", port: int = 0) -> ServerThread:
+def serve_in_thread(
+    settings: DashboardSettings, host: str = "127.0.0.1", port: int = 0
+) -> ServerThread:
     """For `sesame demo`: build the app and serve it; `.url` is the address to print."""
     return ServerThread(create_app(settings), host, port).start()
 
@@ -95,7 +91,9 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_forever(settings: Settings, sock: socket.socket, app: FastAPI | None = None) -> None:
+def serve_forever(
+    settings: DashboardSettings, sock: socket.socket, app: FastAPI | None = None
+) -> None:
     app = create_app(settings) if app is None else app
     config = uvicorn.Config(app, log_level="info", access_log=False)
     uvicorn.Server(config).run(sockets=[sock])

@@ -102,9 +102,9 @@ class GateAgent:
         self.last_tick = time.monotonic()  # the scan loop is alive (systemd watchdog)
         self.link = None
         if broker_url is not None or credentials is not None:
-            from sesame.gate.link import Link
+            from sesame.gate.link import GateLink
 
-            self.link = Link(
+            self.link = GateLink(
                 broker_url,
                 gate=gate_id,
                 topics=self.topics,

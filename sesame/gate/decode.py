@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 import zxingcpp
 
+from sesame.common.qr import MAX_PIXELS
+
 DECODERS = ("zxing", "pyzbar", "combined", "thorough")
 DEFAULT_DECODER = "zxing"
 
@@ -36,7 +38,6 @@ _UPSCALE_MAX_SIDE = 800
 
 # Image files read by `sesame gate scan`: a 48-megapixel phone photo passes.
 MAX_FILE_BYTES = 64 * 1024 * 1024
-MAX_PIXELS = 50_000_000
 
 
 class ImageError(Exception):

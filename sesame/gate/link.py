@@ -31,7 +31,7 @@ BATCH = 200
 ACK_TIMEOUT = 10.0  # seconds without ack progress before publishing again from the ack
 
 
-class Link:
+class GateLink:
     def __init__(
         self,
         broker_url: str,

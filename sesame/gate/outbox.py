@@ -26,15 +26,13 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from sesame.common import sqlite
 from sesame.common.decision import Seen
 from sesame.common.wire import Event
 
 KEEP_DAYS = 3  # acknowledged events stay this long for re-entry rules and counts
 
-MIGRATIONS: list[tuple[str, str]] = [
-    (
-        "0001_outbox",
-        """
+_SCHEMA_0001 = """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE events (
             seq INTEGER PRIMARY KEY,        -- gap-free within the epoch
@@ -49,8 +47,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX events_badge ON events (badge, day);
         CREATE INDEX events_day ON events (day, zone_to, kind);
         CREATE TABLE state (key TEXT PRIMARY KEY, payload BLOB NOT NULL, updated TEXT NOT NULL);
-        """,
-    ),
+"""
+
+
+def _new_outbox(db: sqlite3.Connection) -> None:
+    for stmt in sqlite.statements(_SCHEMA_0001):
+        db.execute(stmt)
+    # A new database is a new epoch: the counter will not confuse its seq numbers with
+    # those of a lost or replaced disk.
+    db.execute("INSERT INTO meta VALUES ('epoch', ?)", (secrets.token_hex(6),))
+
+
+MIGRATIONS: list[sqlite.Migration] = [
+    ("0001_outbox", _new_outbox),
     (
         # Without statistics SQLite preferred events_day for the per-badge lookups, scanning
         # the whole day (3 ms a scan at 10k events); these cover the re-entry queries exactly.
@@ -75,41 +84,15 @@ class Outbox:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            self.path, check_same_thread=False, isolation_level=None, timeout=30
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._migrate()
+        self._db = sqlite.connect(self.path, busy_timeout_ms=30_000)
+        with self._lock:
+            sqlite.migrate(self._db, MIGRATIONS)
         self.epoch = self._meta("epoch")
         self._last = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
         self._last = max(self._last, int(self._meta("last_seq") or 0))
         self._acked = int(self._meta("acked") or 0)
         self._base = int(self._meta("seq_base") or 0)  # local seq of the epoch's seq 0
         self._entries: dict[tuple[str, str], int] = {}  # (zone, day) -> passages, see entries()
-
-    # -- schema --------------------------------------------------------------------
-    def _migrate(self) -> None:
-        with self._lock:
-            db = self._db
-            db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY)")
-            done = {r[0] for r in db.execute("SELECT name FROM migrations")}
-            for name, sql in MIGRATIONS:
-                if name in done:
-                    continue
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    for stmt in filter(str.strip, sql.split(";")):
-                        db.execute(stmt)
-                    db.execute("INSERT INTO migrations VALUES (?)", (name,))
-                    if name == "0001_outbox":
-                        # A new database is a new epoch: the counter will not confuse its
-                        # seq numbers with those of a lost or replaced disk.
-                        db.execute("INSERT INTO meta VALUES ('epoch', ?)", (secrets.token_hex(6),))
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
 
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -134,9 +117,8 @@ class Outbox:
             if not admits(term, highest):
                 return False
             if term is not None and term > highest:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._set_meta("term", str(term))
-                self._db.execute("COMMIT")
+                with sqlite.transaction(self._db):
+                    self._set_meta("term", str(term))
             return True
 
     # -- events --------------------------------------------------------------------
@@ -145,8 +127,7 @@ class Outbox:
         with self._lock:
             seq = self._last + 1
             ev = build(seq - self._base)
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with sqlite.transaction(self._db):
                 self._db.execute(
                     "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
@@ -161,10 +142,6 @@ class Outbox:
                     ),
                 )
                 self._set_meta("last_seq", str(seq))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
             self._last = seq
             k = (ev.to_zone, day.isoformat())
             if ev.kind == "passage" and k in self._entries:
@@ -193,9 +170,8 @@ class Outbox:
         with self._lock:
             if seq <= self._acked:
                 return False
-            self._db.execute("BEGIN IMMEDIATE")
-            self._set_meta("acked", str(seq))
-            self._db.execute("COMMIT")
+            with sqlite.transaction(self._db):
+                self._set_meta("acked", str(seq))
             self._acked = seq
             return True
 
@@ -203,11 +179,10 @@ class Outbox:
         """Everything held is covered; later events go out under a new epoch."""
         with self._lock:
             epoch = secrets.token_hex(6)
-            self._db.execute("BEGIN IMMEDIATE")
-            self._set_meta("epoch", epoch)
-            self._set_meta("seq_base", str(self._last))
-            self._set_meta("acked", str(self._last))
-            self._db.execute("COMMIT")
+            with sqlite.transaction(self._db):
+                self._set_meta("epoch", epoch)
+                self._set_meta("seq_base", str(self._last))
+                self._set_meta("acked", str(self._last))
             self.epoch, self._base, self._acked = epoch, self._last, self._last
             self._entries.clear()  # lease spend is counted within the epoch
 

@@ -87,6 +87,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--seed", type=int, default=2018)
     d.add_argument("--dir", help="keep the demo's files here (default: a temp dir)")
     d.add_argument("--embedded", action="store_true", help="use the embedded broker")
+    d.add_argument(
+        "--metrics-port", type=int, metavar="PORT",
+        help="serve Prometheus metrics: the counter on PORT, the dashboard on PORT+1, "
+        "the lanes on PORT+2 (off by default)",
+    )  # fmt: skip
+    d.add_argument(
+        "--metrics-host", default="127.0.0.1", metavar="ADDRESS",
+        help="address the metrics ports listen on (default 127.0.0.1)",
+    )  # fmt: skip
     d.set_defaults(func=_demo)
 
 
@@ -149,10 +158,10 @@ class ExternalBroker:
         from urllib.parse import urlsplit
 
         from sesame.broker.process import port_open
-        from sesame.broker.setup import Settings, accounts, read_credential
+        from sesame.broker.setup import BrokerSettings, accounts, read_credential
 
         try:
-            settings = Settings.load(Path(config_dir))
+            settings = BrokerSettings.load(Path(config_dir))
             u = urlsplit(address if "://" in address else f"mqtt://{address}")
             host, port = u.hostname or "127.0.0.1", u.port or settings.port
         except ValueError as e:  # a settings file that is not one, a port that is not a number
@@ -179,8 +188,9 @@ class ExternalBroker:
 
 def start_broker(venue, work: Path, port: int | None = None, embedded: bool = False):
     """Accounts generated for the venue, then our own broker on a free port (never 1883's)."""
-    from sesame.broker.process import MosquittoProcess, free_port, mosquitto_binary
+    from sesame.broker.process import MosquittoProcess, mosquitto_binary
     from sesame.broker.setup import setup
+    from sesame.common.net import free_port
 
     setup(venue, work / "broker")
     if mosquitto_binary() and not embedded:
@@ -333,9 +343,9 @@ def _replay(args, venue, venue_file, pop, work, console):
 
 
 def _count_events(db: Path) -> int:
-    import sqlite3
+    from sesame.common import sqlite
 
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite.readonly(db)
     try:
         return conn.execute("SELECT count(*) FROM events").fetchone()[0]
     finally:
@@ -358,6 +368,9 @@ def _demo(args: argparse.Namespace) -> int:
     for name, port in (("--port", args.port), ("--http-port", args.http_port)):
         if port is not None and not 0 <= port < 65536:
             raise CliError(f"{name} {port}: not a TCP port")
+    if args.metrics_port is not None and not 1 <= args.metrics_port <= 65533:
+        raise CliError(f"--metrics-port {args.metrics_port}: not a TCP port (1-65533; the "
+                       "demo uses it and the next two)")  # fmt: skip
     day = base.days[-1]
     if args.day:
         day = next((d for d in base.days if d.date.isoformat() == args.day), None)
@@ -392,6 +405,8 @@ def _demo(args: argparse.Namespace) -> int:
         started.append(server)
         print(f"dashboard: {server.url}/  user {user}  password {password}", flush=True)
         print(f"organiser view: {server.url}/organiser  user organiser  password {password}")
+        if args.metrics_port is not None:
+            started += _serve_metrics(args, replay, server)
         print(
             f"replaying {day.date} ({day.note or 'event day'}) at x{args.speed:g} from opening"
             f" at {day.opens:%H:%M}; Ctrl-C stops"
@@ -421,6 +436,31 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_metrics(args, replay, server) -> list:
+    """The demo's three metrics endpoints, as three machines of a venue would serve them."""
+    from sesame.common.metrics_http import Merged, serve_registry
+
+    port, host = args.metrics_port, args.metrics_host
+    lanes = Merged(lane.agent.metrics.registry for lane in replay.lanes.values())
+    out = []
+    for offset, registry, who in (
+        (0, replay.counter.metrics.registry, "counter"),
+        (1, server.app.state.dashboard.metrics.registry, "dashboard"),
+        (2, lanes, "lanes"),
+    ):
+        out.append(_Shutdown(serve_registry(host, port + offset, registry, who)))
+    return out
+
+
+class _Shutdown:
+    def __init__(self, server) -> None:
+        self.server = server
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class _Stopped(Exception):
     pass
 
@@ -442,13 +482,13 @@ def _start_dashboard(venue, replay, broker, work: Path, port: int):
     import secrets
     import socket
 
-    from sesame.dashboard.accounts import Store
-    from sesame.dashboard.app import Settings, create_app
+    from sesame.dashboard.accounts import AccountStore
+    from sesame.dashboard.app import DashboardSettings, create_app
     from sesame.dashboard.server import ServerThread
     from sesame.run.lanes import EPOCH
 
     password = secrets.token_urlsafe(9)
-    store = Store(work / "accounts.db")
+    store = AccountStore(work / "accounts.db")
     try:
         store.add_user("demo", "safety", password, replace=True)
         # the organiser view (attendance, exports) is for organisers only
@@ -460,7 +500,7 @@ def _start_dashboard(venue, replay, broker, work: Path, port: int):
     def sim_now():  # the dashboard lives in the replayed day, from before its first action
         return EPOCH + timedelta(milliseconds=replay.clock.ms)
 
-    settings = Settings(
+    settings = DashboardSettings(
         venue=venue,
         accounts_path=work / "accounts.db",
         db_path=replay.db,

@@ -8,7 +8,6 @@ The manifest has the columns `sesame badges issue` writes, for the counter's reg
 
 from __future__ import annotations
 
-import base64
 import csv
 import json
 from datetime import date, timedelta
@@ -17,24 +16,16 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sesame.common.ids import MANIFEST_COLUMNS
-from sesame.common.tokens import Claims, sign
+from sesame.common.tokens import Claims, b64url_decode, b64url_encode, sign
 from sesame.sim.model import Badge, Population
-
-
-def _b64e(b: bytes) -> str:
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode("ascii")
-
-
-def _b64d(s: str) -> bytes:
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 
 
 def tamper(token: str) -> str:
     """The same token with its payload altered (group size raised): the signature no longer fits."""
     prefix, payload, sig = token.split(".")
-    body = json.loads(_b64d(payload))
+    body = json.loads(b64url_decode(payload))
     body["g"] = int(body.get("g", 1)) + 9
-    return f"{prefix}.{_b64e(json.dumps(body, separators=(',', ':')).encode())}.{sig}"
+    return f"{prefix}.{b64url_encode(json.dumps(body, separators=(',', ':')).encode())}.{sig}"
 
 
 def issue(pop: Population, key: Ed25519PrivateKey, event_days: list[date]) -> dict[str, str]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
+from sesame.common.ids import MAX_GROUP
 from sesame.common.venue import OUTSIDE, Venue, load_venue, parse_venue
 
 MINUTE = 60_000
@@ -91,8 +92,8 @@ class Params:
         if self.days < 1:
             raise ValueError("at least one day")
         lo, hi = self.class_size
-        if not 1 <= lo <= hi <= 500:
-            raise ValueError("class size must be between 1 and 500")
+        if not 1 <= lo <= hi <= MAX_GROUP:
+            raise ValueError(f"class size must be between 1 and {MAX_GROUP}")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sesame.common.wire import (
+from sesame.common.wire.base import (
     VERSION,
     ParseError,
     _Bad,

@@ -1,0 +1,163 @@
+"""Operators' controls: closed zones, the venue's evacuation, revoked badges, corrections."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sesame.common.ids import BADGE_ID
+from sesame.common.wire.base import (
+    _GATE_ID,
+    VERSION,
+    ParseError,
+    _Bad,
+    _count,
+    _get,
+    _ident,
+    _total,
+    _ts,
+    _version,
+    dumps,
+    iso,
+)
+
+
+@dataclass(frozen=True)
+class ZoneControl:
+    """Retained `control/zones/<zone>`: a safety officer opened or closed the zone."""
+
+    state: str  # "open" | "closed"
+    by: str | None = None
+    ts: datetime | None = None
+
+    def to_json(self) -> bytes:
+        return dumps(
+            {
+                "v": VERSION,
+                "state": self.state,
+                "by": self.by,
+                "ts": iso(self.ts) if self.ts else None,
+            }
+        )
+
+
+@_total
+def parse_zone_control(obj: dict) -> ZoneControl | ParseError:
+    _version(obj)
+    state = _get(obj, "state", str)
+    if state not in ("open", "closed"):
+        raise _Bad("field 'state' must be 'open' or 'closed'")
+    by = _get(obj, "by", str, optional=True)
+    return ZoneControl(state=state, by=by[:64] if by else None, ts=_ts(obj, "ts", optional=True))
+
+
+@dataclass(frozen=True)
+class VenueControl:
+    """Retained `control/venue`: normal operation or evacuation."""
+
+    mode: str  # "normal" | "evacuation"
+    by: str | None = None
+    ts: datetime | None = None
+
+    def to_json(self) -> bytes:
+        return dumps(
+            {
+                "v": VERSION,
+                "mode": self.mode,
+                "by": self.by,
+                "ts": iso(self.ts) if self.ts else None,
+            }
+        )
+
+
+@_total
+def parse_venue_control(obj: dict) -> VenueControl | ParseError:
+    _version(obj)
+    mode = _get(obj, "mode", str)
+    if mode not in ("normal", "evacuation"):
+        raise _Bad("field 'mode' must be 'normal' or 'evacuation'")
+    by = _get(obj, "by", str, optional=True)
+    return VenueControl(mode=mode, by=by[:64] if by else None, ts=_ts(obj, "ts", optional=True))
+
+
+
+
+@dataclass(frozen=True)
+class Revocations:
+    """Retained `badges/revoked`: the full list of revoked badge ids (not a delta)."""
+
+    badges: tuple[str, ...]
+    ts: datetime | None = None
+
+    def to_json(self) -> bytes:
+        return dumps(
+            {"v": VERSION, "badges": sorted(self.badges), "ts": iso(self.ts) if self.ts else None}
+        )
+
+
+MAX_REVOKED = 100_000
+
+
+@_total(limit=4 * 1024 * 1024)
+def parse_revocations(obj: dict) -> Revocations | ParseError:
+    _version(obj)
+    badges = _get(obj, "badges", list)
+    if len(badges) > MAX_REVOKED:
+        raise _Bad("too many revoked badges")
+    if not all(isinstance(b, str) and BADGE_ID.match(b) for b in badges):
+        raise _Bad("field 'badges' must be a list of badge ids")
+    return Revocations(badges=tuple(badges), ts=_ts(obj, "ts", optional=True))
+
+
+@dataclass(frozen=True)
+class Correction:
+    """`control/corrections` (dashboard → counter): a manual occupancy correction.
+
+    `id` makes a repeated message harmless; the counter applies it once and audits it.
+    """
+
+    id: str
+    zone: str
+    delta: int
+    reason: str
+    by: str
+    ts: datetime
+
+    def to_json(self) -> bytes:
+        return dumps(
+            {
+                "v": VERSION,
+                "id": self.id,
+                "zone": self.zone,
+                "delta": self.delta,
+                "reason": self.reason,
+                "by": self.by,
+                "ts": iso(self.ts),
+            }
+        )
+
+
+_CORR_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+@_total
+def parse_correction(obj: dict) -> Correction | ParseError:
+    _version(obj)
+    reason = _get(obj, "reason", str).strip()
+    if not reason or len(reason) > 500:
+        raise _Bad("field 'reason' must be 1-500 characters")
+    delta = _count(obj, "delta", -100_000, 100_000)
+    if delta == 0:
+        raise _Bad("field 'delta' must not be 0")
+    by = _get(obj, "by", str)
+    if not by or len(by) > 64:
+        raise _Bad("field 'by' must be 1-64 characters")
+    return Correction(
+        id=_ident(obj, "id", _CORR_ID),
+        zone=_ident(obj, "zone", _GATE_ID),
+        delta=delta,
+        reason=reason,
+        by=by,
+        ts=_ts(obj, "ts"),
+    )

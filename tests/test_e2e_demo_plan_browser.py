@@ -1,0 +1,87 @@
+"""`sesame demo` in a real headless Chromium, as a safety officer sees it: the plan of the
+venue follows the replay live (the Nef's figure rises without a reload) and a filling zone
+shows the counter's "full in about N min", the same on its card and on the plan."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+
+from tests.fixtures.dashboard import chromium  # noqa: F401 (fixture)
+
+
+def _start_demo(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sesame", "demo", "--http-port", "0", "--speed", "600",
+         "--scale", "0.1", "--dir", str(tmp_path / "demo")],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        m = re.search(r"dashboard: (http://\S+)/\s+user demo\s+password (\S+)", line)
+        if m:
+            return proc, m.group(1), m.group(2)
+    proc.kill()
+    raise AssertionError("".join(lines))
+
+
+def _nef(page) -> int:
+    figure = page.locator("#plan-zone-nef .plan-figure").text_content() or ""
+    return int(figure.split("/")[0].strip().replace(",", "") or 0)
+
+
+def test_the_demo_plan_follows_the_replay_and_shows_full_in(tmp_path, chromium, artifacts):  # noqa: F811
+    proc, url, password = _start_demo(tmp_path)
+    try:
+        ctx = chromium.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
+        page = ctx.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url + "/login")
+        page.fill("#username", "demo")
+        page.fill("#password", password)
+        page.click("#login-button")
+        page.wait_for_url(lambda u: "/login" not in u)
+        page.wait_for_selector("body[data-ready='1']")
+        page.wait_for_selector("#plan svg")
+        page.evaluate("() => { window.__sameDocument = true; }")
+
+        # the plan's Nef figure rises with the replay, without a reload
+        page.wait_for_function(
+            "() => parseInt(document.querySelector('#plan-zone-nef .plan-figure')"
+            ".textContent.replace(/[^0-9\\/]/g, '')) > 0", timeout=60000)  # fmt: skip
+        first = _nef(page)
+        page.screenshot(path=str(artifacts / "demo-plan-early.png"))
+        page.wait_for_function(
+            "(n) => parseInt(document.querySelector('#plan-zone-nef .plan-figure')"
+            ".textContent.replace(/[^0-9\\/]/g, '')) > n", arg=first, timeout=60000)  # fmt: skip
+        assert _nef(page) > first
+        card = page.locator("#zone-nef .occupancy").first.text_content() or ""
+        assert card.strip(), "the Nef's card shows no figure"
+
+        # a filling zone: the counter's estimate appears on its card and on the plan
+        page.wait_for_selector("#zone-nef .full-in:not([hidden])", timeout=90000)
+        estimate = page.locator("#zone-nef .full-in").text_content()
+        assert re.fullmatch(r"full in about \d+ min", estimate or ""), estimate
+        plan_text = page.locator("#plan-zone-nef .plan-forecast").text_content()
+        assert plan_text == estimate  # both drawn from the same occupancy message
+        page.screenshot(path=str(artifacts / "demo-plan-full-in.png"), full_page=True)
+        assert page.evaluate("() => window.__sameDocument") is True
+        assert errors == []
+        ctx.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
