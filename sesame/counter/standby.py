@@ -206,6 +206,10 @@ class Leadership:
                 if row is None:  # another counter took a newer term
                     self._lose("a newer term was taken")
                     return
+            except psycopg.errors.LockNotAvailable:
+                # this counter's own batch held the term row past lock_timeout: the lock is
+                # still ours (the connection answered); beat again next time
+                log.warning("%s: beat delayed by a long transaction", self.name)
             except (psycopg.Error, AssertionError) as e:
                 self._lose(f"lock connection lost: {e}")
                 return
