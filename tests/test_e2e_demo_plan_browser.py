@@ -44,6 +44,7 @@ def test_the_demo_plan_follows_the_replay_and_shows_full_in(tmp_path, chromium, 
     try:
         ctx = chromium.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
         page = ctx.new_page()
+        page.set_default_timeout(90_000)  # a whole demo starting on a shared, loaded machine
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url + "/login")

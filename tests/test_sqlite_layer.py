@@ -196,3 +196,12 @@ def test_read_only_connections_refuse_writes_and_never_create(tmp_path):
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         conn.execute("DELETE FROM events")
     conn.close()
+
+
+def test_a_migration_another_process_applied_meanwhile_is_not_applied_again(tmp_path, monkeypatch):
+    steps = [("0001_a", "CREATE TABLE a (x INTEGER)")]
+    first, second = sqlite.connect(tmp_path / "x.db"), sqlite.connect(tmp_path / "x.db")
+    monkeypatch.setattr(sqlite, "applied", lambda conn: set())  # both read "nothing applied"
+    assert sqlite.migrate(first, steps) == ["0001_a"]
+    assert sqlite.migrate(second, steps) == []  # seen under the write lock, not re-run
+    first.close(), second.close()

@@ -3,7 +3,7 @@
 Writes into DIR:
   mosquitto.conf           listener, persistence, limits, no anonymous access
   passwd                   Mosquitto password file (PBKDF2-SHA512, `$7$` format)
-  acl                      per-account topic permissions (DESIGN.md invariant 5)
+  acl                      per-account topic permissions (docs/design.md invariant 5)
   credentials/<acct>.json  {"username", "password", "broker"[, "ca", "cert", "key"]}, mode 0600
   broker.json              the settings the files were made from (read by `broker run`)
   tls/                     with --tls: private CA, server certificate (see sesame/broker/tls.py)
@@ -38,7 +38,7 @@ CREDENTIALS = "credentials"
 # Revocation lists may reach 4 MiB (sesame.wire); everything else is a few hundred bytes.
 MAX_PACKET = 4 * 1024 * 1024 + 64 * 1024
 # Mosquitto's default of 1000 silently drops the rest of an offline client's queue while
-# publishers still get PUBACKs (measured; DESIGN.md). A gate offline for an hour at 60/min
+# publishers still get PUBACKs (measured; docs/design.md). A gate offline for an hour at 60/min
 # is 3,600 messages; the counter offline during a peak can be far more.
 MAX_QUEUED = 100_000
 # ...and a byte bound, so an account flooding large packets while the counter is away cannot

@@ -2,7 +2,7 @@
 
 `decide()` is a pure function: everything it needs (venue rules, zone states, the lane's
 remaining lease, what this lane remembers of a badge, the time) is passed in, nothing is
-read from disk, network or clock. Rules apply in the order of DESIGN.md, first refusal wins:
+read from disk, network or clock. Rules apply in the order of docs/design.md, first refusal wins:
 
   exits are always granted (evacuation, a full zone or a dead counter never block leaving)
   MALFORMED / UNKNOWN_KEY / BAD_SIGNATURE     (the token itself)
@@ -26,6 +26,7 @@ from typing import Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from sesame.common.reasons import Reason, label
+from sesame.common.states import VenueMode
 from sesame.common.tokens import Claims, TokenError, verify
 from sesame.common.venue import Gate, Reentry, Venue
 
@@ -111,7 +112,7 @@ def decide(
 
     zone_states: zone id -> "open" | "near_full" | "full" | "closed" | "evacuating" (missing
       means open); the caller merges the counter's occupancy state with officers' controls.
-    venue_mode: "normal" | "evacuation".
+    venue_mode: a VenueMode ("normal" | "evacuation").
     lease_left: entries this lane may still grant into its target zone today; None when the
       zone is not leased (offline_policy "open").
     now: the best time the caller has (timezone-aware).
@@ -169,7 +170,7 @@ def decide(
         return _deny(Reason.ALREADY_INSIDE, claims)
 
     state = zone_states.get(zone, "open")
-    if venue_mode == "evacuation" or state == "evacuating":
+    if venue_mode == VenueMode.EVACUATION or state == "evacuating":
         return _deny(Reason.EVACUATION, claims)
     if state == "closed":
         return _deny(Reason.ZONE_CLOSED, claims)

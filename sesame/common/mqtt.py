@@ -19,7 +19,7 @@ CONNACK check are done once and the same way:
   the session in a replicated stream, so it follows the client to any node).
 - Publishes refused by the broker (MQTT 5 PUBACK reason code >= 0x80, e.g. 135 "not
   authorised" from the ACL) are recorded in `Connection.refusals` and passed to `on_refused`.
-  A PUBACK never means the counter has the message: see DESIGN.md, invariant 1.
+  A PUBACK never means the counter has the message: see docs/design.md, invariant 1.
 """
 
 from __future__ import annotations

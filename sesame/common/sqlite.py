@@ -122,6 +122,9 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[s
         if name in done:
             continue
         with transaction(conn):
+            # checked again under the write lock: another process may have applied it since
+            if conn.execute(f"SELECT 1 FROM {BOOKKEEPING} WHERE name = ?", (name,)).fetchone():
+                continue
             if callable(step):
                 step(conn)
             else:
@@ -136,6 +139,8 @@ def _take_over_legacy(conn: sqlite3.Connection) -> None:
     if not schema(conn)[LEGACY_BOOKKEEPING].exists():
         return
     with transaction(conn):
+        if not schema(conn)[LEGACY_BOOKKEEPING].exists():
+            return  # another process took it over meanwhile
         # applied_at unknown for those: the moment they are taken over, marked as such
         conn.execute(
             f"INSERT OR IGNORE INTO {BOOKKEEPING} (name, applied_at) "

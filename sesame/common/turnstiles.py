@@ -1,6 +1,6 @@
 """What each kind of turnstile can physically pass, in people per minute.
 
-The figures are the upper ends of what the hardware does (DESIGN.md, reference facts: a
+The figures are the upper ends of what the hardware does (docs/design.md, reference facts: a
 tripod passes about 20-30 people a minute, an optical speed gate 40-60). The dashboard shows
 each entry lane's rate against its kind's figure so an officer sees a saturated entrance.
 One place, so the venue model can later let a lane override its kind's figure.

@@ -4,6 +4,7 @@ the venue's evacuation mode, each change stored and audited."""
 from __future__ import annotations
 
 from sesame.common import wire
+from sesame.common.states import VenueMode, ZoneAccess
 from sesame.counter.store import CounterStore
 
 
@@ -16,8 +17,8 @@ class Controls:
     def restore(self) -> None:
         for key, state in self.store.controls().items():
             if key == "venue":
-                self.evacuating = state == "evacuation"
-            elif key.startswith("zone:") and state == "closed":
+                self.evacuating = state == VenueMode.EVACUATION
+            elif key.startswith("zone:") and state == ZoneAccess.CLOSED:
                 self.closed_zones.add(key[5:])
 
     def accepting(self, zone: str) -> bool:
@@ -26,10 +27,11 @@ class Controls:
 
     def zone(self, zone: str, zc: wire.ZoneControl) -> bool:
         """Apply a zone's open/closed decision; True when it changed something."""
-        was = "closed" if zone in self.closed_zones else "open"
+        was = ZoneAccess.CLOSED if zone in self.closed_zones else ZoneAccess.OPEN
         if zc.state == was:
             return False
-        (self.closed_zones.add if zc.state == "closed" else self.closed_zones.discard)(zone)
+        closing = zc.state == ZoneAccess.CLOSED
+        (self.closed_zones.add if closing else self.closed_zones.discard)(zone)
         ts = zc.ts.isoformat() if zc.ts else None
         self.store.set_control(f"zone:{zone}", zc.state, zc.by, ts)
         self.store.audit(f"zone_{zc.state}", who=zc.by, zone=zone, detail={"ts": ts})
@@ -37,7 +39,7 @@ class Controls:
 
     def venue(self, vc: wire.VenueControl) -> bool:
         """Apply the venue's normal/evacuation mode; True when it changed."""
-        evac = vc.mode == "evacuation"
+        evac = vc.mode == VenueMode.EVACUATION
         if evac == self.evacuating:
             return False
         self.evacuating = evac

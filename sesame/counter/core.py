@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from sesame import __version__
 from sesame.common import wire
+from sesame.common.states import EventKind
 from sesame.common.venue import OUTSIDE, Venue
 from sesame.common.wire import TopicKind
 from sesame.counter import leases as lz
@@ -232,7 +233,7 @@ class Core:
                 b.received_at,
             )
         )  # fmt: skip
-        if ev.kind == "passage":
+        if ev.kind == EventKind.PASSAGE:
             b.zones.update(self.book.passage(day, ev.from_zone, ev.to_zone))
             live_entry = day == self.book.current and ev.to_zone != OUTSIDE
             if day != self.book.current:

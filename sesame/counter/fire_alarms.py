@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sesame.common import wire
+from sesame.common.states import VenueMode
 from sesame.counter.findings import Findings
 
 KIND = "FIRE_ALARM"
@@ -43,10 +44,10 @@ class FireAlarms:
         Recorded and audited in the caller's transaction; returns the `control/venue`
         message every lane obeys."""
         by = f"counter:fire-alarm:{gate}"
-        store.set_control("venue", "evacuation", by, now.isoformat())
+        store.set_control("venue", VenueMode.EVACUATION, by, now.isoformat())
         store.audit(
             "venue_evacuation", who="counter", zone=None,
             detail={"ts": now.isoformat(), "cause": KIND, "gate": gate,
                     "setting": "fire_alarm_evacuates"},
         )  # fmt: skip
-        return topics.venue_control(), wire.VenueControl("evacuation", by, now).to_json()
+        return topics.venue_control(), wire.VenueControl(VenueMode.EVACUATION, by, now).to_json()

@@ -1,6 +1,6 @@
 """Capacity leases: how many entries each entry lane may grant into each zone (pure).
 
-The invariant (DESIGN.md, invariant 2): for every zone with `offline_policy = "lease"`,
+The invariant (docs/design.md, invariant 2): for every zone with `offline_policy = "lease"`,
 
     occupancy + sum over its entry lanes of (exposure - spent)  <=  capacity
 

@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from sesame.common.states import EventKind
 from sesame.common.venue import OUTSIDE, Venue, Zone
 
 
@@ -69,7 +70,7 @@ class DayClock:
         night = self.night_before(t)
         if night is None:
             return day
-        if day not in self._keys or kind != "passage":
+        if day not in self._keys or kind != EventKind.PASSAGE:
             return night
         if from_zone != OUTSIDE and raw(from_zone, day) <= 0:
             return night

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sesame.common.states import VenueMode, ZoneAccess
 from sesame.common.venue import OUTSIDE, Venue
 from sesame.counter.database import ERRORS as ERRORS  # re-exported: the dashboard reads
 from sesame.counter.database import display as display  # the database through queries only
@@ -64,11 +65,11 @@ def zone_occupancy(db_path: str | Path, venue: Venue) -> list[dict]:
                 if zone in occ:
                     occ[zone] += d
         control = dict(conn.execute("SELECT key, state FROM control"))
-        evac = control.get("venue") == "evacuation"
+        evac = control.get("venue") == VenueMode.EVACUATION
         out = []
         for zid, z in venue.zones.items():
             n = max(0, occ[zid])
-            closed = control.get(f"zone:{zid}") == "closed"
+            closed = control.get(f"zone:{zid}") == ZoneAccess.CLOSED
             out.append(
                 {"zone": zid, "name": z.name, "occupancy": n, "capacity": z.capacity,
                  "state": zone_state(n, z, closed=closed, evacuating=evac), "day": day}

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sesame.common import wire
+from sesame.common.states import VenueMode
 from sesame.common.venue import Venue
 from sesame.common.wire import Route, TopicKind
 from sesame.common.wire.alerts import parse_counter_alerts
@@ -60,7 +61,7 @@ class LiveState:
             z.id: alert_rules.thresholds(z.capacity, z.near_full, z.alert_hysteresis)
             for z in venue.zones.values()
         }
-        self.mode = "normal"
+        self.mode = VenueMode.NORMAL
         self.mode_by: str | None = None
         self.counter: dict[str, Any] = {"online": None}
         self.broker: dict[str, Any] = {"state": "disconnected", "detail": ""}
@@ -173,7 +174,7 @@ class LiveState:
             if payload and not vc:
                 self.rejected += 1
                 return []
-            self.mode = vc.mode if vc else "normal"
+            self.mode = vc.mode if vc else VenueMode.NORMAL
             self.mode_by = vc.by if vc else None
             out: list[Update] = [("venue", {"mode": self.mode, "by": self.mode_by})]
             return out + self.venue_alert(now, self._wall or now)
@@ -310,8 +311,9 @@ class LiveState:
 
     def venue_alert(self, now: datetime, wall: datetime) -> list[Update]:
         """Evacuation is an alert too (it sounds in every control room)."""
+        evacuating = self.mode == VenueMode.EVACUATION
         changed = self.book.condition(
-            "evacuation", self.venue.id, "system", self.mode == "evacuation", now, now, wall,
+            "evacuation", self.venue.id, "system", evacuating, now, now, wall,
             detail={"by": self.mode_by} if self.mode_by else {},
             audible=alert_rules.audible("evacuation", False),
         )  # fmt: skip

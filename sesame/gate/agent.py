@@ -35,6 +35,7 @@ from sesame import __version__
 from sesame.common import wire
 from sesame.common.decision import Decision, decide
 from sesame.common.reasons import Reason, label
+from sesame.common.states import EventKind, VenueMode, ZoneAccess
 from sesame.common.venue import Venue
 from sesame.common.wire import Route, TopicKind
 from sesame.gate.clock import GateClock, Reading, real_clock
@@ -84,8 +85,8 @@ class GateAgent:
         self.lease: wire.Lease | None = None
         self.fenced_messages = 0  # leases/acks of a lower counter term, ignored
         self.occupancy: dict[str, wire.Occupancy] = {}
-        self.zone_control: dict[str, str] = {}
-        self.venue_mode = "normal"
+        self.zone_control: dict[str, ZoneAccess] = {}
+        self.venue_mode = VenueMode.NORMAL
         self.revoked: frozenset[str] = frozenset()
         self.counter: wire.CounterStatus | None = None
         self.bad_messages = 0
@@ -197,7 +198,7 @@ class GateAgent:
 
     @property
     def evacuating(self) -> bool:
-        return self.venue_mode == "evacuation"
+        return self.venue_mode == VenueMode.EVACUATION
 
     @property
     def fire_alarm(self) -> bool:
@@ -207,7 +208,7 @@ class GateAgent:
     def zone_states(self) -> dict[str, str]:
         states = {z: o.state for z, o in self.occupancy.items()}
         for z, s in self.zone_control.items():
-            if s == "closed":
+            if s == ZoneAccess.CLOSED:
                 states[z] = "closed"
         return states
 
@@ -258,7 +259,7 @@ class GateAgent:
                     message_en=label(Reason.FIRE_ALARM, "en"),
                 )
             if not dec.granted:
-                self._record("denied", reading, day, dec, reason=dec.reason)
+                self._record(EventKind.DENIED, reading, day, dec, reason=dec.reason)
                 self._shown(dec, None)
                 return dec
             direction = "out" if self.gate.is_exit else "in"
@@ -268,10 +269,11 @@ class GateAgent:
                 if not self.turnstile.open(direction, self.pass_timeout):
                     break
                 # committed before the lane shows the passage as done
-                self._record("passage", self.clock.read(), None, dec)
+                self._record(EventKind.PASSAGE, self.clock.read(), None, dec)
                 passed += 1
             if passed < dec.passages:
-                self._record("denied", self.clock.read(), None, dec, reason=Reason.NO_PASSAGE)
+                short = self.clock.read()  # fewer passed than the grant let through
+                self._record(EventKind.DENIED, short, None, dec, reason=Reason.NO_PASSAGE)
             if passed == 0:
                 final = replace(
                     dec,
@@ -291,11 +293,11 @@ class GateAgent:
         with self._scan_lock:
             reading = self.clock.read()
             self.last_scan = reading.best
-            return self._record("passage", reading, None, None)
+            return self._record(EventKind.PASSAGE, reading, None, None)
 
     def _record(
         self,
-        kind: str,
+        kind: EventKind,
         reading: Reading,
         day: date | None,
         dec: Decision | None,
@@ -450,8 +452,8 @@ class GateAgent:
             lease_serial=self.lease.serial if self.lease is not None else None,
             last_decision=dec.code if dec is not None else None,
             last_reason=str(dec.reason) if dec is not None and dec.reason else None,
-            passages_today=counts["passage"],
-            denied_today=counts["denied"],
+            passages_today=counts[EventKind.PASSAGE],
+            denied_today=counts[EventKind.DENIED],
         ).to_json()
 
     def _publish_status(self) -> None:
@@ -492,8 +494,8 @@ class GateAgent:
             group=dec.claims.group if dec and dec.claims else 1,
             passed=self.last_passed,
             zones=zones,
-            passages_today=counts["passage"],
-            denied_today=counts["denied"],
+            passages_today=counts[EventKind.PASSAGE],
+            denied_today=counts[EventKind.DENIED],
             mode=self.venue_mode,
             clock=self.venue.local(reading.best).strftime("%Y-%m-%d %H:%M:%S"),
         )

@@ -16,6 +16,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from sesame.common.states import VenueMode
+
 # 5-row block letters for the two words that matter.
 _FONT = {
     "G": [" ███ ", "█    ", "█  ██", "█   █", " ███ "],
@@ -64,7 +66,7 @@ class GateView:
     zones: list[ZoneLine] = field(default_factory=list)
     passages_today: int = 0
     denied_today: int = 0
-    mode: str = "normal"
+    mode: VenueMode = VenueMode.NORMAL
     clock: str = ""
 
 
@@ -78,7 +80,7 @@ def render(v: GateView) -> RenderableType:
         style="bold green" if v.online else "bold white on red",
     )
     head.append(f"   file d'attente / outbox: {v.outbox}")
-    if v.mode == "evacuation":
+    if v.mode == VenueMode.EVACUATION:
         head.append("   ÉVACUATION / EVACUATION", style="bold white on red blink")
     parts.append(head)
     if v.faults:

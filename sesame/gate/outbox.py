@@ -28,6 +28,7 @@ from pathlib import Path
 
 from sesame.common import sqlite
 from sesame.common.decision import Seen
+from sesame.common.states import EventKind
 from sesame.common.wire import Event
 
 KEEP_DAYS = 3  # acknowledged events stay this long for re-entry rules and counts
@@ -144,7 +145,7 @@ class Outbox:
                 self._set_meta("last_seq", str(seq))
             self._last = seq
             k = (ev.to_zone, day.isoformat())
-            if ev.kind == "passage" and k in self._entries:
+            if ev.kind == EventKind.PASSAGE and k in self._entries:
                 self._entries[k] += 1
             return ev
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sesame.common.errors import CliError
+from sesame.common.states import VenueMode
 
 # The decoder names, repeated here so `sesame --help` does not import OpenCV; a test checks
 # they match gate.decode.DECODERS.
@@ -109,7 +110,7 @@ def _decide(args: argparse.Namespace, text: str | None) -> dict[str, Any]:
         keys=keys,
         revoked=revoked,
         zone_states={},
-        venue_mode="normal",
+        venue_mode=VenueMode.NORMAL,
         lease_left=None,
         memory=MemoryDict(),
         now=now,

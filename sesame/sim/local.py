@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from sesame.common.decision import MemoryDict, decide
+from sesame.common.states import VenueMode
 from sesame.common.venue import Venue
 from sesame.sim.engine import ScanResult
 
@@ -52,7 +53,7 @@ class LocalDriver:
             keys=self.keys,
             revoked=self.revoked,
             zone_states=states,
-            venue_mode="normal",
+            venue_mode=VenueMode.NORMAL,
             lease_left=lease,
             memory=self.memory[gate],
             now=now,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sesame.common.ids import BADGE_ID
+from sesame.common.states import VenueMode, ZoneAccess
 from sesame.common.wire.base import (
     _GATE_ID,
     VERSION,
@@ -27,7 +28,7 @@ from sesame.common.wire.base import (
 class ZoneControl:
     """Retained `control/zones/<zone>`: a safety officer opened or closed the zone."""
 
-    state: str  # "open" | "closed"
+    state: ZoneAccess
     by: str | None = None
     ts: datetime | None = None
 
@@ -45,9 +46,10 @@ class ZoneControl:
 @_total
 def parse_zone_control(obj: dict) -> ZoneControl | ParseError:
     _version(obj)
-    state = _get(obj, "state", str)
-    if state not in ("open", "closed"):
-        raise _Bad("field 'state' must be 'open' or 'closed'")
+    try:
+        state = ZoneAccess(_get(obj, "state", str))
+    except ValueError:
+        raise _Bad("field 'state' must be 'open' or 'closed'") from None
     by = _get(obj, "by", str, optional=True)
     return ZoneControl(state=state, by=by[:64] if by else None, ts=_ts(obj, "ts", optional=True))
 
@@ -56,7 +58,7 @@ def parse_zone_control(obj: dict) -> ZoneControl | ParseError:
 class VenueControl:
     """Retained `control/venue`: normal operation or evacuation."""
 
-    mode: str  # "normal" | "evacuation"
+    mode: VenueMode
     by: str | None = None
     ts: datetime | None = None
 
@@ -74,9 +76,10 @@ class VenueControl:
 @_total
 def parse_venue_control(obj: dict) -> VenueControl | ParseError:
     _version(obj)
-    mode = _get(obj, "mode", str)
-    if mode not in ("normal", "evacuation"):
-        raise _Bad("field 'mode' must be 'normal' or 'evacuation'")
+    try:
+        mode = VenueMode(_get(obj, "mode", str))
+    except ValueError:
+        raise _Bad("field 'mode' must be 'normal' or 'evacuation'") from None
     by = _get(obj, "by", str, optional=True)
     return VenueControl(mode=mode, by=by[:64] if by else None, ts=_ts(obj, "ts", optional=True))
 

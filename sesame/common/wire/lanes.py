@@ -9,6 +9,7 @@ from typing import Any
 
 from sesame.common.ids import BADGE_ID, MAX_GROUP
 from sesame.common.reasons import Reason
+from sesame.common.states import EventKind
 from sesame.common.wire.base import (
     _EPOCH,
     _GATE_ID,
@@ -37,7 +38,7 @@ class Event:
     epoch: str
     seq: int
     ts: datetime
-    kind: str  # "passage" | "denied"
+    kind: EventKind
     from_zone: str
     to_zone: str
     badge: str | None = None
@@ -85,14 +86,15 @@ def parse_event(obj: dict) -> Event | ParseError:
     gate = _ident(obj, "gate", _GATE_ID)
     epoch = _ident(obj, "epoch", _EPOCH)
     seq = _count(obj, "seq", 1)
-    kind = _get(obj, "kind", str)
-    if kind not in ("passage", "denied"):
-        raise _Bad("field 'kind' must be 'passage' or 'denied'")
+    try:
+        kind = EventKind(_get(obj, "kind", str))
+    except ValueError:
+        raise _Bad("field 'kind' must be 'passage' or 'denied'") from None
     eid = _get(obj, "id", str)
     if eid != f"{gate}:{epoch}:{seq}":
         raise _Bad("field 'id' does not match gate:epoch:seq")
     reason = _get(obj, "reason", str, optional=True)
-    if kind == "denied":
+    if kind == EventKind.DENIED:
         if reason is None:
             raise _Bad("a denial needs a reason")
         if reason not in Reason.__members__ and not _REASON_CODE.match(reason):

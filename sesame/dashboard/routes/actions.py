@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from sesame.common import wire
+from sesame.common.states import VenueMode, ZoneAccess
 from sesame.dashboard.dashboard import Dashboard
 from sesame.dashboard.deps import Actor, Dash, ZoneId, zone_or_404
 from sesame.dashboard.errors import ApiError
@@ -38,22 +39,24 @@ def acted(entry: dict, **extra: Any) -> JSONResponse:
 
 @router.post("/api/zones/{zone}/close", openapi_extra=body_doc(ZoneActionBody))
 async def close_zone(zone: ZoneId, request: Request, s: Actor, dash: Dash):
-    return await _zone_state(dash, zone, "closed", request, s)
+    return await _zone_state(dash, zone, ZoneAccess.CLOSED, request, s)
 
 
 @router.post("/api/zones/{zone}/open", openapi_extra=body_doc(ZoneActionBody))
 async def open_zone(zone: ZoneId, request: Request, s: Actor, dash: Dash):
-    return await _zone_state(dash, zone, "open", request, s)
+    return await _zone_state(dash, zone, ZoneAccess.OPEN, request, s)
 
 
-async def _zone_state(dash: Dashboard, zone: str, state: str, request: Request, s: Session):
+async def _zone_state(
+    dash: Dashboard, zone: str, state: ZoneAccess, request: Request, s: Session
+):
     zone_or_404(dash, zone)
     body = await parse_body(request, ZoneActionBody) if await request.body() else ZoneActionBody()
     msg = wire.ZoneControl(state=state, by=s.user.username, ts=dash.now())
     entry = await asyncio.to_thread(
         dash.act,
         s.user,
-        "close_zone" if state == "closed" else "open_zone",
+        "close_zone" if state == ZoneAccess.CLOSED else "open_zone",
         zone,
         dash.topics.zone_control(zone),
         msg.to_json(),
@@ -95,7 +98,7 @@ async def correction(zone: ZoneId, request: Request, s: Actor, dash: Dash):
 @router.post("/api/venue/evacuation", openapi_extra=body_doc(EvacuationBody))
 async def evacuation(request: Request, s: Actor, dash: Dash):
     body = await parse_body(request, EvacuationBody)
-    mode = "evacuation" if body.on else "normal"
+    mode = VenueMode.EVACUATION if body.on else VenueMode.NORMAL
     msg = wire.VenueControl(mode=mode, by=s.user.username, ts=dash.now())
     entry = await asyncio.to_thread(
         dash.act,
