@@ -104,7 +104,11 @@ def main() -> int:
         "drain_s": round(drain_s, 1),
         "export_equals_truth": not diffs,
         "differences": diffs[:5],
-        "over_capacity": event_log_over_capacity(replay.db, venue),
+        "over_capacity": event_log_over_capacity(replay.db, venue),  # every zone, with its policy
+        "inside_at_closing": {
+            d: sum(t["inside_at_closing"].values()) for d, t in truth["days"].items()
+        },
+        "last_exit_at": {d: t["last_exit_at"] for d, t in truth["days"].items()},
         "denied_by_day": {d: st.denied for d, st in out.stats.items()},
         "nef_peak_by_day": {d: t["peak_occupancy"]["nef"] for d, t in truth["days"].items()},
         # when each zone first filled, by the export (equal to the truth when the above is true)

@@ -39,6 +39,7 @@ def test_every_topic_has_its_own_heading():
             "ack": "<gate>",
             "occupancy": "<zone>",
             "zone_control": "<zone>",
+            "lane_admissions": "<gate>",
         }.get(name)
         topic = fn(arg) if params else fn()
         assert topic.startswith(t.root + "/")

@@ -72,7 +72,7 @@ def test_files_accounts_and_modes(tmp_path):
 def test_wildcard_listener_gives_clients_this_machines_name(tmp_path):
     import socket
 
-    setup(load_venue(VENUE), tmp_path, host="0.0.0.0", port=18831)
+    setup(load_venue(VENUE), tmp_path, host="0.0.0.0", port=18831, allow_plaintext=True)
     assert "listener 18831 0.0.0.0" in (tmp_path / "mosquitto.conf").read_text().splitlines()
     cred = json.loads((tmp_path / "credentials" / "counter.json").read_text())
     assert cred["broker"] == f"mqtt://{socket.gethostname()}:18831"
@@ -164,14 +164,15 @@ def test_our_hash_check_reads_mosquitto_passwd_output(tmp_path):
 # -- command line -------------------------------------------------------------------------
 
 
-def test_cli_setup_prints_new_passwords_once(tmp_path, capsys):
+def test_cli_setup_names_new_accounts_but_never_prints_a_password(tmp_path, capsys):
     out = tmp_path / "b"
     assert main(["broker", "setup", "--venue", str(VENUE), "--out", str(out)]) == 0
-    first = capsys.readouterr().out
-    assert _passwords(out)["counter"] in first
+    first = capsys.readouterr()
+    assert "new accounts: counter, dashboard" in first.out
+    assert not any(pw in first.out + first.err for pw in _passwords(out).values())
     assert main(["broker", "setup", "--venue", str(VENUE), "--out", str(out)]) == 0
     second = capsys.readouterr().out
-    assert _passwords(out)["counter"] not in second and "kept the passwords" in second
+    assert "new accounts" not in second and "kept the passwords" in second
 
 
 @pytest.mark.parametrize(
@@ -237,19 +238,24 @@ def test_cli_run_then_mosquitto_sub_with_a_credential_file(broker_config, tmp_pa
         )
         conn.publish(lease_topic, b'{"serial": 1}', retain=True).wait_for_publish(5)
         conn.close()
-        args = subprocess.run(
+        shown = subprocess.run(
             [sys.executable, "-m", "sesame", "broker", "client-args", str(cred)],
             cwd=REPO,
             env=ENV,
             capture_output=True,
             text=True,
             check=True,
-        ).stdout.split()
+        )
+        assert data["password"] not in shown.stdout + shown.stderr  # nor in `ps` later
+        name, _, folder = shown.stdout.strip().partition("=")
+        assert name == "XDG_CONFIG_HOME" and (Path(folder) / "mosquitto_sub").is_file()
+        assert (Path(folder) / "mosquitto_sub").stat().st_mode & 0o777 == 0o600
         sub = subprocess.run(
-            ["mosquitto_sub", *args, "-t", "sesame/v1/grand-palais/#", "-C", "1", "-W", "10", "-v"],
+            ["mosquitto_sub", "-t", "sesame/v1/grand-palais/#", "-C", "1", "-W", "10", "-v"],
             capture_output=True,
             text=True,
             timeout=20,
+            env={**os.environ, "XDG_CONFIG_HOME": folder},
         )
         assert sub.stdout.strip() == f'{lease_topic} {{"serial": 1}}', sub.stderr
     finally:

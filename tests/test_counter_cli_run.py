@@ -44,7 +44,7 @@ def _read_until(proc, want: str, seen: list[str], timeout: float = 30.0) -> None
 
 @pytest.mark.timeout(90)
 def test_counter_run_says_it_waits_for_the_broker_then_that_it_is_connected(mosquitto, tmp_path):
-    url = mosquitto.url("counter")
+    url = str(mosquitto.credentials("counter"))  # as the README says: no password on argv
     password = mosquitto.password("counter")
     mosquitto.stop()
     proc = subprocess.Popen(

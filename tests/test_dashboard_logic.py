@@ -13,7 +13,8 @@ from sesame.common.venue import load_venue
 from sesame.dashboard.accounts import AccountError, AccountStore
 from sesame.dashboard.i18n import STRINGS, pick_lang
 from sesame.dashboard.live import LiveState, zone_level
-from sesame.dashboard.security import RateLimiter, Sessions
+from sesame.dashboard.security import Sessions
+from sesame.dashboard.signin import SigninGuard
 
 VENUE = load_venue("config/grand-palais.toml")
 T = wire.Topics(VENUE.id)
@@ -109,18 +110,24 @@ def test_language_from_the_browser_and_the_switch():
     assert all(en and fr for en, fr in STRINGS.values())
 
 
-def test_rate_limit_window_with_an_injected_clock():
+def test_sign_in_backoff_with_an_injected_clock():
+    """Failures slow down the address (and address + user name) they come from; the same user
+    name from another address is not held back; quiet for long enough, all is forgotten."""
     now = [T0]
-    rl = RateLimiter(lambda: now[0], limit=3, window=timedelta(minutes=5))
+    guard = SigninGuard(lambda: now[0], free_per_user=3, free_per_address=20)
     for _ in range(3):
-        assert rl.retry_after("ip:1", "user:a") == 0
-        rl.failed("ip:1", "user:a")
-    assert rl.retry_after("user:a") == 301
-    assert rl.retry_after("ip:2", "user:b") == 0  # others are not locked out
-    now[0] += timedelta(minutes=4)
-    assert 0 < rl.retry_after("ip:1") <= 61
-    now[0] += timedelta(minutes=1)
-    assert rl.retry_after("ip:1", "user:a") == 0
+        assert guard.retry_after("192.0.2.1", "a") == 0
+        guard.failed("192.0.2.1", "A")  # user names are case-blind
+    assert guard.retry_after("192.0.2.1", "a") == 2
+    assert guard.retry_after("192.0.2.2", "a") == 0  # the owner elsewhere is not locked out
+    assert guard.retry_after("192.0.2.1", "b") == 0  # another name: below the address's 20
+    now[0] += timedelta(seconds=2)
+    assert guard.retry_after("192.0.2.1", "a") == 0
+    guard.failed("192.0.2.1", "a")
+    assert guard.retry_after("192.0.2.1", "a") == 4
+    now[0] += timedelta(minutes=16)
+    guard.failed("192.0.2.1", "a")  # forgotten: counting starts again
+    assert guard.retry_after("192.0.2.1", "a") == 0
 
 
 def test_sessions_expire_when_idle():

@@ -17,7 +17,7 @@ from sesame.gate.agent import GateAgent
 from sesame.gate.hardware import GpioController
 from sesame.gate.turnstile_gpio import GpioError, GpioTurnstile
 
-# the pins of config/gates/gpio/churchill-in-1.toml and INSTALL.md's table
+# the pins of config/gates/churchill-in-1-gpio.toml and INSTALL.md's table
 PINS = dict(open_in_pin=17, open_out_pin=27, free_pin=22, passed_in_pin=5, passed_out_pin=6)
 FIRE = 13
 

@@ -113,7 +113,8 @@ def test_an_outbox_from_before_keeps_its_epoch_events_and_ack(tmp_path):
     ob.close()
     assert "migrations" not in _tables(path)
     conn = sqlite.readonly(path)
-    assert sqlite.applied(conn) == {"0001_outbox", "0002_badge_indexes"}
+    # taken over, not applied again; the later ones (0003: admissions) applied once
+    assert sqlite.applied(conn) == {"0001_outbox", "0002_badge_indexes", "0003_admissions"}
     conn.close()
     again = Outbox(path)  # and the taken-over bookkeeping holds on the next start
     assert again.epoch == "0ld3p0ch" and again.last_seq == 4

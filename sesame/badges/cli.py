@@ -219,6 +219,9 @@ def _revoke(args: argparse.Namespace) -> int:
             parse_broker_url(args.broker, args.credentials)
         except ValueError as e:
             raise CliError(str(e)) from None
+        from sesame.common.mqtt_url import warn_password_in_url
+
+        warn_password_in_url(args.broker)
     try:
         revs, added = badges.revoke(args.list, args.ids)
     except badges.BadgeError as e:

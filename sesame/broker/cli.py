@@ -31,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         help="TLS listener with a private CA (default: as the existing set-up, else no)",
     )
+    s.add_argument(
+        "--allow-plaintext",
+        action="store_true",
+        help="allow a listener off loopback without --tls (a closed network only: every "
+        "password crosses it in clear)",
+    )
     s.add_argument("--rotate", action="store_true", help="new passwords for every account")
     s.add_argument(
         "--host", help="listener address (default: as the existing set-up, else loopback)"
@@ -78,12 +84,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     a = bsub.add_parser(
         "client-args",
-        help="print mosquitto_sub/mosquitto_pub options for a credential file",
-        description="Print the options that connect mosquitto_sub or mosquitto_pub with a "
-        "generated credential file, e.g. mosquitto_sub $(sesame broker client-args "
-        "run/broker/credentials/dashboard.json) -t 'sesame/v1/grand-palais/#' -v",
+        help="set up mosquitto_sub/mosquitto_pub for a credential file (no password shown)",
+        description="Write the options that connect mosquitto_sub and mosquitto_pub with a "
+        "generated credential file into a private folder (mode 0700, files 0600) and print "
+        "the XDG_CONFIG_HOME=FOLDER that makes them read it, e.g. env $(sesame broker "
+        "client-args run/broker/credentials/dashboard.json) mosquitto_sub -t "
+        "'sesame/v1/grand-palais/#' -v. The password never appears on a command line.",
     )
     a.add_argument("credentials", help="credential file (DIR/credentials/<account>.json)")
+    a.add_argument(
+        "--dir",
+        help="folder for the options files (default <credential folder>/<account>.mosquitto)",
+    )
     a.set_defaults(func=_client_args)
 
 
@@ -97,11 +109,15 @@ def _setup(args: argparse.Namespace) -> int:
         return _setup_cluster(args, venue)
     if args.nats_hosts:
         raise CliError("--nats-hosts needs --nats-cluster N")
+    from sesame.broker.setup import PlaintextRefused
+
     try:
         result = setup(
             venue, args.out, host=args.host, port=args.port, tls=args.tls, rotate=args.rotate,
-            home_assistant=args.home_assistant,
+            home_assistant=args.home_assistant, allow_plaintext=args.allow_plaintext,
         )  # fmt: skip
+    except PlaintextRefused as e:
+        raise CliError(str(e)) from None
     except OSError as e:
         raise CliError(f"{args.out}: {e.strerror or e}", 1) from None
     out = result.out
@@ -109,14 +125,16 @@ def _setup(args: argparse.Namespace) -> int:
     print(f"broker set-up for venue {venue.id!r} in {out}/")
     print(f"  listener {s.scheme}://{s.host}:{s.port}, config {out / 'mosquitto.conf'}")
     from sesame.broker.ports import port_taken, taken_message
+    from sesame.broker.setup import is_loopback
 
+    if not s.tls and not is_loopback(s.host):
+        print(f"warning: plaintext listener on {s.host} (--allow-plaintext): every password "
+              "crosses that network in clear", file=sys.stderr)  # fmt: skip
     if port_taken(s.host, s.port):
         print(f"warning: {taken_message(s.host, s.port, '--port')}", file=sys.stderr)
-    if result.created:
-        print(f"  new passwords (shown once; also in {out / 'credentials'}/<account>.json):")
-        width = max(len(a) for a in result.created)
-        for account in result.created:
-            print(f"    {account:<{width}}  {result.passwords[account]}")
+    if result.created:  # never the passwords themselves: a terminal is not a safe
+        print(f"  new accounts: {', '.join(result.created)}")
+        print(f"  their passwords are in {out / 'credentials'}/<account>.json (mode 0600)")
     if result.kept:
         print(f"  kept the passwords of {len(result.kept)} accounts (--rotate to renew them)")
     if result.removed:
@@ -137,7 +155,7 @@ def _setup_cluster(args: argparse.Namespace, venue) -> int:
         result = setup_cluster(
             venue, args.out, nodes=args.nats_cluster, hosts=hosts,
             host=args.host or "127.0.0.1", port=args.port, tls=bool(args.tls),
-            rotate=args.rotate,
+            rotate=args.rotate, allow_plaintext=args.allow_plaintext,
         )  # fmt: skip
     except ValueError as e:
         raise CliError(str(e)) from None
@@ -227,21 +245,33 @@ def _run(args: argparse.Namespace) -> int:
 
 def _client_args(args: argparse.Namespace) -> int:
     from sesame.common.mqtt import parse_broker_url
+    from sesame.common.private_files import private_dir, write_private
 
     try:
         url = parse_broker_url(None, args.credentials)
     except ValueError as e:
         raise CliError(str(e)) from None
-    opts = ["-h", url.host, "-p", str(url.port)]
+    opts = [("-h", url.host), ("-p", str(url.port))]
     if url.username:
-        opts += ["-u", url.username]
+        opts.append(("-u", url.username))
     if url.password is not None:
-        opts += ["-P", url.password]
+        opts.append(("-P", url.password))
     if url.tls:
-        opts += ["--cafile", str(url.ca)] if url.ca else ["--capath", "/etc/ssl/certs"]
+        opts.append(("--cafile", str(url.ca)) if url.ca else ("--capath", "/etc/ssl/certs"))
         if url.cert and url.key:
-            opts += ["--cert", str(url.cert), "--key", str(url.key)]
-    if any(" " in o for o in opts):
+            opts += [("--cert", str(url.cert)), ("--key", str(url.key))]
+    if any(" " in v or "\n" in v for _, v in opts):  # the options file splits on spaces
         raise CliError("a path or value contains a space; pass the options by hand")
-    print(" ".join(opts))
+    cred = Path(args.credentials)
+    folder = Path(args.dir) if args.dir else cred.parent / f"{cred.stem}.mosquitto"
+    if " " in str(folder.resolve()):
+        raise CliError(f"{folder.resolve()}: the folder's path contains a space; use --dir")
+    text = "".join(f"{o} {v}\n" for o, v in opts)
+    try:
+        private_dir(folder)
+        for tool in ("mosquitto_sub", "mosquitto_pub"):  # each reads $XDG_CONFIG_HOME/<tool>
+            write_private(folder / tool, text)
+    except OSError as e:
+        raise CliError(f"{folder}: {e.strerror or e}", 1) from None
+    print(f"XDG_CONFIG_HOME={folder.resolve()}")
     return 0

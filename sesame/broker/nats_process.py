@@ -38,6 +38,7 @@ from sesame.broker.nats_setup import (
 )
 from sesame.broker.process import BrokerStartError, port_open
 from sesame.common.net import free_port
+from sesame.common.private_files import copy_private, private_dir, write_private
 from sesame.common.wire import ROOT
 
 MIN_VERSION = (2, 10)
@@ -140,21 +141,20 @@ class NatsCluster:
         self._passwords = cluster_passwords(self.config_dir, list(perms))
         self.conf_paths = []
         for i, node in enumerate(nodes):
-            path = self.run_dir / NODES_DIR / f"{node.name}.conf"
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path = private_dir(self.run_dir / NODES_DIR) / f"{node.name}.conf"
             text = node_conf(self.config_dir, self.settings, i, self._passwords, perms,
                              data_dir=self.run_dir / "data")  # fmt: skip
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
+            write_private(path, text)
             self.conf_paths.append(path)
         write_credentials(self.config_dir, self.settings, self._passwords,
                           folder=self.run_dir / "credentials")  # fmt: skip
         if self.settings.tls:
             for name in os.listdir(self.config_dir / "credentials"):
                 if name.endswith((".crt", ".key")):
-                    shutil.copy2(
-                        self.config_dir / "credentials" / name, self.run_dir / "credentials"
+                    copy_private(
+                        self.config_dir / "credentials" / name,
+                        self.run_dir / "credentials" / name,
+                        0o600 if name.endswith(".key") else 0o644,
                     )
 
     # -- addresses and accounts --

@@ -32,6 +32,7 @@ from sesame.broker.setup import (
     read_credential,
     setup,
 )
+from sesame.common.private_files import private_dir
 from sesame.common.venue import Venue
 
 CLUSTER = "nats-cluster.json"
@@ -272,6 +273,7 @@ def setup_cluster(
     tls: bool = False,
     rotate: bool = False,
     planned: tuple[Node, ...] | None = None,
+    allow_plaintext: bool = False,
 ) -> SetupResult:
     """Accounts as `setup()` makes them (passwords kept unless `rotate`), then the cluster.
     `planned` replaces the node plan (tests run the CLI's `broker run` on free ports)."""
@@ -279,10 +281,12 @@ def setup_cluster(
     out = Path(out)
     planned = planned or plan_nodes(nodes, hosts, host, port)
     tls_names = [n.host for n in planned]
-    result = setup(venue, out, host=host, port=port, tls=tls, rotate=rotate, tls_names=tls_names)
+    result = setup(venue, out, host=host, port=port, tls=tls, rotate=rotate, tls_names=tls_names,
+                   allow_plaintext=allow_plaintext)  # fmt: skip
     cs = ClusterSettings(venue.id, planned, tls)
     passwords = cluster_passwords(out, list(permissions(venue)))
     perms = permissions(venue)
+    private_dir(out / NODES_DIR)  # every node file holds every account's password
     for i, node in enumerate(cs.nodes):
         _write(
             out / NODES_DIR / f"{node.name}.conf", node_conf(out, cs, i, passwords, perms), 0o600

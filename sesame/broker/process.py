@@ -34,6 +34,7 @@ from sesame.broker.setup import (
     read_credential,
 )
 from sesame.common.net import free_port
+from sesame.common.private_files import copy_private, private_dir, write_private
 
 MOSQUITTO = os.environ.get("SESAME_MOSQUITTO", "/usr/sbin/mosquitto")
 
@@ -84,18 +85,17 @@ class BrokerBase:
         """A credential file for `account` that points at this broker's actual port."""
         path = self.run_dir / CREDENTIALS / f"{account}.json"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(path.parent)
             text = credential_json(
                 self.settings, account, self.password(account), host=self.host, port=self.port
             )
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
+            write_private(path, text)
             if self.settings.tls:  # certificates sit next to the credential file
                 src = self.config_dir / CREDENTIALS
                 for name in ("ca.crt", f"{account}.crt", f"{account}.key"):
                     if (src / name).exists() and not (path.parent / name).exists():
-                        shutil.copy2(src / name, path.parent / name)
+                        mode = 0o600 if name.endswith(".key") else 0o644
+                        copy_private(src / name, path.parent / name, mode)
         return path
 
     def __init__(self, config_dir: str | Path, host: str | None, port: int | None,
@@ -269,7 +269,6 @@ class MosquittoProcess(BrokerBase):
         deadline = time.monotonic() + 5
         while port_open(self.host, self.port) and time.monotonic() < deadline:
             time.sleep(0.02)
-
 
 
 def start_local_broker(

@@ -26,8 +26,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sesame.common.private_files import private_dir, write_private
 from sesame.common.venue import Venue
-from sesame.common.wire import ROOT
+from sesame.common.wire import MAX_ALERTS_PAYLOAD, MAX_PAYLOAD, MAX_REVOCATIONS_PAYLOAD, ROOT
 
 CONF = "mosquitto.conf"
 PASSWD = "passwd"
@@ -35,8 +36,16 @@ ACL = "acl"
 SETTINGS = "broker.json"
 CREDENTIALS = "credentials"
 
-# Revocation lists may reach 4 MiB (sesame.wire); everything else is a few hundred bytes.
-MAX_PACKET = 4 * 1024 * 1024 + 64 * 1024
+# The largest packet any account may send. Mosquitto 2.0 (Debian 12 ships 2.0.11) has
+# `max_packet_size` only globally, not per listener or account, so it cannot be smaller for
+# the gates than the largest legitimate message of any account: the admin's revocation list
+# (up to 4 MiB, sesame.wire). The counter's complete alert list (1,000 findings, ~190 KB of
+# 256 KiB) and everything a gate sends (at most 16 KiB each) are far below it; 64 KiB more
+# for the topic and the packet's own fields. A larger packet gets its sender disconnected
+# before it reaches anyone, and a gate's oversized message within the limit is refused by
+# the counter's parser (16 KiB); what may pile up for an offline client is bounded by
+# max_queued_bytes below.
+MAX_PACKET = max(MAX_REVOCATIONS_PAYLOAD, MAX_ALERTS_PAYLOAD, MAX_PAYLOAD) + 64 * 1024
 # Mosquitto's default of 1000 silently drops the rest of an offline client's queue while
 # publishers still get PUBACKs (measured; docs/design.md). A gate offline for an hour at 60/min
 # is 3,600 messages; the counter offline during a peak can be far more.
@@ -109,6 +118,10 @@ def acl_rules(venue: Venue, home_assistant: bool = False) -> dict[str, list[tupl
             ("readwrite", f"{r}/zones/+/occupancy"),
             ("readwrite", f"{r}/counter/status"),
             ("readwrite", f"{r}/counter/alerts"),
+            # the venue's admissions, live to every entry lane and replayed to one
+            # (sesame/counter/inside.py); only the counter speaks here
+            ("write", f"{r}/counter/admissions"),
+            ("write", f"{r}/gates/+/admissions"),
             # only with the venue's fire_alarm_evacuates = true (sesame/counter/fire_alarms.py)
             ("write", f"{r}/control/venue"),
             # Home Assistant discovery configs (`sesame counter run --ha-discovery`)
@@ -152,6 +165,9 @@ def acl_rules(venue: Venue, home_assistant: bool = False) -> dict[str, list[tupl
             ("read", f"{r}/control/venue"),
             ("read", f"{r}/counter/status"),
             ("read", f"{r}/badges/revoked"),
+            # every lane's admissions, as the counter stored them; never written by a gate
+            ("read", f"{r}/counter/admissions"),
+            ("read", f"{r}/gates/{g}/admissions"),
         ]
     return rules
 
@@ -356,6 +372,34 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name (or a wildcard) other machines may reach
+
+
+class PlaintextRefused(ValueError):
+    """A listener other machines can reach, without TLS, and not explicitly allowed."""
+
+
+def check_plaintext(hosts: Iterable[str], tls: bool, allow_plaintext: bool) -> None:
+    """Every password crosses a plaintext listener in clear: off loopback it needs TLS, or
+    the operator's explicit word that the network is closed."""
+    if tls or allow_plaintext:
+        return
+    for host in hosts:
+        if not is_loopback(host):
+            raise PlaintextRefused(
+                f"--host {host}: a listener other machines can reach needs --tls (passwords "
+                "would cross the network in clear), or --allow-plaintext on a closed network"
+            )
+
+
 def resolve_settings(
     venue: Venue,
     out: Path,
@@ -388,14 +432,18 @@ def setup(
     use_passwd_tool: bool | None = None,
     home_assistant: bool = False,
     tls_names: list[str] | None = None,
+    allow_plaintext: bool = False,
 ) -> SetupResult:
     """Write (or refresh) the set-up in `out`. `host`, `port` and `tls` left as None keep
     what an existing set-up in `out` has (else loopback, 1883, no TLS): re-running after a
-    venue change must not move the broker and rewrite every credential file's address."""
+    venue change must not move the broker and rewrite every credential file's address.
+    Raises PlaintextRefused (before writing anything) for a reachable listener without TLS
+    unless `allow_plaintext`."""
     out = Path(out)
     settings = resolve_settings(venue, out, host=host, port=port, tls=tls)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / CREDENTIALS).mkdir(mode=0o700, exist_ok=True)
+    check_plaintext([settings.host, *(tls_names or [])], settings.tls, allow_plaintext)
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)  # holds the password file
+    private_dir(out / CREDENTIALS)
     (out / "data").mkdir(exist_ok=True)
     host = settings.host
 
@@ -446,19 +494,8 @@ def setup(
 
 
 def _write(path: Path, text: str, mode: int) -> None:
-    """Write atomically (temp file + rename) so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomically, with its mode from creation on (sesame.common.private_files)."""
+    write_private(path, text, mode)
 
 
 def iter_credentials(out: Path) -> Iterable[Path]:

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from sesame.common.private_files import private_dir
+
 CA_DAYS = 3650
 LEAF_DAYS = 825
 
@@ -146,7 +148,8 @@ def ensure_tls(
 ) -> None:
     tls = Path(out) / "tls"
     creds = Path(out) / "credentials"
-    tls.mkdir(mode=0o700, exist_ok=True)
+    private_dir(tls)
+    private_dir(creds)
     ca = _load(tls / "ca.key", tls / "ca.crt")
     if ca is None:
         ca = make_ca()

@@ -190,3 +190,22 @@ def _hide(url: str) -> str:
 def with_port(url: BrokerURL, port: int) -> BrokerURL:
     """The same broker URL on another port (tests and the demo run brokers on free ports)."""
     return replace(url, port=port, others=())
+
+
+def warn_password_in_url(url: str | None) -> None:
+    """One line on standard error when a command line's broker URL carries a password:
+    every user of the machine reads it in the process list."""
+    if not url or "://" not in url:
+        return
+    try:
+        password = urlsplit(url.split(",")[0]).password
+    except ValueError:
+        return  # parse_broker_url says what is wrong with it
+    if password:
+        import sys
+
+        print(
+            "warning: the password in --broker shows in the process list (ps); put the "
+            "account in a credential file and pass --credentials FILE",
+            file=sys.stderr,
+        )

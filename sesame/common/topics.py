@@ -23,6 +23,8 @@ class TopicKind(StrEnum):
     CORRECTIONS = "corrections"
     REVOKED = "revoked"
     ALERTS = "alerts"
+    ADMISSIONS = "admissions"  # counter/admissions: every lane's admissions, live
+    LANE_ADMISSIONS = "lane_admissions"  # gates/<gate>/admissions: one lane's catch-up
 
 
 class Route(NamedTuple):
@@ -41,6 +43,7 @@ _SUBJECT_MIDDLE = {
     ("gates", "lease"): TopicKind.LEASE,
     ("gates", "ack"): TopicKind.ACK,
     ("zones", "occupancy"): TopicKind.OCCUPANCY,
+    ("gates", "admissions"): TopicKind.LANE_ADMISSIONS,
 }
 _SUBJECT_LAST = {("control", "zones"): TopicKind.ZONE_CONTROL}
 _FIXED = {
@@ -49,6 +52,7 @@ _FIXED = {
     ("control", "corrections"): TopicKind.CORRECTIONS,
     ("badges", "revoked"): TopicKind.REVOKED,
     ("counter", "alerts"): TopicKind.ALERTS,
+    ("counter", "admissions"): TopicKind.ADMISSIONS,
 }
 
 
@@ -91,6 +95,14 @@ class Topics:
 
     def alerts(self) -> str:
         return f"{self.root}/counter/alerts"
+
+    def admissions(self) -> str:
+        """Who entered or left where, as the counter stored it (wire/admissions.py)."""
+        return f"{self.root}/counter/admissions"
+
+    def lane_admissions(self, gate: str = "+") -> str:
+        """The admissions a lane missed, replayed to that lane alone."""
+        return f"{self.root}/gates/{gate}/admissions"
 
     def escalated_alerts(self) -> str:
         return f"{self.root}/alerts/escalated"

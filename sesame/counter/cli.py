@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--name",
         help="this counter's name among those sharing a PostgreSQL database (default HOST:PID)",
     )
-    run.add_argument("--broker", help="broker URL, e.g. mqtt://counter:PW@host:1883")
+    run.add_argument("--broker", help="broker URL, e.g. mqtt://host:1883 (account: --credentials)")
     run.add_argument("--credentials", help="credential file (JSON) from `sesame broker setup`")
     run.add_argument(
         "--client-id",
@@ -131,6 +131,23 @@ def _check_postgres(dsn: str, *, create: bool) -> None:
         raise CliError(f"{display(dsn)}: not a Sesame counter database")
 
 
+def _warn_password_in_dsn(db: str) -> None:
+    """As for --broker: a database password on the command line shows in the process list."""
+    from sesame.counter.database import is_postgres
+
+    if not is_postgres(db):
+        return
+    import psycopg
+
+    try:
+        password = psycopg.conninfo.conninfo_to_dict(db).get("password")
+    except psycopg.ProgrammingError:
+        return  # the database check says what is wrong with it
+    if password:
+        print("warning: the password in --db shows in the process list (ps); put it in "
+              "~/.pgpass or PGPASSWORD instead", file=sys.stderr)  # fmt: skip
+
+
 def _check_output(path: str) -> Path:
     """One line naming an output file that cannot be written, before any work is done."""
     p = Path(path)
@@ -197,6 +214,10 @@ def _run(args: argparse.Namespace) -> int:
         where = mqtt.parse_broker_url(args.broker, args.credentials).display  # no password
     except ValueError as e:
         raise CliError(str(e)) from None
+    from sesame.common.mqtt_url import warn_password_in_url
+
+    warn_password_in_url(args.broker)
+    _warn_password_in_dsn(args.db)
     done = threading.Event()
     waiting = threading.Event()  # set while waiting for the broker: a stop ends the wait
 

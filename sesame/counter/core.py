@@ -29,6 +29,7 @@ from sesame.counter.controls import Controls
 from sesame.counter.findings import Findings
 from sesame.counter.fire_alarms import FireAlarms
 from sesame.counter.forecast import Outlook
+from sesame.counter.inside import Inside
 from sesame.counter.lease_desk import RATE_WINDOW_S, LeaseDesk
 from sesame.counter.liveness import Liveness
 from sesame.counter.occupancy import Book, DayClock, zone_state
@@ -62,6 +63,7 @@ class Core:
         self.desk = LeaseDesk(venue, store, self.book, self.controls, clock)
         self.outlook = Outlook(venue, RATE_WINDOW_S)  # time to full, lane rates
         self.liveness = Liveness()
+        self.inside = Inside(venue, store, self.findings, self.topics)  # who is inside
         self.event_clock: float | None = None
         self.events_since_snapshot = 0
         self.last_lag_ms: float | None = None
@@ -118,6 +120,7 @@ class Core:
         self.controls.restore()
         if self.book.current is not None:
             self.desk.load(self.book.current)
+        self.inside.restore(self.book.current)
 
     def startup(self) -> list[Out]:
         """Everything retained the counter owns, as it stands now (after a restart too)."""
@@ -146,6 +149,8 @@ class Core:
                 if reason:
                     b.bad.append((topic, bytes(payload), reason, b.received_at))
             self._write(b)
+            if b.rows:
+                self.inside.stored(b.out, self.clock())  # admissions to every entry lane
             self.desk.plan(b.out)
         self.stats["events"] += len(b.rows)
         self.stats["quarantined"] += len(b.bad)
@@ -257,6 +262,7 @@ class Core:
         self.store.set_state("current_day", self.book.current)
         self.store.set_state("closed_days", sorted(self.book.closed))
         self.desk.new_day(cur)
+        self.inside.new_day(cur)
         self.outlook.clear()
         if zones is not None:
             zones.update(self.venue.zones)
@@ -284,6 +290,7 @@ class Core:
             # A lane's clock moves the day on like its events do: on a replayed morning the
             # lanes need the new day's lease before anyone can pass.
             self._advance(self.days.day_of(st.ts), b.zones)
+        self.inside.status(gate, st, b.out)  # what the lane missed of the admissions
         return None
 
     def _zone_control(self, zone: str | None, payload: bytes, b: Batch) -> str | None:

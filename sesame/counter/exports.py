@@ -15,7 +15,9 @@ Definitions (per event day, see sesame/counter/occupancy.py for which day an eve
   do (sesame/common/filling.py); null if never;
 - schoolchildren: unique visitors of categories marked `schoolchildren`, and departements:
   the same by the département in the badge registry ("unknown" when not registered);
-- denials_by_reason: denied scans per reason code; residue: people never scanned out at close.
+- denials_by_reason: denied scans per reason code; residue: people never scanned out at close;
+- over_capacity.<zone>: every zone whose peak went above its capacity, with its capacity and
+  offline policy (sesame/common/capacity.py): never a lease zone; an `open` zone can be.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
+from sesame.common.capacity import over_capacity
 from sesame.common.filling import FillWatch
 from sesame.common.venue import OUTSIDE, Venue
 from sesame.counter.database import ERRORS as ERRORS  # what a reader catches, either engine
@@ -184,19 +187,21 @@ def _day_report(conn, venue: Venue, day: str, registry: dict) -> tuple[dict, dic
     residue = conn.execute(
         "SELECT zone, residue FROM day_residues WHERE day = ? ORDER BY zone", (day,)
     ).fetchall()
+    peaks = _peaks(r, venue.tz)
     return {
         "unique_visitors": unique,
         "entries": r.entries,
         "anonymous_entries": r.anonymous,
         "by_category": dict(sorted(by_category.items())),
         "arrivals_by_hour": {f"{h:02d}": n for h, n in sorted(r.hours.items())},
-        "peak_occupancy": _peaks(r, venue.tz),
+        "peak_occupancy": peaks,
         "near_full_at": _instants(r.filled.near_at, venue.tz),
         "full_at": _instants(r.filled.full_at, venue.tz),
         "schoolchildren": schoolchildren,
         "departements": dict(sorted(departements.items())),
         "denials_by_reason": dict(sorted(denials)),
         "residue": dict(residue),
+        "over_capacity": over_capacity(venue, {z: p["value"] for z, p in peaks.items()}),
     }, r.visitors
 
 
@@ -275,7 +280,9 @@ def plot_occupancy(db_path: str | Path, venue: Venue, day: str, out: Path | Bina
             colour = f"C{i}"
             if points:
                 xs = [datetime.fromisoformat(t) for t, _ in points]
-                ax.plot(xs, [n for _, n in points], color=colour, label=f"{z.name}")
+                # a single minute of data is a point, not a line of zero length
+                ax.plot(xs, [n for _, n in points], color=colour, label=f"{z.name}",
+                        marker="o" if len(points) == 1 else None)  # fmt: skip
             ax.axhline(z.capacity, color=colour, linestyle="--", linewidth=1,
                        label=f"{z.name} capacity ({z.capacity})")  # fmt: skip
         ax.set_title(f"{venue.venue.name}: occupancy on {day}")
@@ -322,6 +329,8 @@ def rows(report: dict) -> list[tuple[str, str, str, object]]:
         for m in _BREAKDOWNS:
             for k, v in r[m].items():
                 out.append((day, m, k, v))
+        for zone, o in r.get("over_capacity", {}).items():  # people above the capacity
+            out.append((day, "over_capacity", zone, o["peak"] - o["capacity"]))
     for k, v in report.get("totals", {}).items():
         out.append(("total", k, "", v))
     return out

@@ -127,6 +127,20 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);
         """,
     ),
+    (
+        "0008_double_admissions",
+        """
+        -- a badge's passages that day, for the double-admission check (inside.py)
+        CREATE INDEX events_badge_day ON events(badge, day) WHERE badge IS NOT NULL;
+        -- two lanes admitted the same badge into a zone while it was inside
+        CREATE TABLE double_admissions (
+            day TEXT NOT NULL, badge TEXT NOT NULL, zone TEXT NOT NULL,
+            first_gate TEXT NOT NULL, second_gate TEXT NOT NULL, category TEXT,
+            first_ts TEXT NOT NULL, second_ts TEXT NOT NULL, found_at TEXT NOT NULL,
+            PRIMARY KEY (day, badge, zone, first_gate, second_gate)
+        );
+        """,
+    ),
 ]
 
 

@@ -32,6 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--secure-cookies", action="store_true", help="mark cookies Secure (behind HTTPS)"
     )
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        metavar="ADDR",
+        help="a reverse proxy whose X-Forwarded-For names the client (address or network; "
+        "repeatable; default 127.0.0.1 and ::1; 'none' trusts no header)",
+    )
     metrics_http.add_options(p)
     p.add_argument(
         "--escalate-after",
@@ -123,6 +130,24 @@ def _users_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def trusted_proxies(given: list[str] | None) -> tuple[str, ...]:
+    """`--trusted-proxy` values checked as addresses or networks (one-line error)."""
+    import ipaddress
+
+    from sesame.dashboard.dashboard import DashboardSettings
+
+    if not given:
+        return DashboardSettings.trusted_proxies
+    if given == ["none"]:
+        return ()
+    for value in given:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise CliError(f"--trusted-proxy {value!r}: not an IP address or network") from None
+    return tuple(given)
+
+
 def _check_counter_db(db: str) -> None:
     """A SQLite file that exists, or a PostgreSQL database that answers (one line if not)."""
     from pathlib import Path
@@ -142,7 +167,6 @@ def _check_counter_db(db: str) -> None:
 
 
 def _dashboard(args: argparse.Namespace) -> int:
-
     from sesame.common.cli_venue import load_or_fail
     from sesame.dashboard.app import DashboardSettings
     from sesame.dashboard.server import serve_forever
@@ -157,6 +181,9 @@ def _dashboard(args: argparse.Namespace) -> int:
             parse_broker_url(args.broker, args.credentials)
         except ValueError as e:
             raise CliError(str(e)) from None
+        from sesame.common.mqtt_url import warn_password_in_url
+
+        warn_password_in_url(args.broker)
     if not 0 < args.port < 65536:
         raise CliError(f"--port {args.port}: not a TCP port")
     if not 0 <= args.escalate_after <= 7 * 86400:  # also refuses nan
@@ -186,6 +213,7 @@ def _dashboard(args: argparse.Namespace) -> int:
         credentials=args.credentials,
         cookie_secure=args.secure_cookies,
         escalate_after_s=args.escalate_after,
+        trusted_proxies=trusted_proxies(args.trusted_proxy),
     )
     from sesame.dashboard.server import listen
 

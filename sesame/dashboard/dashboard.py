@@ -20,7 +20,8 @@ from sesame.dashboard.errors import ApiError
 from sesame.dashboard.hub import Hub
 from sesame.dashboard.live import LiveState
 from sesame.dashboard.metrics import DashboardMetrics
-from sesame.dashboard.security import RateLimiter, Sessions
+from sesame.dashboard.security import Sessions
+from sesame.dashboard.signin import SigninGuard
 
 
 class Publisher(Protocol):
@@ -39,8 +40,12 @@ class DashboardSettings:
     broker_url: str | None = None
     credentials: str | Path | None = None  # broker credentials file for the dashboard account
     cookie_secure: bool = False  # set when served over HTTPS
-    login_limit: int = 5  # failed sign-ins per user in 5 minutes
-    login_limit_address: int = 20  # per client address (a control room shares one)
+    # failed sign-ins free of delay per client address and user name, and per address
+    # (a control room shares one); then 2 s doubling (sesame/dashboard/signin.py)
+    login_limit: int = 5
+    login_limit_address: int = 20
+    # addresses whose X-Forwarded-For names the client (a reverse proxy on this machine)
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     # time stamped on actions and audit entries (`sesame demo` sets the replayed day's)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # real elapsed time, for session expiry and the sign-in limit (never the replay's)
@@ -58,8 +63,9 @@ class Dashboard:
         self.topics = wire.Topics(self.venue.id)
         self.store = AccountStore(settings.accounts_path)
         self.sessions = Sessions(settings.wall_clock)
-        self.user_limiter = RateLimiter(settings.wall_clock, limit=settings.login_limit)
-        self.addr_limiter = RateLimiter(settings.wall_clock, limit=settings.login_limit_address)
+        self.signin = SigninGuard(
+            settings.wall_clock, settings.login_limit, settings.login_limit_address
+        )
         self.alerts = AlertService(self)
         self.state = LiveState(self.venue, *self.alerts.saved())
         self.hub = Hub()

@@ -126,7 +126,9 @@ class SecurityHeaders:
         ),
         (b"x-content-type-options", b"nosniff"),
         (b"x-frame-options", b"DENY"),
-        (b"referrer-policy", b"no-referrer"),
+        # same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` on a
+        # form POST, which sign-in refuses (login CSRF); other sites still get no referrer
+        (b"referrer-policy", b"same-origin"),
         (b"cross-origin-opener-policy", b"same-origin"),
         (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
     ]

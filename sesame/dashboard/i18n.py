@@ -78,6 +78,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "alert_PUBLISH_REFUSED": ("lane's messages refused", "messages de la porte refusés"),
     "alert_FIRE_ALARM": ("FIRE ALARM", "ALARME INCENDIE"),
     "alert_LANE_SILENT": ("lane silent (no heartbeat)", "porte muette (plus de signal)"),
+    "alert_DOUBLE_ADMISSION": ("badge admitted twice (lanes were cut off)",
+                               "badge admis deux fois (portes coupées du réseau)"),
     "acknowledge": ("Acknowledge", "Prendre en compte"),
     "acknowledged_by": ("acknowledged by", "pris en compte par"),
     "unacknowledged": ("to acknowledge", "à prendre en compte"),

@@ -1,4 +1,4 @@
-"""Sessions, CSRF tokens and the login rate limit (pure, with an injected clock).
+"""Sessions and CSRF tokens (pure, with an injected clock; sign-in delays: signin.py).
 
 Sessions live in memory: a dashboard restart logs everyone out, which is acceptable for a
 control-room tool and means no session secret is ever written to disk.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -73,49 +72,3 @@ class Sessions:
 
 def csrf_ok(session: Session, token: str | None) -> bool:
     return bool(token) and secrets.compare_digest(session.csrf, token)
-
-
-class RateLimiter:
-    """Failed logins per key (client address, username) in a sliding window."""
-
-    def __init__(
-        self,
-        clock: Callable[[], datetime],
-        limit: int = 5,
-        window: timedelta = timedelta(minutes=5),
-    ):
-        self._clock = clock
-        self.limit = limit
-        self.window = window
-        self._fails: dict[str, deque[datetime]] = {}
-        self._lock = threading.Lock()
-
-    def _prune(self, key: str, now: datetime) -> deque[datetime]:
-        q = self._fails.setdefault(key, deque())
-        while q and now - q[0] >= self.window:
-            q.popleft()
-        return q
-
-    def retry_after(self, *keys: str) -> int:
-        """Seconds until another attempt is allowed, 0 when it is allowed now."""
-        now = self._clock()
-        wait = 0.0
-        with self._lock:
-            for k in keys:
-                q = self._prune(k, now)
-                if len(q) >= self.limit:
-                    wait = max(wait, (q[0] + self.window - now).total_seconds())
-        return int(wait) + 1 if wait > 0 else 0
-
-    def failed(self, *keys: str) -> None:
-        now = self._clock()
-        with self._lock:
-            for k in keys:
-                self._prune(k, now).append(now)
-            if len(self._fails) > 10_000:  # bound memory under a spray of usernames
-                for k in [k for k, q in self._fails.items() if not q]:
-                    del self._fails[k]
-
-    def succeeded(self, key: str) -> None:
-        with self._lock:
-            self._fails.pop(key, None)

@@ -32,6 +32,7 @@ class ServerThread:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=2,
+            **proxy_options(app),
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
@@ -95,5 +96,13 @@ def serve_forever(
     settings: DashboardSettings, sock: socket.socket, app: FastAPI | None = None
 ) -> None:
     app = create_app(settings) if app is None else app
-    config = uvicorn.Config(app, log_level="info", access_log=False)
+    config = uvicorn.Config(app, log_level="info", access_log=False, **proxy_options(app))
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def proxy_options(app: FastAPI) -> dict:
+    """Whose X-Forwarded-For is believed: only the dashboard's trusted proxies (never the
+    FORWARDED_ALLOW_IPS of the environment). The sign-in delays are per client address, so
+    behind a proxy that is not trusted every browser would share the proxy's address."""
+    settings = app.state.dashboard.settings
+    return {"proxy_headers": True, "forwarded_allow_ips": list(settings.trusted_proxies)}

@@ -38,6 +38,7 @@ from sesame.common.reasons import Reason, label
 from sesame.common.states import EventKind, VenueMode, ZoneAccess
 from sesame.common.venue import Venue
 from sesame.common.wire import Route, TopicKind
+from sesame.common.wire.admissions import parse_admissions
 from sesame.gate.clock import GateClock, Reading, real_clock
 from sesame.gate.display import GateView, ZoneLine
 from sesame.gate.metrics import GateMetrics
@@ -101,6 +102,10 @@ class GateAgent:
         self.locked = False  # staff lock of the lane (GATE_LOCKED); exits still open
         self.on_decision = on_decision  # called after each scan is recorded (CLI log line)
         self.last_tick = time.monotonic()  # the scan loop is alive (systemd watchdog)
+        # An entry lane with a reader decides re-entry, so it keeps the venue's admissions
+        # (every lane's badge passages, from the counter) beside its own: see on_message.
+        self.keeps_admissions = self.gate.reader and not self.gate.is_exit
+        self._gap_asked = 0.0  # monotonic time the lane last asked for missed admissions
         self.link = None
         if broker_url is not None or credentials is not None:
             from sesame.gate.link import GateLink
@@ -115,6 +120,7 @@ class GateAgent:
                 on_message=self.on_message,
                 on_change=self._publish_status,
                 ack_timeout=ack_timeout,
+                admissions=self.keeps_admissions,
             )
         for key, payload in self.outbox.states().items():
             route = wire.match_key(key)
@@ -343,6 +349,9 @@ class GateAgent:
         if route is None:
             return
         mine = route.subject == self.gate_id
+        if route.kind is TopicKind.ADMISSIONS or (route.kind is TopicKind.LANE_ADMISSIONS and mine):
+            self._admissions(payload)
+            return
         if route.kind is TopicKind.ACK and mine:
             ack = wire.parse_ack(payload)
             if not ack:
@@ -360,6 +369,27 @@ class GateAgent:
             self.outbox.put_state(route.key, payload, self.clock.read().best)
             if route.kind is TopicKind.LEASE and self.link is not None:
                 self.link.request_status()  # confirm the lease serial we now act on
+
+    def _admissions(self, payload: bytes) -> None:
+        """Other lanes' admissions, live or replayed: kept in the outbox database, where
+        `seen()` finds them. A gap (or a replay with more to come) makes the lane say in
+        its status where it stands, and the counter sends it what it is missing."""
+        if not self.keeps_admissions:
+            return
+        msg = parse_admissions(payload)
+        if not msg:
+            self.bad_messages += 1
+            log.warning("%s: ignored malformed admissions: %s", self.gate_id, msg.reason)
+            return
+        whole = self.outbox.take_admissions(msg, self.gate_id)
+        if self.link is None or (whole and not msg.more):
+            return
+        now = time.monotonic()
+        # a replay with more to come is asked for at once; a gap in the live messages at
+        # most once a second (each live message behind the gap shows it again)
+        if msg.more or now - self._gap_asked >= 1.0:
+            self._gap_asked = now
+            self.link.request_status()
 
     def _apply(self, route: Route, payload: bytes, live: bool) -> bool:
         """Take one retained value; True when it was valid (and worth keeping on disk)."""
@@ -439,6 +469,9 @@ class GateAgent:
         now = self.clock.read().best
         counts = self.outbox.counts(self.venue.local(now).date())
         dec = self.last
+        held_day, held_upto = self.outbox.admissions_cursor()
+        if self.keeps_admissions and held_day is None:
+            held_day = self.venue.local(now).date().isoformat()  # none yet: from the start
         return wire.GateStatus(
             gate=self.gate_id,
             online=online,
@@ -454,6 +487,8 @@ class GateAgent:
             last_reason=str(dec.reason) if dec is not None and dec.reason else None,
             passages_today=counts[EventKind.PASSAGE],
             denied_today=counts[EventKind.DENIED],
+            admissions_day=held_day if self.keeps_admissions else None,
+            admissions_upto=held_upto if self.keeps_admissions else None,
         ).to_json()
 
     def _publish_status(self) -> None:

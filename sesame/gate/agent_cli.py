@@ -126,6 +126,38 @@ def _clock(args):
     return lambda: start + timedelta(seconds=(time.monotonic() - t0) * speed)
 
 
+def _decoders(hw, hw_file: Path) -> str | None:
+    """The lane's camera decoders checked before anything opens: one that cannot run here is
+    refused (file and line); the line says which decoders this machine can run."""
+    from sesame.gate import decoders
+
+    names = decoders.configured(hw.reader)
+    if not names:
+        return None  # no camera: nothing decodes on this lane
+    chosen = []
+    for name in names:
+        try:
+            chosen.append(decoders.require(name))
+        except ValueError as e:  # DecoderUnavailable, or a name no decoder has
+            raise CliError(f"{_line_of(hw_file, name)}: reader.decoder: {e}") from None
+    line = f"decoder {', '.join(names)}; {decoders.summary()}"
+    return line + "".join(f"; WARNING {s.label()}: {s.reason()}" for s in chosen if s.without)
+
+
+def _line_of(path: Path, decoder: str) -> str:
+    """FILE:LINE of the line choosing this decoder (FILE alone for the default decoder)."""
+    import re
+
+    want = re.compile(r'\bdecoder\s*=\s*["\']' + re.escape(decoder) + r'["\']')
+    try:
+        for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if want.search(text.split("#")[0]):
+                return f"{path}:{n}"
+    except OSError:
+        pass
+    return str(path)
+
+
 def _turnstile(hw, lane, hw_file):
     from sesame.gate.turnstile import MemoryTurnstile, SerialTurnstile
 
@@ -163,6 +195,11 @@ def run(args) -> int:
             parse_broker_url(args.broker, credentials)
         except ValueError as e:
             raise CliError(str(e)) from None
+        from sesame.common.mqtt_url import warn_password_in_url
+
+        warn_password_in_url(args.broker)
+    if decoders_line := _decoders(hw, args.hardware):
+        print(f"gate {args.gate}: {decoders_line}", file=sys.stderr, flush=True)
     reader = None
     if hw.reader is not None:
         from sesame.gate.readers.base import open_reader

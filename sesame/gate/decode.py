@@ -10,6 +10,9 @@ Decoders (chosen by name in the gate file or on the command line):
 - ``thorough``: the same passes on every image zxing-cpp misses, located or not: the best
   rate, for single images (`sesame gate scan`); far too slow for empty camera frames.
 
+Without the system's libzbar (gate/decoders.py says what this machine lacks), `pyzbar` cannot
+run and `combined`/`thorough` skip their ZBar pass and run the others.
+
 Text is returned exactly as encoded (zxing-cpp's ``Plain`` text mode: no GS1 brackets, no
 ``<SOH>`` escapes), so control characters reach the decision, which rejects them.
 """
@@ -27,8 +30,8 @@ import numpy as np
 import zxingcpp
 
 from sesame.common.qr import MAX_PIXELS
+from sesame.gate.decoders import DECODERS, ZBAR, library
 
-DECODERS = ("zxing", "pyzbar", "combined", "thorough")
 DEFAULT_DECODER = "zxing"
 
 # Images larger than this on their longest side are not upscaled by the fallback pass:
@@ -108,8 +111,8 @@ def _fallbacks(gray: np.ndarray) -> list[str]:
     # Ordered by what each rescued on the shared samples and the distorted badges
     # (bench/bench_decode.py): ZBar reads some photos zxing-cpp misses; a global threshold
     # helps uneven light; sharpening helps defocus; local contrast helps motion blur.
-    passes: list[Callable[[np.ndarray], list[str]]] = [
-        _pyzbar,
+    passes: list[Callable[[np.ndarray], list[str]]] = [_pyzbar] if library(ZBAR).ok else []
+    passes += [
         lambda g: _zxing(g, zxingcpp.Binarizer.GlobalHistogram),
         lambda g: _zxing(_sharpen(g)),
         lambda g: _zxing(_CLAHE.apply(g)),

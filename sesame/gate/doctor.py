@@ -46,6 +46,8 @@ def run_checks(
     g = venue.gates[gate_id]
     yield Check("venue", "ok", f"{venue.id}, lane {gate_id}: {g.from_zone} -> {g.to_zone}")
     yield _reader(hw, g.reader)
+    if decoders := _decoders(hw):
+        yield decoders
     if hw.controller.type == "gpio":
         from sesame.gate.doctor_gpio import gpio_checks
 
@@ -79,6 +81,31 @@ def _reader(hw: Hardware, lane_has_reader: bool) -> Check:
     if health != "ok":
         return Check("reader", "FAIL", f"{kind}: {health}")
     return Check("reader", "ok", f"{kind} opened")
+
+
+def _decoders(hw: Hardware) -> Check | None:
+    """The camera's decoder can run here (FAIL), and whole (WARN: a pass is skipped)."""
+    from sesame.gate import decoders
+
+    names = decoders.configured(hw.reader)
+    if not names:
+        return None  # no camera: nothing decodes on this lane
+    status, notes = "ok", []
+    for name in names:
+        try:
+            s = decoders.state(name)
+        except ValueError as e:
+            return Check("decoders", "FAIL", str(e))
+        if not s.usable:
+            status = "FAIL"
+            notes.append(f"{name} cannot run: {s.reason()}")
+        elif s.without:
+            status = "WARN" if status == "ok" else status
+            notes.append(f"{s.label()}: {s.reason()}")
+    head = f"camera uses {', '.join(names)}"
+    if notes:
+        return Check("decoders", status, f"{head}: {'; '.join(notes)}")
+    return Check("decoders", status, f"{head}; {decoders.summary()}")
 
 
 def _controller(hw: Hardware, timeout: float) -> Check:

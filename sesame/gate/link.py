@@ -44,8 +44,10 @@ class GateLink:
         on_message: Callable[[str, bytes, bool], None],
         on_change: Callable[[], None] = lambda: None,
         ack_timeout: float = ACK_TIMEOUT,
+        admissions: bool = False,
     ):
         self.gate, self.topics, self.outbox = gate, topics, outbox
+        self.admissions = admissions  # an entry lane hears every lane's admissions
         self._url, self._credentials, self._will = broker_url, credentials, will
         self._on_message, self._on_change = on_message, on_change
         self.ack_timeout = ack_timeout
@@ -85,7 +87,7 @@ class GateLink:
             (t.venue_control(), 1),
             (t.revoked(), 1),
             (t.counter_status(), 1),
-        ]
+        ] + ([(t.admissions(), 1), (t.lane_admissions(self.gate), 1)] if self.admissions else [])
 
     def start(self) -> None:
         from sesame.common import mqtt

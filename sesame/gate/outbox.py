@@ -30,6 +30,7 @@ from sesame.common import sqlite
 from sesame.common.decision import Seen
 from sesame.common.states import EventKind
 from sesame.common.wire import Event
+from sesame.common.wire.admissions import Admissions
 
 KEEP_DAYS = 3  # acknowledged events stay this long for re-entry rules and counts
 
@@ -69,6 +70,25 @@ MIGRATIONS: list[sqlite.Migration] = [
         DROP INDEX events_badge;
         CREATE INDEX events_badge_in ON events (badge, day, zone_to, kind, t_ms);
         CREATE INDEX events_badge_out ON events (badge, day, zone_from, kind, t_ms);
+        """,
+    ),
+    (
+        # The venue-wide memory: badge passages of every lane as the counter stored them
+        # (counter/admissions), so re-entry rules hold across lanes. The lane's place in
+        # the counter's numbering is kept in meta (admissions_day, admissions_upto).
+        "0003_admissions",
+        """
+        CREATE TABLE admissions (
+            id TEXT PRIMARY KEY,            -- the admitting lane's event id
+            gate TEXT NOT NULL,
+            badge TEXT NOT NULL,
+            zone_from TEXT NOT NULL,
+            zone_to TEXT NOT NULL,
+            day TEXT NOT NULL,              -- the counter's event day
+            t_ms INTEGER NOT NULL
+        );
+        CREATE INDEX admissions_in ON admissions (badge, day, zone_to, t_ms);
+        CREATE INDEX admissions_out ON admissions (badge, day, zone_from, t_ms);
         """,
     ),
 ]
@@ -203,28 +223,68 @@ class Outbox:
             cur = self._db.execute(
                 "DELETE FROM events WHERE seq <= ? AND day < ?", (self._acked, cutoff)
             )
+            self._db.execute("DELETE FROM admissions WHERE day < ?", (cutoff,))
             self._entries.clear()
             return cur.rowcount
 
     # -- passage memory, lease spending, counts -----------------------------------
     def seen(self, badge: str, zone: str, day: date) -> Seen:
+        """What the venue knows of `badge` in `zone` on `day`: this lane's own passages and
+        every lane's admissions the counter republished."""
         d = day.isoformat()
         with self._lock:
             last_in, n = self._db.execute(
-                "SELECT MAX(t_ms), COUNT(*) FROM events WHERE badge = ? AND day = ?"
-                " AND kind = 'passage' AND zone_to = ?",
-                (badge, d, zone),
+                "SELECT MAX(t), COUNT(*) FROM ("
+                " SELECT t_ms AS t FROM events WHERE badge = ? AND day = ?"
+                " AND kind = 'passage' AND zone_to = ?"
+                " UNION ALL SELECT t_ms FROM admissions WHERE badge = ? AND day = ?"
+                " AND zone_to = ?)",
+                (badge, d, zone) * 2,
             ).fetchone()
             (last_out,) = self._db.execute(
-                "SELECT MAX(t_ms) FROM events WHERE badge = ? AND day = ?"
-                " AND kind = 'passage' AND zone_from = ?",
-                (badge, d, zone),
+                "SELECT MAX(t) FROM ("
+                " SELECT t_ms AS t FROM events WHERE badge = ? AND day = ?"
+                " AND kind = 'passage' AND zone_from = ?"
+                " UNION ALL SELECT t_ms FROM admissions WHERE badge = ? AND day = ?"
+                " AND zone_from = ?)",
+                (badge, d, zone) * 2,
             ).fetchone()
 
         def t(ms: int | None) -> datetime | None:
             return None if ms is None else datetime.fromtimestamp(ms / 1000).astimezone()
 
         return Seen(t(last_in), t(last_out), n)
+
+    # -- the venue's admissions (counter/admissions, gates/<gate>/admissions) ------
+    def admissions_cursor(self) -> tuple[str | None, int]:
+        """(day, n): this lane holds every admission of `day` the counter numbered up to n."""
+        with self._lock:
+            return self._meta("admissions_day"), int(self._meta("admissions_upto") or 0)
+
+    def take_admissions(self, msg: Admissions, gate: str) -> bool:
+        """Keep the counter's admissions (except this outbox's own passages, already here).
+        True when the lane now holds all of the message's day up to `msg.upto`; False when
+        some came before it that the lane has not seen (the counter replays them)."""
+        own = f"{gate}:{self.epoch}:"
+        rows = [
+            (a.id, a.gate, a.badge, a.from_zone, a.to_zone, msg.day, _ms(a.ts))
+            for a in msg.items
+            if not a.id.startswith(own)
+        ]
+        with self._lock:
+            day = self._meta("admissions_day")
+            upto = int(self._meta("admissions_upto") or 0)
+            if day is None or msg.day > day:  # a new venue day: its numbering starts afresh
+                day, upto = msg.day, 0
+            with sqlite.transaction(self._db):
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO admissions VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+                )
+                if msg.day == day and msg.after <= upto < msg.upto:
+                    upto = msg.upto
+                self._set_meta("admissions_day", day)
+                self._set_meta("admissions_upto", str(upto))
+        return msg.day < day or upto >= msg.upto
 
     def entries(self, zone: str, day: date) -> int:
         """Passages this lane made into `zone` on `day` in the current epoch (what it spent

@@ -17,9 +17,9 @@ Writes go through a temporary file and a rename: a re-run never leaves half a fi
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from sesame.common.private_files import private_dir, write_private
 from sesame.common.venue import Venue
 
 DEPLOY = Path(__file__).resolve().parent / "deploy"
@@ -28,7 +28,7 @@ READERS = ("camera", "serial", "keyboard", "none")
 
 READER_SECTIONS = {
     "camera": '[reader]\ntype = "camera"\nsource = 0                  # /dev/video0\n'
-    'debounce_s = 2.0\n',
+    "debounce_s = 2.0\n",
     "serial": '[reader]\ntype = "serial"\nport = "/dev/ttyACM0"       # USB-CDC handheld scanner\n'
     "baudrate = 9600\ndebounce_s = 2.0\n",
     "keyboard": '[reader]\ntype = "keyboard"            # a USB scanner in keyboard mode, on '
@@ -59,16 +59,9 @@ class ProvisionError(ValueError):
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, mode)  # the umask must not loosen a credential
-    os.replace(tmp, path)
+    # mkstemp + mode on the descriptor + rename: the credential is never readable by others,
+    # not even for a moment, and no leftover or planted temporary file is written through
+    write_private(path, data, mode)
 
 
 def hardware_text(venue: Venue, gate: str, reader: str) -> str:
@@ -85,9 +78,7 @@ def hardware_text(venue: Venue, gate: str, reader: str) -> str:
         f'[agent]\ndata_dir = "/var/lib/sesame/{gate}"\n'
         'pubkeys = [{keys}]\ncredentials = "../credentials/gate-{gate}.json"\nheartbeat_s = 5\n'
     )
-    return head + (section + "\n" if section else "") + CONTROLLER + (
-        "\n" + agent
-    )
+    return head + (section + "\n" if section else "") + CONTROLLER + ("\n" + agent)
 
 
 def provision(
@@ -137,6 +128,7 @@ def provision(
         raise ProvisionError("two badge keys have the same file name")
 
     written: list[Path] = []
+    private_dir(out / "credentials")  # before the first secret goes in
 
     def put(rel: str, data: bytes, mode: int = 0o644) -> None:
         _write(out / rel, data, mode)
@@ -156,7 +148,6 @@ def provision(
         put(f"keys/{name}", data)
     put(UNIT.name, UNIT.read_bytes())
     put("README.md", readme(venue, gate, cred.get("broker"), bool(tls_files)).encode())
-    os.chmod(out / "credentials", 0o700)
     return written
 
 
@@ -187,4 +178,3 @@ Wiring and pin table: sesame/gate/deploy/INSTALL.md (section "Wiring a tripod tu
 
 Keep this folder private: credentials/ holds this lane's broker password.
 """
-

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from sesame.common.errors import CliError
 from sesame.common.states import VenueMode
 
 # The decoder names, repeated here so `sesame --help` does not import OpenCV; a test checks
-# they match gate.decode.DECODERS.
+# they match gate.decoders.DECODERS.
 DECODER_NAMES = ("zxing", "pyzbar", "combined", "thorough")
 SCAN_DEFAULT_DECODER = "thorough"  # one image: every extra pass is affordable
 
@@ -62,13 +63,21 @@ def register(gsub: argparse._SubParsersAction) -> None:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from sesame.gate.decode import ImageError, decode_file
+    from sesame.gate.decoders import DecoderUnavailable, require
 
     deciding = args.venue is not None
     if deciding and not (args.gate and args.pubkey):
         raise CliError("--venue needs --gate and --pubkey to decide")
     if not deciding and (args.gate or args.at or args.revoked):
         raise CliError("--gate, --at and --revoked need --venue")
+    try:
+        state = require(args.decoder)
+    except DecoderUnavailable as e:
+        raise CliError(str(e)) from None
+    if state.without:  # it still runs, but reads less than it would: say so, once
+        print(f"sesame gate scan: warning: {state.label()}: {state.reason()}", file=sys.stderr)
+    from sesame.gate.decode import ImageError, decode_file
+
     try:
         codes = decode_file(args.image, args.decoder)
     except ImageError as e:

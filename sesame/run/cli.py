@@ -252,9 +252,12 @@ def _simulate(args: argparse.Namespace) -> int:
         pop = model.generate(venue, params)
     except ValueError as e:
         raise CliError(str(e)) from None
+    planned = [v for day in pop.visits.values() for v in day]
+    # a school class on one group badge is one planned visit of `party` people; the summary's
+    # `visits` counts the people who got in, day by day
     console.print(
-        f"{sum(len(v) for v in pop.visits.values()):,} visits, {len(pop.badges):,} badges "
-        f"over {len(pop.visits)} day(s); work folder {work}"
+        f"{len(planned):,} planned visits of {sum(v.party for v in planned):,} people, "
+        f"{len(pop.badges):,} badges over {len(pop.visits)} day(s); work folder {work}"
     )
     if args.in_memory:
         result = _in_memory(venue, pop, args.seed)
@@ -264,10 +267,27 @@ def _simulate(args: argparse.Namespace) -> int:
         write_truth(result["truth"], Path(args.truth))
         console.print(f"ground truth: {args.truth}")
     print(json.dumps(result["summary"], indent=2))
-    if result["summary"].get("export_equals_truth") is False:
+    return _verdict(result["summary"], console)
+
+
+def _verdict(summary: dict, console) -> int:
+    """Say what went over capacity (an `open` zone may, a lease zone must not) and whether
+    the export equals the truth: exit 1 on a lease zone over capacity or a difference."""
+    from sesame.common.capacity import describe, lease_breaches
+
+    over = summary.get("over_capacity", {})
+    for day, zones in over.items():
+        for zone, o in zones.items():
+            colour = "red" if o["offline_policy"] == "lease" else "yellow"
+            console.print(f"[{colour}]over capacity: {describe(day, zone, o)}[/]", highlight=False)
+    rc = 0
+    if lease_breaches(over) or lease_breaches(summary.get("over_capacity_in_event_log", {})):
+        console.print("[red]a lease zone went over its capacity[/]")
+        rc = 1
+    if summary.get("export_equals_truth") is False:
         console.print("[red]the counter's export differs from the ground truth[/]")
-        return 1
-    return 0
+        rc = 1
+    return rc
 
 
 def _in_memory(venue, pop, seed):
@@ -289,8 +309,20 @@ def _in_memory(venue, pop, seed):
         passages[d.isoformat()] = eng.run()
         stats[d.isoformat()] = eng.stats.denied
     truth = ground_truth(venue, passages, pop.badges)
-    return {"truth": truth, "summary": {"wall_s": round(time.monotonic() - t0, 1),
-                                        "denied": stats, **truth["totals"]}}  # fmt: skip
+    summary = {"wall_s": round(time.monotonic() - t0, 1), "denied": stats, **truth["totals"],
+               **_day_facts(truth)}  # fmt: skip
+    return {"truth": truth, "summary": summary}
+
+
+def _day_facts(truth: dict) -> dict:
+    """What the summary says of each day beyond the totals: zones over capacity, the people
+    still inside at closing (queuing at the exit lanes) and the time the last one left."""
+    days = truth["days"].items()
+    return {
+        "over_capacity": {d: f["over_capacity"] for d, f in days if f["over_capacity"]},
+        "inside_at_closing": {d: sum(f["inside_at_closing"].values()) for d, f in days},
+        "last_exit_at": {d: f["last_exit_at"] for d, f in days},
+    }
 
 
 def _replay(args, venue, venue_file, pop, work, console):
@@ -338,6 +370,7 @@ def _replay(args, venue, venue_file, pop, work, console):
         "over_capacity_in_event_log": event_log_over_capacity(replay.db, venue),
         "db": str(replay.db),
         **truth["totals"],
+        **_day_facts(truth),
     }
     return {"truth": truth, "summary": summary}
 

@@ -32,6 +32,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from sesame.common.capacity import over_capacity
 from sesame.common.venue import Venue
 from sesame.run.lanes import EPOCH, InProcessLane, ProcessLane, SimClock, wait_until
 from sesame.sim import truth as truth_mod
@@ -318,9 +319,10 @@ def _alive(lane) -> bool:
     return not isinstance(lane, ProcessLane) or lane.proc is not None
 
 
-def event_log_over_capacity(db: Path | str, venue: Venue) -> dict[str, dict[str, int]]:
-    """From the stored event log (not the counter's state): lease-policy zones whose
-    occupancy ever went above capacity, per day -> {zone: worst excess}."""
+def event_log_over_capacity(db: Path | str, venue: Venue) -> dict[str, dict[str, dict]]:
+    """From the stored event log (not the counter's state): every zone whose occupancy ever
+    went above capacity, per day -> {zone: {peak, capacity, offline_policy}} (an `open` zone
+    can be; a lease zone never: see sesame.common.capacity.lease_breaches)."""
     from sesame.counter.store import connect
 
     conn = connect(db, readonly=True)
@@ -331,13 +333,12 @@ def event_log_over_capacity(db: Path | str, venue: Venue) -> dict[str, dict[str,
         ).fetchall()
     finally:
         conn.close()
-    out: dict[str, dict[str, int]] = {}
     occ: dict[tuple[str, str], int] = {}
+    peaks: dict[str, dict[str, int]] = {}
     for day, _t, a, b in rows:
         occ[(day, a)] = occ.get((day, a), 0) - 1
         occ[(day, b)] = occ.get((day, b), 0) + 1
-        z = venue.zones.get(b)
-        if z is not None and z.offline_policy == "lease" and occ[(day, b)] > z.capacity:
-            worst = out.setdefault(day, {})
-            worst[b] = max(worst.get(b, 0), occ[(day, b)] - z.capacity)
-    return out
+        top = peaks.setdefault(day, {})
+        top[b] = max(top.get(b, 0), occ[(day, b)])
+    out = {day: over_capacity(venue, top) for day, top in sorted(peaks.items())}
+    return {day: zones for day, zones in out.items() if zones}

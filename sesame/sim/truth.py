@@ -11,21 +11,26 @@ Same shape and definitions as `sesame export attendance --format json` (under
   near_full_at     per zone: the first time it reached its near-full threshold (or null)
   full_at          per zone: the first time it reached capacity counting those who may
                    walk back in, as the leases do (sesame/common/filling.py), or null
-Plus `over_capacity`: zones of lease policy that ever held more than their capacity.
+  over_capacity    per zone above its capacity: peak, capacity, offline policy
+                   (sesame/common/capacity.py; every zone: a lease zone never, an `open` one can)
+  inside_at_closing  people still inside each zone at the day's closing time (they leave
+                   after it, queuing at the exit lanes; not compared: the export has `residue`)
+  last_exit_at     the last passage out of the venue that day
+Plus `over_capacity` per day at the top level (the same as each day's).
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from sesame.common.capacity import over_capacity
 from sesame.common.filling import FillWatch
 from sesame.common.venue import OUTSIDE, Venue
 from sesame.sim.engine import Passage, Stats
-from sesame.sim.model import Badge
+from sesame.sim.model import Badge, day_bounds
 
 
 def iso_ms(at: int, venue: Venue) -> str:
@@ -33,13 +38,21 @@ def iso_ms(at: int, venue: Venue) -> str:
     return t.astimezone(venue.tz).isoformat(timespec="milliseconds")
 
 
-def day_figures(venue: Venue, passages: list[Passage], badges: dict[str, Badge]) -> dict:
+def day_figures(
+    venue: Venue, passages: list[Passage], badges: dict[str, Badge], closes: int | None = None
+) -> dict:
     seen: dict[str, int] = {}  # badge -> group size, first entry from outside that day
     entries = 0
     occ: dict[str, int] = defaultdict(int)
     peak: dict[str, dict] = {z: {"value": 0, "at": None} for z in venue.zones}
     filled = FillWatch(venue, occ)
+    at_close: dict[str, int] | None = None
+    last_exit: int | None = None
     for p in sorted(passages, key=lambda p: p.at):  # stable: same-time passages keep order
+        if at_close is None and closes is not None and p.at >= closes:
+            at_close = {z: occ[z] for z in venue.zones}
+        if p.to_zone == OUTSIDE:
+            last_exit = p.at
         if p.from_zone == OUTSIDE:
             entries += p.count
             if p.badge is not None and p.badge not in seen:
@@ -71,24 +84,14 @@ def day_figures(venue: Venue, passages: list[Passage], badges: dict[str, Badge])
         "peak_occupancy": peak,
         "near_full_at": {z: _iso(at, venue) for z, at in filled.near_at.items()},
         "full_at": {z: _iso(at, venue) for z, at in filled.full_at.items()},
+        "over_capacity": over_capacity(venue, {z: v["value"] for z, v in peak.items()}),
+        "inside_at_closing": at_close if at_close is not None else {z: occ[z] for z in venue.zones},
+        "last_exit_at": _iso(last_exit, venue),
     }
 
 
 def _iso(at: float | None, venue: Venue) -> str | None:
     return None if at is None else iso_ms(int(at), venue)
-
-
-def over_capacity(venue: Venue, passages: Iterable[Passage]) -> dict[str, int]:
-    """Lease-policy zones whose occupancy ever exceeded capacity: zone -> highest excess."""
-    occ: dict[str, int] = defaultdict(int)
-    worst: dict[str, int] = {}
-    for p in sorted(passages, key=lambda p: p.at):
-        occ[p.from_zone] -= p.count
-        occ[p.to_zone] += p.count
-        z = venue.zones.get(p.to_zone)
-        if z is not None and z.offline_policy == "lease" and occ[p.to_zone] > z.capacity:
-            worst[z.id] = max(worst.get(z.id, 0), occ[p.to_zone] - z.capacity)
-    return worst
 
 
 def ground_truth(
@@ -98,7 +101,10 @@ def ground_truth(
     stats: dict[str, Stats] | None = None,
 ) -> dict:
     index = {b.id: b for b in badges}
-    days = {d: day_figures(venue, ps, index) for d, ps in sorted(by_day.items())}
+    days = {
+        d: day_figures(venue, ps, index, day_bounds(venue, date.fromisoformat(d))[1])
+        for d, ps in sorted(by_day.items())
+    }
     for d, st in (stats or {}).items():
         denials = dict(st.denied)
         if st.no_push:  # let in, nobody pushed: the gate records NO_PASSAGE
@@ -119,7 +125,7 @@ def ground_truth(
             "entries": sum(d["entries"] for d in days.values()),
             "schoolchildren": sum(n for b, n in everyone.items() if index[b].category in school),
         },
-        "over_capacity": {d: over_capacity(venue, ps) for d, ps in sorted(by_day.items())},
+        "over_capacity": {d: f["over_capacity"] for d, f in days.items()},
     }
 
 
@@ -134,7 +140,8 @@ def compare(truth: dict, export: dict) -> list[str]:
         if e is None:
             diffs.append(f"{day}: missing from the export")
             continue
-        for key in FIGURES + (("denials_by_reason",) if "denials_by_reason" in t else ()):
+        keys = FIGURES + ("over_capacity",)
+        for key in keys + (("denials_by_reason",) if "denials_by_reason" in t else ()):
             if t[key] != e.get(key):
                 diffs.append(f"{day} {key}: truth {t[key]!r} export {e.get(key)!r}")
         for key in ("near_full_at", "full_at"):

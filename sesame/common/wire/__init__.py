@@ -9,13 +9,15 @@ One module per message family; `from sesame.common import wire` gives all of the
 - `lanes`: a lane's events and status, its lease and the counter's ack;
 - `counter`: occupancy per zone and the counter's status;
 - `controls`: closed zones, evacuation, revocations, corrections;
-- `alerts`: the counter's findings (`counter/alerts`) and the dashboard's escalations.
+- `alerts`: the counter's findings (`counter/alerts`) and the dashboard's escalations;
+- `admissions`: the venue's badge passages republished by the counter (who is inside).
 Topics live in `sesame.common.topics` and are re-exported here.
 """
 
 from __future__ import annotations
 
 from sesame.common.topics import ROOT, Route, TopicKind, Topics, match_key
+from sesame.common.wire.admissions import Admission, Admissions, parse_admissions
 from sesame.common.wire.alerts import (
     MAX_ALERTS_PAYLOAD,
     MAX_FINDINGS,
@@ -42,6 +44,7 @@ from sesame.common.wire.base import (
     _load as _load,  # tests read a payload's JSON as the parsers see it
 )
 from sesame.common.wire.controls import (
+    MAX_REVOCATIONS_PAYLOAD,
     MAX_REVOKED,
     Correction,
     Revocations,
@@ -71,13 +74,16 @@ from sesame.common.wire.lanes import (
 )
 
 __all__ = [
-    "MAX_ALERTS_PAYLOAD", "MAX_FINDINGS", "MAX_PAYLOAD", "MAX_RATE", "MAX_REVOKED", "MAX_SEQ",
+    "MAX_ALERTS_PAYLOAD", "MAX_FINDINGS", "MAX_PAYLOAD", "MAX_RATE",
+    "MAX_REVOCATIONS_PAYLOAD", "MAX_REVOKED", "MAX_SEQ",
     "ROOT", "TS_MAX", "TS_MIN", "VERSION", "ZONE_STATES",
-    "Ack", "CounterAlerts", "CounterStatus", "Correction", "Event", "Finding", "GateStatus",
+    "Ack", "Admission", "Admissions", "CounterAlerts", "CounterStatus", "Correction", "Event",
+    "Finding", "GateStatus",
     "Lease", "Occupancy", "ParseError", "Revocations", "Route", "TopicKind", "Topics",
     "VenueControl", "ZoneControl",
     "dumps", "escalated_payload", "iso", "match_key",
-    "parse_ack", "parse_correction", "parse_counter_alerts", "parse_counter_status",
+    "parse_ack", "parse_admissions", "parse_correction", "parse_counter_alerts",
+    "parse_counter_status",
     "parse_event", "parse_gate_status", "parse_lease", "parse_occupancy", "parse_revocations",
     "parse_venue_control", "parse_zone_control",
 ]  # fmt: skip

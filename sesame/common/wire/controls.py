@@ -100,9 +100,11 @@ class Revocations:
 
 
 MAX_REVOKED = 100_000
+# 100,000 ids of 32 characters as JSON are 3.6 MB: the largest message of the venue
+MAX_REVOCATIONS_PAYLOAD = 4 * 1024 * 1024
 
 
-@_total(limit=4 * 1024 * 1024)
+@_total(limit=MAX_REVOCATIONS_PAYLOAD)
 def parse_revocations(obj: dict) -> Revocations | ParseError:
     _version(obj)
     badges = _get(obj, "badges", list)

@@ -140,9 +140,16 @@ class GateStatus:
     last_reason: str | None = None
     passages_today: int | None = None
     denied_today: int | None = None
+    # an entry lane's place in the venue's admissions (counter/admissions): it holds every
+    # one of `admissions_day` up to the counter's number `admissions_upto`; the counter
+    # replays what is missing on gates/<gate>/admissions (sesame/counter/inside.py)
+    admissions_day: str | None = None
+    admissions_upto: int | None = None
 
     def to_json(self) -> bytes:
         d = asdict(self)
+        if self.admissions_day is None:  # a lane without the memory says nothing of it
+            del d["admissions_day"], d["admissions_upto"]
         d["v"] = VERSION
         d["faults"] = list(self.faults)
         d["last_scan"] = iso(self.last_scan) if self.last_scan else None
@@ -185,7 +192,17 @@ def parse_gate_status(obj: dict) -> GateStatus | ParseError:
         last_reason=_reason_code(obj, "last_reason"),
         passages_today=_count(obj, "passages_today", optional=True),
         denied_today=_count(obj, "denied_today", optional=True),
+        **_admissions_cursor(obj),
     )
+
+
+def _admissions_cursor(obj: dict) -> dict[str, Any]:
+    day = _get(obj, "admissions_day", str, optional=True)
+    if day is None:
+        return {}
+    if not _ISO_DAY.match(day):
+        raise _Bad("field 'admissions_day' is not a date")
+    return {"admissions_day": day, "admissions_upto": _count(obj, "admissions_upto")}
 
 
 @dataclass(frozen=True)

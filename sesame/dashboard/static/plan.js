@@ -132,9 +132,13 @@
     const lane = lanesById.get(id);
     if (!s || !lane) return;
     const st = laneStatus(laneState.get(id));
+    const faults = (laneState.get(id) || {}).faults || [];
     s.shape.dataset.online = st;
+    // as in the lane table: the "all is well" colour only for a lane online without a fault
+    s.shape.dataset.faults = faults.length ? "some" : "none";
     s.shape.dataset.saturated = saturated(lane) ? "1" : "0";
     const parts = [lane.name, t(lane.exit ? "lane_exit" : "lane_entry"), t(st)];
+    if (faults.length) parts.push(faults.join(", "));
     if (rateText(lane)) parts.push(rateText(lane));
     if (saturated(lane)) parts.push(t("lane_saturated"));
     const text = parts.join(" — ");

@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 
 from sesame.gate.decode import DEFAULT_DECODER, check_decoder, decode_frame
+from sesame.gate.decoders import require
 from sesame.gate.readers.base import (
     DEFAULT_DEBOUNCE_S,
     HEALTH_DISCONNECTED,
@@ -48,6 +49,8 @@ class CameraReader(ThreadedReader):
     ):
         super().__init__(debounce, clock)
         self.decoder = check_decoder(decoder)
+        # A decoder that cannot run here would read nothing, frame after frame: refuse it.
+        require(self.decoder)
         if isinstance(source, str) and source.isdigit():
             source = int(source)
         self.source = source
