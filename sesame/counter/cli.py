@@ -204,6 +204,7 @@ def _run(args: argparse.Namespace) -> int:
     venue = load_or_fail(args.venue)
     if not args.broker and not args.credentials:
         raise CliError("--broker URL or --credentials FILE is required")
+    _warn_password_in_dsn(args.db)
     _check_database(args.db, create=True)
     if args.ha_discovery is not None and not _PREFIX.match(args.ha_discovery):
         raise CliError(f"--ha-discovery {args.ha_discovery!r}: a topic prefix is letters, "
@@ -217,7 +218,6 @@ def _run(args: argparse.Namespace) -> int:
     from sesame.common.mqtt_url import warn_password_in_url
 
     warn_password_in_url(args.broker)
-    _warn_password_in_dsn(args.db)
     done = threading.Event()
     waiting = threading.Event()  # set while waiting for the broker: a stop ends the wait
 
