@@ -26,7 +26,7 @@ DOCS = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").g
 NOT_RUN = {
     "README.md": 3,  # scripts/dev.sh (root, apt), a lane's board, the whole 4-day event
     "docs/metrics.md": 1,  # an excerpt with `...`
-    "docs/scaling.md": 1,  # three machines
+    "docs/scaling.md": 2,  # three broker machines; two counter machines and a database server
 }
 SAFETY_PW, ORGANISER_PW = "safety-pass-1", "organiser-pass-1"
 
