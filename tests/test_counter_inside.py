@@ -155,3 +155,12 @@ def test_the_next_day_starts_without_the_findings(make_core, lanes):
     assert _double(core) is not None
     core.inside.new_day("2018-11-23")
     assert _double(core) is None and core.inside.head == 0
+
+
+def test_a_claim_under_another_category_makes_no_double(make_core, lanes):
+    core = _core(make_core)
+    t = DAY1 + timedelta(hours=1)
+    core.handle([lanes.event("in-1", badge="B1", category="school", ts=t),  # a lie
+                 lanes.event("in-2", badge="B1", category="public",
+                             ts=t + timedelta(minutes=1))])  # fmt: skip
+    assert _double(core) is None

@@ -192,3 +192,14 @@ def test_an_ipv6_machine_is_its_slash_64():
     b = Backoff(lambda: datetime(2026, 1, 1, tzinfo=UTC), free=2)
     assert [b.delay(n).total_seconds() for n in range(1, 6)] == [0, 2, 4, 8, 16]
     assert b.delay(10_000) == timedelta(minutes=15)
+
+
+def test_a_trusted_proxy_that_is_no_address_is_refused_on_one_line(tmp_path, capsys):
+    from sesame.cli import main
+
+    accounts = str(tmp_path / "d.db")
+    code = main(["dashboard", "--accounts", accounts, "--trusted-proxy", "nginx.local"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].endswith("--trusted-proxy 'nginx.local': not an IP address or network")
+    assert not (tmp_path / "d.db").exists()  # refused before anything is opened

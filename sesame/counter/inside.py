@@ -165,9 +165,11 @@ class Inside:
         cat = self.venue.categories[r.category or ""]
         if cat.reentry == Reentry.FREE:
             return
+        # the same category only: a claim this row's lane could have made (see _admissible)
         others = self._db.execute(
             "SELECT gate, t, ts FROM events WHERE badge = ? AND day = ? AND kind = 'passage'"
-            " AND to_zone = ? AND gate != ?", (r.badge, r.day, r.to_zone, r.gate),
+            " AND to_zone = ? AND gate != ? AND category = ?",
+            (r.badge, r.day, r.to_zone, r.gate, r.category),
         ).fetchall()  # fmt: skip
         if not others:
             return
@@ -176,7 +178,8 @@ class Inside:
             " AND from_zone = ?", (r.badge, r.day, r.to_zone),
         )]  # fmt: skip
         for gate, t, ts in others:
-            if self.venue.gates.get(gate) is None:
+            lane = self.venue.gates.get(gate)
+            if lane is None or not lane.reader:
                 continue
             lo, hi = min(t, r.t), max(t, r.t)
             if cat.reentry == Reentry.ANTIPASSBACK and (

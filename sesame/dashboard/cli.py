@@ -188,6 +188,7 @@ def _dashboard(args: argparse.Namespace) -> int:
         raise CliError(f"--port {args.port}: not a TCP port")
     if not 0 <= args.escalate_after <= 7 * 86400:  # also refuses nan
         raise CliError(f"--escalate-after {args.escalate_after:g}: must be 0-604800 seconds")
+    proxies = trusted_proxies(args.trusted_proxy)
     store = _store(args.accounts)
     n = len(store.users())
     store.close()
@@ -213,7 +214,7 @@ def _dashboard(args: argparse.Namespace) -> int:
         credentials=args.credentials,
         cookie_secure=args.secure_cookies,
         escalate_after_s=args.escalate_after,
-        trusted_proxies=trusted_proxies(args.trusted_proxy),
+        trusted_proxies=proxies,
     )
     from sesame.dashboard.server import listen
 
