@@ -46,7 +46,9 @@ def backlog(broker: MosquittoProcess, n: int, epoch: str) -> None:
         conns.append(c)
         infos = []
         for s in range(1, per + 1):
-            ev = wire.Event(gate=g, epoch=epoch, seq=s, ts=START + timedelta(milliseconds=s),
+            # one passage a second per lane in event time, a pace a turnstile can pass
+            # (the counter holds faster ones as implausible: sesame/counter/plausibility.py)
+            ev = wire.Event(gate=g, epoch=epoch, seq=s, ts=START + timedelta(seconds=s),
                             kind="passage", from_zone=lane.from_zone, to_zone=lane.to_zone,
                             badge=f"B{s:07d}" if lane.reader else None,
                             category="public" if lane.reader else None)  # fmt: skip

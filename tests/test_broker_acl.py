@@ -82,6 +82,7 @@ def test_gate_cannot_write_control_lease_ack_or_others_status(broker):
         T.zone_control("nef"),
         T.venue_control(),
         T.corrections(),
+        T.decisions(),  # it could confirm its own new outbox or accept its own burst
         T.lease(GATE_A),  # its own lease: it could admit without limit
         T.ack(GATE_A),  # its own ack: it could drop events the counter never saw
         T.gate_status(GATE_B),
@@ -94,19 +95,22 @@ def test_gate_cannot_write_control_lease_ack_or_others_status(broker):
 
 
 def test_counter_cannot_forge_gate_events_or_control(broker):
-    forged = [T.events(GATE_A), T.gate_status(GATE_A), T.zone_control("nef"), T.revoked()]
+    forged = [T.events(GATE_A), T.gate_status(GATE_A), T.zone_control("nef"), T.revoked(),
+              T.decisions()]  # fmt: skip
     seen = _attempts(broker, "counter", forged, T.lease(GATE_A))
     assert seen == [(T.lease(GATE_A), b"marker")]
 
 
 def test_dashboard_publishes_only_control(broker):
     forged = [T.events(GATE_A), T.lease(GATE_A), T.occupancy("nef"), T.revoked()]
-    seen = _attempts(broker, "dashboard", forged + [T.zone_control("nef")], T.venue_control())
-    assert seen == [(T.zone_control("nef"), b"forged"), (T.venue_control(), b"marker")]
+    allowed = [T.zone_control("nef"), T.decisions()]
+    seen = _attempts(broker, "dashboard", forged + allowed, T.venue_control())
+    assert seen == [(t, b"forged") for t in allowed] + [(T.venue_control(), b"marker")]
 
 
 def test_admin_publishes_revocations_only(broker):
-    seen = _attempts(broker, "admin", [T.venue_control(), T.events(GATE_A)], T.revoked())
+    seen = _attempts(broker, "admin", [T.venue_control(), T.events(GATE_A), T.decisions()],
+                     T.revoked())  # fmt: skip
     assert seen == [(T.revoked(), b"marker")]
 
 

@@ -72,7 +72,9 @@ def test_a_lane_cannot_name_badges_it_could_not_have_admitted(make_core, lanes):
 def test_a_lane_behind_gets_the_rest_of_the_day_in_chunks(make_core, lanes):
     core = _core(make_core)
     n = MAX_ITEMS + 20
-    core.handle([lanes.event("in-1", badge=f"B{i}") for i in range(n)])
+    # one every 2 s: a pace a tripod can pass (faster would be held as implausible)
+    core.handle([lanes.event("in-1", badge=f"B{i}", ts=DAY1 + timedelta(seconds=2 * i))
+                 for i in range(n)])  # fmt: skip
     got, upto, more = [], 0, True
     while more:
         (msg,) = _admissions(core.handle([_status("in-2", upto=upto)]), "gates/in-2/admissions")

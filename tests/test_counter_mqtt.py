@@ -81,7 +81,7 @@ class GateSim:
             self.seq += 1
             badge = None if not self.lane.reader else f"B{self.seq:06d}"
             ev = wire.Event(gate=self.gate, epoch=self.epoch, seq=self.seq,
-                            ts=START + timedelta(milliseconds=10 * self.seq), kind="passage",
+                            ts=START + timedelta(seconds=self.seq), kind="passage",
                             from_zone=self.lane.from_zone, to_zone=self.lane.to_zone,
                             badge=badge, category="public" if badge else None)  # fmt: skip
             data = ev.to_json()

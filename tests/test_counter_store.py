@@ -57,7 +57,8 @@ def test_both_schemas_have_the_same_tables_and_columns(tmp_path, pg_dsn):
     finally:
         lite.close()
         pg.close()
-    b["events"].remove("rowid")  # SQLite's is implicit
+    for table in ("events", "held_passages"):  # SQLite's rowid is implicit
+        b[table].remove("rowid")
     assert a == b
 
 
@@ -192,5 +193,29 @@ def test_a_former_term_writes_nothing(pg_dsn):
             s.insert_events([_row(2)])
         assert s.conn.execute("SELECT count(*) FROM events").fetchone()[0] == 1
         second.release()
+    finally:
+        s.close()
+
+
+def test_held_passages_and_decisions(target):
+    s = CounterStore(target)
+    d = SimpleNamespace(id="d1", action="accept_held", gate="in-1", by="sophie",
+                        ts=datetime(2018, 11, 22, 11, tzinfo=UTC))  # fmt: skip
+    try:
+        with s.transaction():
+            s.insert_events([_row(i) for i in range(1, 5)])
+            s.hold([(f"ev{i}", "in-1", "2018-11-22", 1542877200.0 + i, "e1") for i in (3, 1, 2)])
+            s.hold([("ev1", "in-1", "2018-11-22", 1542877201.0, "e1")])  # held once
+        assert s.held_counts() == {"in-1": 3}
+        assert [r[0] for r in s.held_of("in-1", None)] == ["ev3", "ev1", "ev2"]  # hold order
+        assert [r[0] for r in s.held_of("in-1", 2)] == ["ev3", "ev1"]
+        with s.transaction():
+            assert s.record_decision(d)
+            assert not s.record_decision(d)  # once by id
+            s.decide_held(["ev3", "ev1"], "accepted", "d1")
+            s.decision_outcome("d1", "applied", {"accepted": 2})
+        kinds = dict(s.conn.execute("SELECT id, kind FROM events"))
+        assert kinds == {"ev1": "passage", "ev2": "held", "ev3": "passage", "ev4": "passage"}
+        assert s.held_counts() == {"in-1": 1}
     finally:
         s.close()

@@ -30,6 +30,7 @@ ENDPOINTS = [
     ("POST", "/api/zones/nef/corrections", {"delta": -3, "reason": "miscount"}, {"safety"}),
     ("POST", "/api/venue/evacuation", {"on": False}, {"safety"}),
     ("POST", "/api/alerts/acknowledge", {"id": 1}, {"safety"}),
+    ("POST", "/api/decisions", {"action": "reject_held", "gate": "clemenceau-out-1"}, {"safety"}),
     ("GET", "/api/exports/attendance?format=json", None, {"organiser"}),
     ("POST", "/logout", None, ALL),
 ]

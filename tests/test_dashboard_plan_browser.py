@@ -66,10 +66,10 @@ def test_plan_live_and_full_in(mosquitto, dashboard_factory, tmp_path, page_for,
         assert page.locator("#plan-lane-churchill-in-2[data-online='never_seen']").count() == 1
         page.screenshot(path=str(artifacts / "dashboard-plan-passage.png"), full_page=False)
 
-        # the Salon d'honneur fills: 300 people in 10 minutes of event time, one every 2 s
+        # the Salon d'honneur fills: 300 people in 7.5 minutes of event time, one every 1.5 s
         pub = lanes["salon-in-1"]
         for i in range(300):
-            topic, payload = event(venue, "salon-in-1", i + 1, t0 + timedelta(seconds=2 * i))
+            topic, payload = event(venue, "salon-in-1", i + 1, t0 + timedelta(seconds=1.5 * i))
             pub.publish(topic, payload, 1, False)
         page.wait_for_function(
             "() => document.querySelector('#plan-zone-salon-honneur .plan-figure').textContent"
@@ -81,7 +81,7 @@ def test_plan_live_and_full_in(mosquitto, dashboard_factory, tmp_path, page_for,
             if occ.occupancy == 300:
                 break
         assert occ.occupancy == 300 and occ.full_in_min is not None
-        assert 20 <= occ.full_in_min <= 35  # 700 left at roughly 25-30 an minute
+        assert 15 <= occ.full_in_min <= 25  # 700 left at roughly 40 a minute
         expected = f"full in about {occ.full_in_min} min"
         page.wait_for_function(
             "(s) => document.querySelector('#zone-salon-honneur .full-in').textContent === s",
@@ -93,11 +93,11 @@ def test_plan_live_and_full_in(mosquitto, dashboard_factory, tmp_path, page_for,
         assert not page.locator("#zone-nef .full-in").is_visible()
         assert text(page, "#plan-zone-nef .plan-forecast") == ""
 
-        # the Salon's entry lane passes 30 a minute, a tripod's maximum: saturated
-        assert occ.entry_rates == {"salon-in-1": 30}
+        # the Salon's entry lane passes 40 a minute, a tripod's maximum: saturated
+        assert occ.entry_rates == {"salon-in-1": 40}
         page.wait_for_selector("#plan-lane-salon-in-1[data-saturated='1']")
-        assert "30/min of 30/min" in page.get_attribute("#plan-lane-salon-in-1", "aria-label")
-        assert re.search(r"30/min of 30/min — saturated", text(page, "#gate-salon-in-1 .rate"))
+        assert "40/min of 40/min" in page.get_attribute("#plan-lane-salon-in-1", "aria-label")
+        assert re.search(r"40/min of 40/min — saturated", text(page, "#gate-salon-in-1 .rate"))
 
         # keyboard: a zone on the plan is focusable, Enter goes to its card
         page.focus("#plan-zone-salon-honneur")
@@ -120,7 +120,7 @@ def test_plan_live_and_full_in(mosquitto, dashboard_factory, tmp_path, page_for,
         fr.wait_for_selector("body[data-ready='1']")
         fr.wait_for_selector("#plan-zone-salon-honneur[data-level='closed']")
         assert fr.locator("#plan-title").inner_text() == "Plan du site"
-        assert "30/min sur 30/min" in fr.get_attribute("#plan-lane-salon-in-1", "aria-label")
+        assert "40/min sur 40/min" in fr.get_attribute("#plan-lane-salon-in-1", "aria-label")
         assert "FERMÉ" in fr.get_attribute("#plan-zone-salon-honneur", "aria-label")
         fr.screenshot(path=str(artifacts / "dashboard-plan-fr.png"), full_page=False)
         assert page.js_errors == [] and fr.js_errors == []

@@ -206,3 +206,15 @@ def test_a_migration_another_process_applied_meanwhile_is_not_applied_again(tmp_
     assert sqlite.migrate(first, steps) == ["0001_a"]
     assert sqlite.migrate(second, steps) == []  # seen under the write lock, not re-run
     first.close(), second.close()
+
+
+def test_states_are_stored_as_their_text(tmp_path):
+    from sesame.common.states import EventKind, ZoneAccess
+
+    conn = sqlite.connect(tmp_path / "x.db")
+    conn.execute("CREATE TABLE t (kind TEXT, state TEXT)")
+    conn.execute("INSERT INTO t VALUES (?, ?)", (EventKind.DENIED, ZoneAccess.CLOSED))
+    assert conn.execute("SELECT kind, typeof(kind), state FROM t").fetchone() == (
+        "denied", "text", "closed")  # fmt: skip
+    assert conn.execute("SELECT count(*) FROM t WHERE kind = 'denied'").fetchone() == (1,)
+    conn.close()

@@ -132,6 +132,8 @@ def acl_rules(venue: Venue, home_assistant: bool = False) -> dict[str, list[tupl
             ("write", f"{r}/control/zones/+"),
             ("write", f"{r}/control/venue"),
             ("write", f"{r}/control/corrections"),
+            # a safety officer's confirmations and held-passage decisions, for the counter
+            ("write", f"{r}/control/decisions"),
             # unacknowledged alerts, for a venue's pager or PA system (docs/mqtt.md)
             ("write", f"{r}/alerts/escalated"),
         ],

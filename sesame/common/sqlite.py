@@ -22,11 +22,20 @@ from pathlib import Path
 
 import sqlite_utils
 
-MODE = 0o600  # every database: the counter's events, the lane's outbox, accounts and audit
+from sesame.common.private_files import PRIVATE
+from sesame.common.reasons import Reason
+from sesame.common.states import EventKind, VenueMode, ZoneAccess
+
+MODE = PRIVATE  # every database: the counter's events, the lane's outbox, accounts and audit
 BOOKKEEPING = "_migrations"
 # Older outbox and accounts databases recorded their migrations in `migrations (name)`; the
 # names are taken over into `_migrations` once, so nothing is applied twice.
 LEGACY_BOOKKEEPING = "migrations"
+
+# The StrEnums bind as their text either way; registered, sqlite3 skips its slow search for
+# an adaptation (0.65 us a value, 0.3 us with the adapter: one per event on the ingest path).
+for _enum in (EventKind, ZoneAccess, VenueMode, Reason):
+    sqlite3.register_adapter(_enum, str)
 
 Step = str | Callable[[sqlite3.Connection], None]
 Migration = tuple[str, Step]

@@ -23,6 +23,7 @@ class TopicKind(StrEnum):
     CORRECTIONS = "corrections"
     REVOKED = "revoked"
     ALERTS = "alerts"
+    DECISIONS = "decisions"
     ADMISSIONS = "admissions"  # counter/admissions: every lane's admissions, live
     LANE_ADMISSIONS = "lane_admissions"  # gates/<gate>/admissions: one lane's catch-up
 
@@ -52,6 +53,7 @@ _FIXED = {
     ("control", "corrections"): TopicKind.CORRECTIONS,
     ("badges", "revoked"): TopicKind.REVOKED,
     ("counter", "alerts"): TopicKind.ALERTS,
+    ("control", "decisions"): TopicKind.DECISIONS,
     ("counter", "admissions"): TopicKind.ADMISSIONS,
 }
 
@@ -96,6 +98,9 @@ class Topics:
     def alerts(self) -> str:
         return f"{self.root}/counter/alerts"
 
+    def decisions(self) -> str:
+        """A safety officer's decisions on held findings (sesame/common/wire/decisions.py)."""
+        return f"{self.root}/control/decisions"
     def admissions(self) -> str:
         """Who entered or left where, as the counter stored it (wire/admissions.py)."""
         return f"{self.root}/counter/admissions"

@@ -100,6 +100,11 @@ class Gate(_Model):
     to_zone: str = Field(alias="to", description="zone the person enters")
     reader: bool = Field(True, description="has a badge reader; false: anonymous pulses")
     kind: Literal["tripod", "speedgate", "door"] = "tripod"
+    max_per_minute: int | None = Field(
+        None, ge=1, le=600, strict=True,
+        description="most people the lane can pass in a minute (default: its kind's figure, "
+        "sesame/common/turnstiles.py); more in event time is held as IMPLAUSIBLE_RATE",
+    )  # fmt: skip
     _is_exit: bool = PrivateAttr(False)
 
     @property

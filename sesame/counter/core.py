@@ -26,9 +26,12 @@ from sesame.common.wire import TopicKind
 from sesame.counter import leases as lz
 from sesame.counter.batch import Batch, Out
 from sesame.counter.controls import Controls
+from sesame.counter.decisions import Decisions
+from sesame.counter.epochs import Epochs
 from sesame.counter.findings import Findings
 from sesame.counter.fire_alarms import FireAlarms
 from sesame.counter.forecast import Outlook
+from sesame.counter.holds import HELD, Holds
 from sesame.counter.inside import Inside
 from sesame.counter.lease_desk import RATE_WINDOW_S, LeaseDesk
 from sesame.counter.liveness import Liveness
@@ -62,6 +65,10 @@ class Core:
         self.fire = FireAlarms(self.findings)  # lanes reporting FIRE_ALARM
         self.desk = LeaseDesk(venue, store, self.book, self.controls, clock)
         self.outlook = Outlook(venue, RATE_WINDOW_S)  # time to full, lane rates
+        # lane trust: epoch changes past the first of the day, implausible passage rates
+        self.desk.epochs = self.epochs = Epochs(store, self.book, self.desk, self.findings)
+        self.holds = Holds(venue, store, self.book, self.desk, self.findings)
+        self.decisions = Decisions(store, self.epochs, self.holds, clock)
         self.liveness = Liveness()
         self.inside = Inside(venue, store, self.findings, self.topics)  # who is inside
         self.event_clock: float | None = None
@@ -75,6 +82,7 @@ class Core:
             TopicKind.ZONE_CONTROL: self._zone_control,
             TopicKind.VENUE_CONTROL: self._venue_control,
             TopicKind.CORRECTIONS: self._correction,
+            TopicKind.DECISIONS: self.decisions.handle,
         }
         self._rebuild()
 
@@ -120,6 +128,8 @@ class Core:
         self.controls.restore()
         if self.book.current is not None:
             self.desk.load(self.book.current)
+        self.epochs.restore()
+        self.holds.restore()
         self.inside.restore(self.book.current)
 
     def startup(self) -> list[Out]:
@@ -177,6 +187,7 @@ class Core:
         store = self.store
         if b.rows:
             store.insert_events(b.rows)
+        self.holds.write()  # after the events it may change
         if b.bad:
             store.quarantine(b.bad)
         for gate, epoch in b.touched:
@@ -188,8 +199,10 @@ class Core:
         if b.rows:
             store.set_state("event_clock", self.event_clock)
             self.events_since_snapshot += len(b.rows)
-            if self.events_since_snapshot >= SNAPSHOT_EVERY:
-                self._snapshot()
+        if self.events_since_snapshot >= SNAPSHOT_EVERY or self.holds.snapshot_due:
+            # counts of stored events changed (holds, decisions): the old snapshot is stale
+            self._snapshot()
+            self.holds.snapshot_due = False
 
     def _event(self, gate: str | None, payload: bytes, b: Batch) -> str | None:
         ev = wire.parse_event(payload)
@@ -229,16 +242,19 @@ class Core:
         self._advance(day, b.zones)
         if not future:
             day = self.days.filed_under(day, t, ev.kind, ev.from_zone, self.book.raw)
+        kind = ev.kind
+        if kind == EventKind.PASSAGE and self.holds.check(day, gate, t, ev.id, ev.epoch, b):
+            kind = HELD  # physically implausible: stored, not counted (holds.py)
         b.rows.append(
             EventRow(
                 ev.id, gate, ev.epoch, ev.seq, ev.ts.isoformat(), t, day,
-                self.days.local_hour(t), ev.kind, ev.from_zone, ev.to_zone, ev.badge,
+                self.days.local_hour(t), kind, ev.from_zone, ev.to_zone, ev.badge,
                 ev.category, ev.reason, ev.group_size,
                 ev.gate_ts.isoformat() if ev.gate_ts else None, ev.clock_offset_ms,
                 b.received_at,
             )
         )  # fmt: skip
-        if ev.kind == EventKind.PASSAGE:
+        if kind == EventKind.PASSAGE:
             b.zones.update(self.book.passage(day, ev.from_zone, ev.to_zone))
             live_entry = day == self.book.current and ev.to_zone != OUTSIDE
             if day != self.book.current:
@@ -262,6 +278,8 @@ class Core:
         self.store.set_state("current_day", self.book.current)
         self.store.set_state("closed_days", sorted(self.book.closed))
         self.desk.new_day(cur)
+        self.epochs.new_day()
+        self.holds.new_day(cur, closed[-1] if closed else None)
         self.inside.new_day(cur)
         self.outlook.clear()
         if zones is not None:
@@ -412,7 +430,7 @@ class Core:
     def subscriptions(self) -> list[str]:
         t = self.topics
         return [t.events(), t.gate_status(), t.zone_control(), t.venue_control(),
-                t.corrections()]  # fmt: skip
+                t.corrections(), t.decisions()]  # fmt: skip
 
 
 def _loose_ident(gate: str | None, payload: bytes) -> tuple[str, str, int] | None:

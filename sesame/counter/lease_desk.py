@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sesame.common import wire
 from sesame.common.venue import Venue
@@ -60,6 +61,9 @@ class LeaseDesk:
         self._reissue: set[str] = set()  # lanes whose lease must be re-sent (new epoch)
         # (day, gate, epoch) -> passages: counted once from the database, then kept by passage()
         self._epoch_spend: dict[tuple[str, str, str], int] = {}
+        # sesame.counter.epochs.Epochs, set by the core: whether a lane's epoch change is
+        # acted on or held for a safety officer (None: every change is acted on)
+        self.epochs: Any = None
 
     # -- state -------------------------------------------------------------------------
     def restore(self, snapshot: dict | None, since: int) -> None:
@@ -112,6 +116,13 @@ class LeaseDesk:
             while r and r[0] < ref - RATE_WINDOW_S:
                 r.popleft()
 
+    def adjust(self, day: str, gate: str, epoch: str, n: int) -> None:
+        """A stored event's count changed after the fact (a held passage accepted, a
+        counted one held by a burst): the lane's spend follows."""
+        self.passages[day][gate] += n
+        if (k := (day, gate, epoch)) in self._epoch_spend:
+            self._epoch_spend[k] += n
+
     def heard_epoch(self, gate: str, epoch: str) -> None:
         """An event names its outbox epoch: the lane's epoch when no status said one yet."""
         if gate not in self.lane_epochs:
@@ -120,8 +131,12 @@ class LeaseDesk:
     def status(self, gate: str, st: wire.GateStatus) -> None:
         """A lane's status: its epoch, and the lease serial it acts on."""
         self.gate_status[gate] = st
-        if st.epoch is not None and self.lane_epochs.get(gate) != st.epoch:
-            self.new_epoch(gate, st.epoch)
+        if st.epoch is not None:
+            if self.lane_epochs.get(gate) != st.epoch:
+                if self.epochs is None or self.epochs.admit(gate, st.epoch, self.clock()):
+                    self.new_epoch(gate, st.epoch)
+            elif self.epochs is not None:
+                self.epochs.same_epoch(gate)
         lease = self.leases.get(gate)
         if lease is not None and st.online and st.lease_serial is not None:
             if lz.confirm(lease, st.lease_serial, st.outbox == 0):
@@ -136,7 +151,7 @@ class LeaseDesk:
         day, lease = self.book.current, self.leases.get(gate)
         if old is None or day is None or lease is None or lease.day != day:
             return
-        held = sum(lease.exposure.values()) - self.spent(day, gate)
+        held = self.at_stake(gate)
         if held > 0:
             row = self.written_off.setdefault(day, {})
             row[gate] = row.get(gate, 0) + held
@@ -146,6 +161,13 @@ class LeaseDesk:
                 detail={"gate": gate, "old_epoch": old, "new_epoch": epoch, "allowance": held},
             )  # fmt: skip
         self._reissue.add(gate)
+
+    def at_stake(self, gate: str) -> int:
+        """What a new epoch of the lane would write off: its lease's allowance not spent."""
+        day, lease = self.book.current, self.leases.get(gate)
+        if day is None or lease is None or lease.day != day:
+            return 0
+        return max(0, sum(lease.exposure.values()) - self.spent(day, gate))
 
     # -- planning ------------------------------------------------------------------------
     def plan(self, out: list[Out], force: bool = False) -> None:

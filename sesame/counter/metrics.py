@@ -124,7 +124,23 @@ class _CoreState(Collector):
             "sesame_counter_future_events", "Events stamped over an hour ahead of the counter"
         )
         fut.add_metric([], core.stats.get("future", 0))
-        yield from (occ, cap, lease, lag, gaps, dup, fut)
+        held = GaugeMetricFamily(
+            "sesame_counter_held_passages", "Passages held as implausible, awaiting an officer",
+            labels=["gate"],
+        )  # fmt: skip
+        held_total = CounterMetricFamily(
+            "sesame_counter_held", "Passages held as implausible since the counter started",
+            labels=["gate"],
+        )  # fmt: skip
+        holds = core.holds
+        for gate in core.venue.gates:
+            held.add_metric([gate], holds.held.get(gate, 0))
+            held_total.add_metric([gate], holds.held_total.get(gate, 0))
+        epochs = GaugeMetricFamily(
+            "sesame_counter_epoch_held_lanes", "Lanes whose outbox change awaits an officer"
+        )
+        epochs.add_metric([], len(core.epochs.pending))
+        yield from (occ, cap, lease, lag, gaps, dup, fut, held, held_total, epochs)
 
 
 def _size(path: str) -> int:

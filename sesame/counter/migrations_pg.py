@@ -4,8 +4,9 @@ other under the same name (tests/test_counter_store.py fails otherwise).
 
 Type choices: SQLite's REAL is 8 bytes, so DOUBLE PRECISION (PostgreSQL's REAL is 4);
 sequence numbers reach 2**53, so BIGINT; BLOB is BYTEA; AUTOINCREMENT ids are identities.
-`events.rowid` stands in for SQLite's implicit rowid (insertion order: snapshots and the
-rebuild read "events after row N"); one writer at a time keeps it in commit order.
+`events.rowid` (and `held_passages.rowid`) stand in for SQLite's implicit rowid (insertion
+order: snapshots and the rebuild read "events after row N"); one writer at a time keeps it
+in commit order.
 """
 
 from __future__ import annotations
@@ -115,6 +116,24 @@ PG_MIGRATIONS: list[tuple[str, str]] = [
             first_gate TEXT NOT NULL, second_gate TEXT NOT NULL, category TEXT,
             first_ts TEXT NOT NULL, second_ts TEXT NOT NULL, found_at TEXT NOT NULL,
             PRIMARY KEY (day, badge, zone, first_gate, second_gate)
+        );
+        """,
+    ),
+    (
+        "0009_holds_decisions",
+        """
+        CREATE TABLE held_passages (
+            event_id TEXT PRIMARY KEY,
+            gate TEXT NOT NULL, day TEXT NOT NULL, t DOUBLE PRECISION NOT NULL,
+            epoch TEXT NOT NULL, state TEXT NOT NULL,
+            held_at TEXT NOT NULL, decision TEXT, decided_at TEXT,
+            rowid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE
+        );
+        CREATE INDEX held_by_lane ON held_passages(gate, state);
+        CREATE TABLE decisions (
+            id TEXT PRIMARY KEY, action TEXT NOT NULL, gate TEXT NOT NULL, by TEXT NOT NULL,
+            ts TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL,
+            applied_at TEXT NOT NULL
         );
         """,
     ),

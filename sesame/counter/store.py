@@ -141,6 +141,26 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0009_holds_decisions",
+        """
+        -- passages held as physically implausible (sesame/counter/plausibility.py); the
+        -- event itself is in `events`, of kind 'held' until an officer accepts it
+        CREATE TABLE held_passages (
+            event_id TEXT PRIMARY KEY,
+            gate TEXT NOT NULL, day TEXT NOT NULL, t REAL NOT NULL, epoch TEXT NOT NULL,
+            state TEXT NOT NULL,       -- held | accepted | rejected
+            held_at TEXT NOT NULL, decision TEXT, decided_at TEXT
+        );
+        CREATE INDEX held_by_lane ON held_passages(gate, state);
+        -- a safety officer's decisions (control/decisions), each applied once by id
+        CREATE TABLE decisions (
+            id TEXT PRIMARY KEY, action TEXT NOT NULL, gate TEXT NOT NULL, by TEXT NOT NULL,
+            ts TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL,
+            applied_at TEXT NOT NULL
+        );
+        """,
+    ),
 ]
 
 
@@ -276,6 +296,8 @@ class CounterStore:
         self.conn.rollback()
 
     # -- writes (inside a transaction) --------------------------------------------------
+    # The hot path stays one hand-written executemany: sqlite-utils' insert_all took 2.7 times
+    # as long per row (median of 28 runs, bench/bench_counter_core.py, bench/README.md).
     def insert_events(self, rows: Sequence[EventRow]) -> None:
         """The hot path: one executemany (pipelined on PostgreSQL); events already stored
         (same id) are skipped, so a batch redelivered after a takeover counts once."""
@@ -434,4 +456,74 @@ class CounterStore:
         """(gate, zone, granted, exposure) of the leases stored for `day`."""
         yield from self.conn.execute(
             "SELECT gate, zone, granted, exposure FROM leases WHERE day = ?", (day,)
+        )
+
+    # -- held passages and officers' decisions (holds.py, epochs.py) -----------------------
+    def lane_window(self, gate: str, day: str) -> Iterator[tuple[float, str, str, str | None]]:
+        """(t, event id, epoch, hold state or None) of a lane's passages on a day, held or
+        counted, for its plausibility windows."""
+        yield from self.conn.execute(
+            "SELECT e.t, e.id, e.epoch, h.state FROM events e "
+            "LEFT JOIN held_passages h ON h.event_id = e.id "
+            "WHERE e.gate = ? AND e.day = ? AND e.kind IN ('passage', 'held')",
+            (gate, day),
+        )
+
+    def hold(self, rows: Sequence[tuple[str, str, str, float, str]]) -> None:
+        """rows: (event id, gate, day, t, epoch) of events now held: stored events of kind
+        'passage' (counted before a burst showed) become 'held'."""
+        now = utcnow()
+        self.conn.executemany(
+            "UPDATE events SET kind = 'held' WHERE id = ? AND kind = 'passage'",
+            [(r[0],) for r in rows],
+        )
+        self.conn.executemany(
+            "INSERT INTO held_passages (event_id, gate, day, t, epoch, state, held_at) "
+            "VALUES (?, ?, ?, ?, ?, 'held', ?) ON CONFLICT DO NOTHING",
+            [(*r, now) for r in rows],
+        )
+
+    def held_counts(self) -> dict[str, int]:
+        """gate -> passages held and not decided yet."""
+        return dict(self.conn.execute(
+            "SELECT gate, count(*) FROM held_passages WHERE state = 'held' GROUP BY gate"
+        ))  # fmt: skip
+
+    def held_of(self, gate: str, limit: int | None) -> list[tuple[str, str, float, str]]:
+        """(event id, day, t, epoch) of a lane's undecided held passages, oldest hold first."""
+        # rowid: insertion order (an identity column of that name on PostgreSQL)
+        sql = ("SELECT event_id, day, t, epoch FROM held_passages WHERE gate = ? "
+               "AND state = 'held' ORDER BY rowid")  # fmt: skip
+        if limit is None:
+            return self.conn.execute(sql, (gate,)).fetchall()
+        return self.conn.execute(sql + " LIMIT ?", (gate, limit)).fetchall()
+
+    def decide_held(self, ids: Sequence[str], state: str, decision: str) -> None:
+        """Mark held passages accepted (their events count as passages again) or rejected."""
+        now = utcnow()
+        self.conn.executemany(
+            "UPDATE held_passages SET state = ?, decision = ?, decided_at = ? "
+            "WHERE event_id = ? AND state = 'held'",
+            [(state, decision, now, i) for i in ids],
+        )
+        if state == "accepted":
+            self.conn.executemany(
+                "UPDATE events SET kind = 'passage' WHERE id = ? AND kind = 'held'",
+                [(i,) for i in ids],
+            )
+
+    def record_decision(self, d: Any) -> bool:
+        """Record an officer's decision once by id; False when it was already applied."""
+        # RETURNING, not rowcount: a pipelined PostgreSQL statement has no rowcount yet
+        row = self.conn.execute(
+            "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, '', '{}', ?) ON CONFLICT DO NOTHING "
+            "RETURNING id",
+            (d.id, d.action, d.gate, d.by, d.ts.isoformat(), utcnow()),
+        ).fetchone()
+        return row is not None
+
+    def decision_outcome(self, decision_id: str, outcome: str, detail: dict) -> None:
+        self.conn.execute(
+            "UPDATE decisions SET outcome = ?, detail = ? WHERE id = ?",
+            (outcome, json.dumps(detail, ensure_ascii=False), decision_id),
         )

@@ -23,7 +23,7 @@ from sesame.dashboard.errors import ApiError, error_response
 from sesame.dashboard.http import STATUS_CODES, SecurityHeaders, first_error
 from sesame.dashboard.metrics import CountResponses
 from sesame.dashboard.pages import Pages
-from sesame.dashboard.routes import actions, assets, auth, exports, live
+from sesame.dashboard.routes import actions, assets, auth, decisions, exports, live
 from sesame.dashboard.routes.assets import CHART_JS
 
 __all__ = ["CHART_JS", "Dashboard", "Publisher", "DashboardSettings", "create_app"]
@@ -54,7 +54,7 @@ def create_app(settings: DashboardSettings, *, link: Publisher | None = None) ->
     app.add_middleware(SecurityHeaders)
     app.add_middleware(CountResponses, metrics=dash.metrics)
     _error_handlers(app)
-    for area in (auth, assets, live, actions, exports):
+    for area in (auth, assets, live, actions, decisions, exports):
         app.include_router(area.router)
     alert_routes.add_routes(app, dash, Reader, Actor)
     document_zones(app, sorted(settings.venue.zones))

@@ -77,6 +77,22 @@ STRINGS: dict[str, tuple[str, str]] = {
     "alert_CREDENTIALS_REFUSED": ("broker refused the lane's account", "compte de la porte refusé"),
     "alert_PUBLISH_REFUSED": ("lane's messages refused", "messages de la porte refusés"),
     "alert_FIRE_ALARM": ("FIRE ALARM", "ALARME INCENDIE"),
+    "alert_EPOCH_CHANGE_HELD": (
+        "lane reports another new outbox today: held", "la porte annonce encore une nouvelle "
+        "mémoire aujourd'hui : en attente",
+    ),
+    "alert_IMPLAUSIBLE_RATE": (
+        "passages faster than the turnstile can pass: held", "passages plus rapides que le "
+        "tourniquet ne le permet : retenus",
+    ),
+    "held_epoch": ("new outbox", "nouvelle mémoire"),
+    "allowance_at_stake": ("allowance written off if confirmed", "quota perdu si confirmé"),
+    "held_passages": ("passages held", "passages retenus"),
+    "per_minute_max": ("max a minute", "max par minute"),
+    "decide_confirm_epoch": ("Confirm new outbox", "Confirmer la nouvelle mémoire"),
+    "decide_accept_held": ("Accept (count them)", "Accepter (les compter)"),
+    "decide_reject_held": ("Reject", "Rejeter"),
+    "decision_sent": ("decision sent", "décision envoyée"),
     "alert_LANE_SILENT": ("lane silent (no heartbeat)", "porte muette (plus de signal)"),
     "alert_DOUBLE_ADMISSION": ("badge admitted twice (lanes were cut off)",
                                "badge admis deux fois (portes coupées du réseau)"),
@@ -142,6 +158,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "action_correction": ("Count corrected", "Compte corrigé"),
     "action_evacuation_on": ("Evacuation started", "Évacuation déclenchée"),
     "action_evacuation_off": ("Evacuation ended", "Évacuation levée"),
+    "action_confirm_epoch": ("New outbox confirmed", "Nouvelle mémoire confirmée"),
+    "action_accept_held": ("Held passages accepted", "Passages retenus acceptés"),
+    "action_reject_held": ("Held passages rejected", "Passages retenus rejetés"),
 }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sesame.common.turnstiles import max_per_minute
+from sesame.common.turnstiles import lane_max_per_minute
 from sesame.common.venue import Venue
 
 MARGIN_M = 6.0
@@ -40,7 +40,7 @@ def plan_data(venue: Venue) -> dict[str, Any]:
     lanes = []
     for g in venue.gates.values():
         lane = {"id": g.id, "name": g.name, "exit": g.is_exit, "to": g.to_zone, "kind": g.kind,
-                "max_per_min": max_per_minute(g.kind)}  # fmt: skip
+                "max_per_min": lane_max_per_minute(g)}  # fmt: skip
         if g.id in positions:
             lane["position"] = list(positions[g.id])
         lanes.append(lane)

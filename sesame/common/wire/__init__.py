@@ -10,7 +10,8 @@ One module per message family; `from sesame.common import wire` gives all of the
 - `counter`: occupancy per zone and the counter's status;
 - `controls`: closed zones, evacuation, revocations, corrections;
 - `alerts`: the counter's findings (`counter/alerts`) and the dashboard's escalations;
-- `admissions`: the venue's badge passages republished by the counter (who is inside).
+- `admissions`: the venue's badge passages republished by the counter (who is inside);
+- `decisions`: a safety officer's decisions on held findings (`control/decisions`).
 Topics live in `sesame.common.topics` and are re-exported here.
 """
 
@@ -62,6 +63,7 @@ from sesame.common.wire.counter import (
     parse_counter_status,
     parse_occupancy,
 )
+from sesame.common.wire.decisions import Decision, parse_decision
 from sesame.common.wire.lanes import (
     Ack,
     Event,
@@ -77,13 +79,13 @@ __all__ = [
     "MAX_ALERTS_PAYLOAD", "MAX_FINDINGS", "MAX_PAYLOAD", "MAX_RATE",
     "MAX_REVOCATIONS_PAYLOAD", "MAX_REVOKED", "MAX_SEQ",
     "ROOT", "TS_MAX", "TS_MIN", "VERSION", "ZONE_STATES",
-    "Ack", "Admission", "Admissions", "CounterAlerts", "CounterStatus", "Correction", "Event",
-    "Finding", "GateStatus",
+    "Ack", "Admission", "Admissions", "CounterAlerts", "CounterStatus", "Correction", "Decision",
+    "Event", "Finding", "GateStatus",
     "Lease", "Occupancy", "ParseError", "Revocations", "Route", "TopicKind", "Topics",
     "VenueControl", "ZoneControl",
     "dumps", "escalated_payload", "iso", "match_key",
     "parse_ack", "parse_admissions", "parse_correction", "parse_counter_alerts",
-    "parse_counter_status",
+    "parse_counter_status", "parse_decision",
     "parse_event", "parse_gate_status", "parse_lease", "parse_occupancy", "parse_revocations",
     "parse_venue_control", "parse_zone_control",
 ]  # fmt: skip

