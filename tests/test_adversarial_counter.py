@@ -19,7 +19,7 @@ from sesame.common.venue import load_venue
 from sesame.counter.service import Counter
 from tests import waiting
 from tests.fixtures.broker import VENUE_FILE
-from tests.fixtures.counter import PARIS, Clock
+from tests.fixtures.counter import PARIS, Clock, RunningClock
 
 VENUE = load_venue(VENUE_FILE)
 T = wire.Topics(VENUE.id)
@@ -66,7 +66,8 @@ def hostile_payloads() -> list[tuple[bytes, str]]:
 
 @pytest.fixture
 def rig(mosquitto, tmp_path):
-    counter = Counter(VENUE, tmp_path / "c.db", mosquitto.url("counter"), tick_s=0.2).start()
+    counter = Counter(VENUE, tmp_path / "c.db", mosquitto.url("counter"), tick_s=0.2,
+                      clock=RunningClock(START)).start()  # fmt: skip
     acks: list[wire.Ack] = []
     occ: dict[str, wire.Occupancy] = {}
     lock = threading.Lock()

@@ -26,8 +26,9 @@ def test_closing_time_reached_by_events_resets_with_residue(make_core, lanes, tm
     for g in ["in-1", "in-1", "in-2", "annex-in", "out-1"]:
         core.handle([lanes.event(g)])
     assert (core.book.live("hall"), core.book.live("annex")) == (1, 1)
-    # first event of the next day (a replay: the wall clock is years later)
-    outs = core.handle([lanes.event("in-1", ts=datetime(2018, 11, 23, 9, 5, tzinfo=PARIS))])
+    # the counter's clock reaches the next day: first event of that day
+    lanes.clock = datetime(2018, 11, 23, 9, 5, tzinfo=PARIS)
+    outs = core.handle([lanes.event("in-1", ts=lanes.clock)])
     occ = {wire.parse_occupancy(p).zone: wire.parse_occupancy(p).occupancy
            for p in published(outs, "occupancy").values()}  # fmt: skip
     assert occ == {"hall": 1, "annex": 0, "roof": 0}  # reset, then the new entry
@@ -46,7 +47,7 @@ def test_closing_time_reached_by_events_resets_with_residue(make_core, lanes, tm
     assert audit and audit[0]["detail"]["day"] == "2018-11-22"
 
 
-def test_wall_clock_closes_the_day_only_on_that_date(make_core, lanes):
+def test_the_counter_clock_closes_the_day(make_core, lanes):
     clock = Clock(datetime(2018, 11, 22, 17, 0, tzinfo=PARIS))
     core = make_core(clock=clock)
     core.handle([lanes.event("in-1"), lanes.event("in-2")])
@@ -57,12 +58,13 @@ def test_wall_clock_closes_the_day_only_on_that_date(make_core, lanes):
     assert wire.parse_occupancy(published(outs, "occupancy")[
         wire.Topics("testhall").occupancy("hall")]).occupancy == 0  # fmt: skip
     assert core.book.residue("2018-11-22")["hall"] == 2
-    # a replay years later: the wall clock never closes the replayed day on its own
+    # a replay gives the counter the simulated clock; a counter on the real clock has
+    # closed those days long ago and never reopens one for a lane's stamp
     replay = make_core(db=core.store.path.with_name("replay.db"),
                        clock=Clock(datetime(2026, 6, 1, tzinfo=PARIS)))  # fmt: skip
-    replay.handle([lanes.event("in-1")])
+    replay.handle([lanes.event("out-1")])
     replay.tick()
-    assert replay.book.current == "2018-11-22" and replay.book.live("hall") == 1
+    assert replay.book.current > "2018-11-23" and replay.book.live("hall") == 0
 
 
 def test_corrections_apply_once_and_are_audited(make_core, lanes, tmp_path):
@@ -138,13 +140,18 @@ def test_a_lane_clock_far_ahead_does_not_close_the_day(make_core, lanes):
     assert datetime.fromtimestamp(core.event_clock, PARIS).year == 2018
 
 
-def test_a_lane_status_on_the_next_morning_brings_that_day_s_leases(make_core, lanes):
+def test_the_counter_clock_on_the_next_morning_brings_that_day_s_leases(make_core, lanes):
     core = make_core()
     core.handle([lanes.event("in-1")])
     t = wire.Topics("testhall")
     morning = datetime(2018, 11, 23, 8, 55, tzinfo=PARIS)
+    # a lane's status stamped the next morning does not move the day (its clock may lie)
     status = wire.GateStatus(gate="in-2", online=True, ts=morning)
     outs = core.handle([(t.gate_status("in-2"), status.to_json())])
+    assert core.book.current == "2018-11-22" and core.book.live("hall") == 1
+    assert not published(outs, "lease")
+    lanes.clock = morning  # the counter's own clock does
+    outs = core.tick()
     leases = [wire.parse_lease(p) for p in published(outs, "lease").values()]
     assert {le.day for le in leases} == {"2018-11-23"} and len(leases) == 4  # entry lanes
     assert core.book.current == "2018-11-23" and core.book.live("hall") == 0
@@ -155,12 +162,15 @@ def test_people_leaving_after_closing_lower_the_residue_not_tomorrow(make_core, 
     for _ in range(5):
         core.handle([lanes.event("in-1")])
     evening = datetime(2018, 11, 22, 18, 10, tzinfo=PARIS)
+    lanes.clock = evening + timedelta(seconds=3)
     core.handle([lanes.event("out-1", ts=evening + timedelta(seconds=i)) for i in range(3)])
     assert core.book.current == "2018-11-23" and core.book.raw("hall") == 0  # not -3
     assert core.book.raw("hall", "2018-11-22") == 2
     assert queries.residues(tmp_path / "counter.db")["2018-11-22"]["hall"] == 2
     morning = datetime(2018, 11, 23, 9, 5, tzinfo=PARIS)
+    lanes.clock = morning
     core.handle([lanes.event("in-2", ts=morning)])
+    lanes.clock = morning + timedelta(minutes=1)
     core.handle([lanes.event("out-1", ts=morning + timedelta(minutes=1))])  # a morning exit
     assert core.book.raw("hall") == 0 and core.book.raw("hall", "2018-11-22") == 2
     core = make_core()  # the attribution is stored: a restart agrees
@@ -170,8 +180,8 @@ def test_people_leaving_after_closing_lower_the_residue_not_tomorrow(make_core, 
 def test_occupancy_is_stamped_with_event_time_in_a_replay(make_core, lanes):
     """A replay of 2018 years later: the dashboard's curves and alerts read the occupancy's
     time, which must be the day replayed, not the wall clock."""
-    core = make_core()  # the fixture's wall clock is today's
-    at = datetime(2018, 11, 22, 10, 15, tzinfo=PARIS)
+    core = make_core()  # on the replay's simulated clock
+    at = lanes.clock = datetime(2018, 11, 22, 10, 15, tzinfo=PARIS)
     outs = core.handle([lanes.event("in-1", ts=at)])
     hall = wire.Topics("testhall").occupancy("hall")
     occ = wire.parse_occupancy(published(outs, "occupancy")[hall])
@@ -184,10 +194,10 @@ def test_events_after_the_last_closing_belong_to_the_last_day(make_core, lanes, 
     from sesame.counter import exports
 
     core = make_core()
-    last = datetime(2018, 11, 23, 17, 50, tzinfo=PARIS)
+    last = lanes.clock = datetime(2018, 11, 23, 17, 50, tzinfo=PARIS)
     for i in range(6):
         core.handle([lanes.event("in-1", ts=last + timedelta(seconds=i))])
-    evening = datetime(2018, 11, 23, 18, 20, tzinfo=PARIS)
+    evening = lanes.clock = datetime(2018, 11, 23, 18, 20, tzinfo=PARIS)
     core.handle([lanes.event("out-1", ts=evening + timedelta(seconds=i)) for i in range(4)])
     core.handle([lanes.event("in-2", kind="denied", reason="OUTSIDE_OPENING_HOURS",
                              ts=evening + timedelta(minutes=5))])  # fmt: skip
@@ -205,9 +215,9 @@ def test_events_after_the_last_closing_belong_to_the_last_day(make_core, lanes, 
 def test_a_refusal_in_the_night_belongs_to_the_day_that_closed(make_core, lanes, tmp_path):
     core = make_core()
     core.handle([lanes.event("in-1")])
-    night = datetime(2018, 11, 22, 21, 0, tzinfo=PARIS)
+    night = lanes.clock = datetime(2018, 11, 22, 21, 0, tzinfo=PARIS)
     core.handle([lanes.event("in-1", kind="denied", reason="OUTSIDE_OPENING_HOURS", ts=night)])
-    morning = datetime(2018, 11, 23, 9, 1, tzinfo=PARIS)
+    morning = lanes.clock = datetime(2018, 11, 23, 9, 1, tzinfo=PARIS)
     core.handle([lanes.event("in-1", kind="denied", reason="NO_REENTRY", ts=morning)])
     days = {r["reason"]: r["day"] for r in _event_days(tmp_path / "counter.db") if r["reason"]}
     assert days == {"OUTSIDE_OPENING_HOURS": "2018-11-22", "NO_REENTRY": "2018-11-23"}

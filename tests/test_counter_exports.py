@@ -30,7 +30,9 @@ P2,SES1.g.h,Alan T,public,all,1,,,
 
 @pytest.fixture
 def attendance_db(make_core, lanes, tmp_path):
-    """Two days of hand-written traffic; the expected figures are worked out in the tests."""
+    """Two days of hand-written traffic; the expected figures are worked out in the tests.
+    Delivered late (the counter's clock is past both days): placed by the lanes' stamps."""
+    lanes.clock = at(D2, 12, 0)
     core = make_core()
     ev = []
     ev += [lanes.event("in-1", badge="S1", category="school", group_size=25,
@@ -196,6 +198,7 @@ def test_occupancy_series_and_plot(attendance_db, small_venue, tmp_path):
 def test_corrections_count_in_the_peak_at_their_time(make_core, lanes, small_venue, tmp_path):
     from sesame.common import wire
 
+    lanes.clock = at(D1, 12, 0)  # the counter's clock: after the traffic below
     core = make_core()
     core.handle([lanes.event("in-1", ts=at(D1, 9, 0, i)) for i in range(3)])
     c = wire.Correction(id="corr-0001", zone="hall", delta=10, reason="side door",
@@ -216,6 +219,7 @@ RISKY = ["=1+1", "@SUM(A1)", "+cmd|' /C calc'!A0", "-2+3+cmd|x"]
 @pytest.fixture
 def risky_db(make_core, lanes, tmp_path):
     """School badges whose registry département is a formula, plus one plain negative number."""
+    lanes.clock = at(D1, 12, 0)
     core = make_core()
     departments = [*RISKY, "-3", "2A"]
     core.handle([lanes.event("in-1", badge=f"S{i}", category="school", ts=at(D1, 10, i))
@@ -288,6 +292,7 @@ def test_full_counts_those_who_may_walk_back_in(make_core, lanes, small_venue, t
     counts at its own time; near full (0.8: 24 people) reads the hall's own occupancy."""
     from sesame.common import wire
 
+    lanes.clock = at(D1, 12, 0)
     core = make_core()
     core.handle([lanes.event("in-1", ts=at(D1, 9, 0, i)) for i in range(22)])
     core.handle([lanes.event("roof-up", ts=at(D1, 9, 5, i)) for i in range(4)])  # hall 18

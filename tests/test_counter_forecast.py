@@ -78,9 +78,10 @@ def test_the_counter_publishes_full_in_and_entry_rates_with_the_occupancy(tmp_pa
     """The salon (capacity 1000) gets 60 people a minute for 10 minutes through its one entry
     lane: the occupancy message carries the estimate and the lane's rate."""
     venue = load_venue(VENUE_FILE)
-    core = Core(venue, CounterStore(tmp_path / "c.db"))
-    core.startup()
     t0 = datetime.fromisoformat("2018-11-25T11:00:00+01:00")
+    now = [t0]  # the counter's clock: the replayed Sunday's
+    core = Core(venue, CounterStore(tmp_path / "c.db"), lambda: now[0])
+    core.startup()
     seq = 0
     last: wire.Occupancy | None = None
     # into the Nef, then the salon: 600 people over 10 minutes, a batch of 10 every 10 s
@@ -90,6 +91,7 @@ def test_the_counter_publishes_full_in_and_entry_rates_with_the_occupancy(tmp_pa
             ts = t0 + timedelta(seconds=i)
             seq += 1
             batch += [event(venue, "churchill-in-1", seq, ts), event(venue, "salon-in-1", seq, ts)]
+        now[0] = ts
         outs = core.handle(batch)
         for o in outs:
             if o.topic.endswith("zones/salon-honneur/occupancy"):

@@ -131,9 +131,11 @@ def test_bad_input_is_quarantined_with_a_reason(make_core, lanes):
     # Only the lane whose own, well-formed event was quarantined (wrong zones) is acked past
     # it, so that one bad event cannot hold its outbox back for ever.
     assert published(outs, "ack") == {t.ack("in-2"): wire.Ack("e1", 1).to_json()}
-    # the oversized payload is kept (truncated) with its real size
+    # the oversized payload is kept (truncated to the quarantine's bound) with its real size
+    from sesame.counter.store import QUARANTINE_PAYLOAD_KEPT
+
     size, stored = _rows(core, "SELECT size, length(payload) FROM quarantine WHERE id = 5")[0]
-    assert size > 100_000 and stored == 65536
+    assert size > 100_000 and stored == QUARANTINE_PAYLOAD_KEPT == 4096
     # the good message after all of that still counts
     core.handle([(t.events("in-1"), good.to_json())])
     assert core.book.live("hall") == 1

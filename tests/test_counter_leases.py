@@ -94,9 +94,11 @@ def test_offline_lane_keeps_its_allowance_reserved_until_it_reports_back():
     assert lz.confirm(lease, 4, outbox_empty=True) and lease.exposure["z"] == 15
 
 
-def test_exits_and_open_zones_are_never_leased(small_venue, make_core):
+def test_exits_are_never_leased_and_open_zones_are(small_venue, make_core):
+    """An open-policy zone (the roof) is leased too: its capacity holds while its lanes are
+    online; the policy only lets a cut-off lane admit without its allowance."""
     assert lz.leased_lanes(small_venue) == {
-        "in-1": ["hall"], "in-2": ["hall"], "annex-in": ["annex"], "roof-up": [],
+        "in-1": ["hall"], "in-2": ["hall"], "annex-in": ["annex"], "roof-up": ["roof"],
     }  # fmt: skip
     assert lz.returning_zones(small_venue)["hall"] == {"annex", "roof"}
     core = make_core()
@@ -105,7 +107,7 @@ def test_exits_and_open_zones_are_never_leased(small_venue, make_core):
     outs = core.startup()
     leases = {k.split("/")[-2]: wire.parse_lease(v) for k, v in published(outs, "lease").items()}
     assert set(leases) == {"in-1", "in-2", "annex-in", "roof-up"}
-    assert leases["in-1"].grants == {"hall": 4} and leases["roof-up"].grants == {}
+    assert leases["in-1"].grants == {"hall": 4} and leases["roof-up"].grants == {"roof": 4}
     assert leases["in-1"].day == "2018-11-22"
 
 

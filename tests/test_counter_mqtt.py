@@ -20,7 +20,7 @@ from sesame.common import mqtt, wire
 from sesame.common.venue import load_venue
 from sesame.counter.service import Counter
 from tests import waiting
-from tests.fixtures.counter import PARIS
+from tests.fixtures.counter import PARIS, RunningClock, running_clock_file
 
 REPO = Path(__file__).resolve().parents[1]
 VENUE_FILE = REPO / "config" / "grand-palais.toml"
@@ -101,7 +101,8 @@ class GateSim:
 
 def test_counter_service_end_to_end(mosquitto, tmp_path):
     watch = Watcher(mosquitto.url("dashboard"), [T.occupancy(), T.counter_status(), T.lease()])
-    counter = Counter(VENUE, tmp_path / "c.db", mosquitto.url("counter")).start()
+    counter = Counter(VENUE, tmp_path / "c.db", mosquitto.url("counter"),
+                      clock=RunningClock(START)).start()  # fmt: skip
     gate = GateSim(mosquitto.url("gate-churchill-in-1"), "churchill-in-1")
     out = GateSim(mosquitto.url("gate-churchill-out-1"), "churchill-out-1")
     try:
@@ -122,7 +123,10 @@ def test_counter_service_end_to_end(mosquitto, tmp_path):
             "nef": VENUE.leases.initial
         }
         assert watch.get(T.lease("churchill-out-1")) is None
-        assert wire.parse_lease(watch.get(T.lease("balcons-up-1"))).grants == {}
+        # an open-policy zone is leased too: its capacity holds while its lanes are online
+        assert wire.parse_lease(watch.get(T.lease("balcons-up-1"))).grants == {
+            "balcons": VENUE.leases.initial
+        }
         # garbage and a spoofed gate id on the lane's own topic: quarantined, counter alive
         gate.conn.publish(T.events("churchill-in-1"), b"\x00not json", qos=1)
         spoof = wire.Event(gate="churchill-in-2", epoch="x", seq=1, ts=START, kind="passage",
@@ -167,10 +171,15 @@ def test_last_will_when_the_counter_dies(mosquitto, tmp_path):
 
 
 def _spawn_counter(mosquitto, tmp_path):
+    """`sesame counter run` on the simulated time of the morning replayed: a clock file that
+    runs from START + 1 min with real time, as a simulator keeps it."""
+    if not (tmp_path / "clock").exists():
+        running_clock_file(tmp_path / "clock", START + timedelta(minutes=1))
     log = open(tmp_path / "counter.log", "ab")
     return subprocess.Popen(
         [sys.executable, "-m", "sesame", "counter", "run", "--venue", str(VENUE_FILE),
-         "--db", str(tmp_path / "c.db"), "--broker", mosquitto.url("counter")],
+         "--db", str(tmp_path / "c.db"), "--broker", mosquitto.url("counter"),
+         "--clock-file", str(tmp_path / "clock")],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
 
@@ -249,7 +258,8 @@ def test_kill_9_mid_stream_stores_every_event_exactly_once(mosquitto, tmp_path):
 
 
 def test_counter_reconnects_after_a_broker_restart(mosquitto, tmp_path):
-    counter = Counter(VENUE, tmp_path / "c.db", mosquitto.url("counter")).start()
+    counter = Counter(VENUE, tmp_path / "c.db", mosquitto.url("counter"),
+                      clock=RunningClock(START)).start()  # fmt: skip
     gate = GateSim(mosquitto.url("gate-churchill-in-1"), "churchill-in-1")
     try:
         gate.passage(5)
@@ -282,7 +292,8 @@ def test_a_message_that_breaks_the_core_is_quarantined_not_fatal(mosquitto, tmp_
         return real(payload)
 
     monkeypatch.setattr(wire, "parse_event", fragile)
-    counter = Counter(VENUE, tmp_path / "c.db", mosquitto.url("counter")).start()
+    counter = Counter(VENUE, tmp_path / "c.db", mosquitto.url("counter"),
+                      clock=RunningClock(START)).start()  # fmt: skip
     gate = GateSim(mosquitto.url("gate-churchill-in-1"), "churchill-in-1")
     try:
         gate.passage(6)

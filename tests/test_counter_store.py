@@ -151,7 +151,8 @@ def test_quarantine_keeps_bytes(target):
         with s.transaction():
             s.quarantine([("t/x", b"\xff\x00junk" * 10000, "not json", store.utcnow())])
         payload, size = s.conn.execute("SELECT payload, size FROM quarantine").fetchone()
-        assert bytes(payload) == (b"\xff\x00junk" * 10000)[:65536] and size == 60000
+        kept = store.QUARANTINE_PAYLOAD_KEPT
+        assert bytes(payload) == (b"\xff\x00junk" * 10000)[:kept] and size == 60000
     finally:
         s.close()
 

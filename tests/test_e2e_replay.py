@@ -49,6 +49,8 @@ def test_replay_export_equals_ground_truth(replay_of, tmp_path):
     # capacity, from the event log and independently from what really passed
     assert lease_breaches(event_log_over_capacity(replay.db, replay.venue)) == {}
     assert lease_breaches(truth["over_capacity"]) == {}
+    # no lane was cut off: every zone, the open-policy balconies too, stayed within capacity
+    assert event_log_over_capacity(replay.db, replay.venue) == {}
     # everyone left before closing: nothing left over at the daily reset
     assert all(not any(d["residue"].values()) for d in export["days"].values())
     with sqlite3.connect(replay.db) as conn:

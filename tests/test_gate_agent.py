@@ -87,6 +87,21 @@ def test_no_lease_no_entry_but_open_zone_and_exits_are_free(agents, make_token):
     assert a.handle_scan(make_token()).reason == Reason.LEASE_EXHAUSTED
 
 
+def test_an_open_zone_keeps_to_its_lease_while_online_only(agents, make_token, monkeypatch):
+    """offline_policy "open" says what a cut-off lane does (admit, count later); online, the
+    balconies' capacity holds through the lease like any zone's."""
+    from sesame.gate.agent import GateAgent
+
+    a = agents("balcons-up-1")
+    lease(a, 2, zone="balcons")
+    monkeypatch.setattr(GateAgent, "online", property(lambda self: True))
+    assert a.handle_scan(make_token("O1")).granted
+    assert a.handle_scan(make_token("O2")).granted
+    assert a.handle_scan(make_token("O3")).reason == Reason.LEASE_EXHAUSTED
+    monkeypatch.setattr(GateAgent, "online", property(lambda self: False))  # cut off
+    assert a.handle_scan(make_token("O4")).granted
+
+
 @pytest.mark.parametrize(
     "text,reason",
     [

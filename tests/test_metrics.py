@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ from sesame.common.net import free_port
 from sesame.common.tokens import Claims, generate_keypair, load_private_key, sign
 from sesame.common.venue import load_venue
 from sesame.gate.turnstile import SimulatedController
+from tests.fixtures.counter import PARIS, running_clock_file
 from tests.fixtures.dashboard import ACCOUNTS, VENUE_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,9 +133,11 @@ def test_a_scrape_of_the_running_processes(tmp_path, mosquitto, procs):
     store.close()
     db = tmp_path / "sesame.db"
     pc, pg, pd, http = free_port(), free_port(), free_port(), free_port()
+    # the counter on the day the lane's clock says (the venue's time is the counter's)
+    clock = running_clock_file(tmp_path / "clock", datetime(2018, 11, 22, 12, 0, tzinfo=PARIS))
     procs.append(sesame("counter", "run", "--venue", str(VENUE_FILE), "--db", str(db),
                         "--credentials", str(mosquitto.credentials("counter")),
-                        "--metrics-port", str(pc)))  # fmt: skip
+                        "--metrics-port", str(pc), "--clock-file", str(clock)))  # fmt: skip
     gate = sesame("gate", "run", "--venue", str(VENUE_FILE), "--gate", GATE, "--hardware",
                   str(hw), "--no-display", "--no-counter-clock", "--start-time",
                   "2018-11-22T12:00:00+01:00", "--metrics-port", str(pg),

@@ -232,12 +232,9 @@ def _row(
 
 
 def _largest_group(venue: Venue, category: str) -> int:
-    """The largest group badge that can pass: unbounded unless the category may enter a
-    zone whose entries are leased."""
-    leased = any(
-        venue.zones[z].offline_policy == "lease" for z in venue.categories[category].zones
-    )
-    return venue.leases.low_water if leased else MAX_GROUP
+    """The largest group badge that can pass: a gate grants a group only when its allowance
+    covers it, and every zone's entries are leased while the lanes are online."""
+    return venue.leases.low_water if venue.categories[category].zones else MAX_GROUP
 
 
 def _days(text: str, venue: Venue | None) -> tuple[date, ...] | None:

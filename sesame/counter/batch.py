@@ -29,3 +29,4 @@ class Batch:
     zones: set[str] = field(default_factory=set)  # zones whose occupancy to publish
     dirty_days: set[str] = field(default_factory=set)  # closed days whose residue moved
     out: list[Out] = field(default_factory=list)  # leases and the like, published after
+    retained: bool = False  # the message being handled is a retained copy

@@ -46,6 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--ha-discovery", nargs="?", const="homeassistant", metavar="PREFIX",
         help="publish Home Assistant MQTT discovery configs (prefix default homeassistant)",
     )  # fmt: skip
+    run.add_argument(
+        "--clock-file", metavar="FILE",
+        help="run on the simulated time a simulator writes to FILE (replays; default: the "
+        "real clock)",
+    )  # fmt: skip
     metrics_http.add_options(run)
     run.set_defaults(func=_run)
     imp = csub.add_parser("import-badges", help="import manifest.csv into the badge registry")
@@ -231,10 +236,18 @@ def _run(args: argparse.Namespace) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
+    clock = {}
+    if args.clock_file:
+        from sesame.common.clock_file import ClockFileError, FileClock
+
+        try:
+            clock["clock"] = FileClock(args.clock_file)
+        except ClockFileError as e:
+            raise CliError(str(e)) from None
     current: list = [None]
     metrics = CounterMetrics(lambda: current[0].core if current[0] else None, args.db)
     metrics_http.serve(args, metrics.registry, "counter")
-    run = _Serve(args, venue, where, done, waiting, _Stopped, current, metrics)
+    run = _Serve(args, venue, where, done, waiting, _Stopped, current, metrics, clock)
     if not is_postgres(args.db):
         return run.serve(term=None, name="counter", lost=None) or 0
     return _elected(args, venue, done, run)
@@ -279,8 +292,9 @@ def _elected(args: argparse.Namespace, venue, done: threading.Event, run: _Serve
 class _Serve:
     """One Counter from start to stop: the broker connection's messages, the stop signal."""
 
-    def __init__(self, args, venue, where, done, waiting, stopped, current, metrics):
+    def __init__(self, args, venue, where, done, waiting, stopped, current, metrics, clock):
         self.args, self.venue, self.where = args, venue, where
+        self.clock = clock  # {"clock": FileClock} with --clock-file, else the real clock
         self.done, self.waiting, self.stopped = done, waiting, stopped
         self.current, self.metrics = current, metrics
 
@@ -317,7 +331,7 @@ class _Serve:
 
         c = Counter(self.venue, args.db, args.broker, args.credentials, client_id=args.client_id,
                     on_state=on_state, ha_discovery=args.ha_discovery, term=term, name=name,
-                    metrics=self.metrics)  # fmt: skip
+                    metrics=self.metrics, **self.clock)  # fmt: skip
         self.current[0] = c
         try:
             self.waiting.set()

@@ -13,10 +13,11 @@ The parts: `CounterStore` holds every SQL statement, `Book` the occupancy per zo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sesame import __version__
 from sesame.common import wire
@@ -33,6 +34,7 @@ from sesame.counter.fire_alarms import FireAlarms
 from sesame.counter.forecast import Outlook
 from sesame.counter.holds import HELD, Holds
 from sesame.counter.inside import Inside
+from sesame.counter.lane_clocks import LaneClocks
 from sesame.counter.lease_desk import RATE_WINDOW_S, LeaseDesk
 from sesame.counter.liveness import Liveness
 from sesame.counter.occupancy import Book, DayClock, zone_state
@@ -42,8 +44,8 @@ from sesame.counter.store import CounterStore, EventRow, utcnow
 __all__ = ["Core", "Out"]
 
 SNAPSHOT_EVERY = 100_000  # events between snapshots of the rebuilt state
+EARLIEST_MARGIN = timedelta(days=30)  # before the first day: no stamp is believable (as a gate's)
 SILENT = "LANE_SILENT"  # a finding: a lane that said it was online stopped its heartbeats
-FUTURE_TOLERANCE_S = 3600.0  # an event this far ahead of the counter's clock has a bad clock
 
 
 class Core:
@@ -74,8 +76,16 @@ class Core:
         self.event_clock: float | None = None
         self.events_since_snapshot = 0
         self.last_lag_ms: float | None = None
-        self.stats = {"events": 0, "duplicates": 0, "quarantined": 0, "future": 0}
+        first = datetime.combine(min(d.date for d in venue.days), datetime.min.time(), venue.tz)
+        self.lane_clocks = LaneClocks(
+            self.findings, (first - EARLIEST_MARGIN).timestamp(), venue.tz
+        )  # fmt: skip
+        # future: passages stamped ahead of the counter's clock; behind: stamped impossibly
+        # early; retained: retained copies on an events topic, ignored
+        self.stats = {"events": 0, "duplicates": 0, "quarantined": 0, "future": 0,
+                      "behind": 0, "retained": 0}  # fmt: skip
         self.metrics = None  # sesame.counter.metrics.CounterMetrics, set by the service
+        self._retained_seen: dict[str, set[str]] = {}  # gate -> retained payloads reported
         self._handlers: dict[TopicKind, Callable[[str | None, bytes, Batch], str | None]] = {
             TopicKind.EVENTS: self._event,
             TopicKind.GATE_STATUS: self._gate_status,
@@ -136,10 +146,7 @@ class Core:
         """Everything retained the counter owns, as it stands now (after a restart too)."""
         out: list[Out] = []
         with self.store.transaction():
-            if self.book.current is None and self.days.closes_at(
-                self.venue.local(self.clock()).date().isoformat()
-            ):
-                self._advance(self.days.day_of(self.clock()), None)
+            self._follow_clock(None)
             self.desk.plan(out, force=True)
         out += [self._occupancy(z) for z in self.venue.zones]
         out.append(self.status())
@@ -151,10 +158,15 @@ class Core:
         return Out(*self.findings.message(self.topics, self.clock()))
 
     # -- the batch ---------------------------------------------------------------------
-    def handle(self, messages: Sequence[tuple[str, bytes]]) -> list[Out]:
+    def handle(self, messages: Sequence[tuple[str, bytes] | tuple[str, bytes, bool]]) -> list[Out]:
+        """`messages`: (topic, payload) or (topic, payload, retain) as the broker delivered
+        them (retain: a retained copy sent on subscribing, not a message published now)."""
         b = Batch(received_at=utcnow(), wall_t=self.clock().timestamp())
         with self.store.transaction():
-            for topic, payload in messages:
+            self._follow_clock(b.zones)  # the day moves by the counter's clock, nothing else
+            for m in messages:
+                topic, payload = m[0], m[1]
+                b.retained = bool(m[2]) if len(m) > 2 else False  # type: ignore[misc]
                 reason = self._route(topic, payload, b)
                 if reason:
                     b.bad.append((topic, bytes(payload), reason, b.received_at))
@@ -193,8 +205,14 @@ class Core:
         for gate, epoch in b.touched:
             s = self.tracker.get(gate, epoch)
             store.save_seq(gate, epoch, s.committed, s.above_ranges(), s.max_seq)
+        cur = self.book.current
         for day in b.dirty_days:
-            if day in self.book.closed:
+            if day in self.book.closed or (cur is not None and day < cur):
+                # a day before the live one is closed, also one this counter never had
+                # live (started after it, on its own clock): late events fix its residue
+                if day not in self.book.closed:
+                    self.book.closed.add(day)
+                    store.set_state("closed_days", sorted(self.book.closed))
                 store.save_residues(day, self.book.residue(day))
         if b.rows:
             store.set_state("event_clock", self.event_clock)
@@ -205,6 +223,8 @@ class Core:
             self.holds.snapshot_due = False
 
     def _event(self, gate: str | None, payload: bytes, b: Batch) -> str | None:
+        if b.retained:
+            return self._retained_event(gate, payload, b)
         ev = wire.parse_event(payload)
         if not ev:
             return ev.reason
@@ -228,20 +248,24 @@ class Core:
             self.stats["duplicates"] += 1
             return None
         self.desk.heard_epoch(gate, ev.epoch)
-        t = ev.ts.timestamp()
-        future = t > b.wall_t + FUTURE_TOLERANCE_S
-        if future and self.book.current is not None:
-            # A lane whose clock runs ahead must not close today early: the passage counts
-            # toward the live day and does not move the event clock.
-            day = self.book.current
-            self.stats["future"] += 1
-        else:
-            day = self.days.day_of_t(t)
-        if not future and (self.event_clock is None or t > self.event_clock):
-            self.event_clock = t
-        self._advance(day, b.zones)
-        if not future:
-            day = self.days.filed_under(day, t, ev.kind, ev.from_zone, self.book.raw)
+        t = self._place(gate, ev, b.wall_t)
+        day = self.days.day_of_t(t)
+        cur = self.book.current
+        if cur is not None and day > cur:
+            day = cur  # within the tolerance past closing: still the live day (the clock's)
+        day = self.days.filed_under(day, t, ev.kind, ev.from_zone, self.book.raw)
+        if (
+            ev.kind == "passage" and cur is not None and day < cur
+            and not lane.is_exit and self.desk.beyond_closed_lease(day, gate, ev.to_zone)
+        ):  # fmt: skip
+            # an entry that lane's lease of that day could not have granted: a slow clock
+            t = b.wall_t
+            self.lane_clocks.beyond_lease(gate, ev.ts.timestamp(), t)
+            self.stats["behind"] += 1
+            day = self.days.filed_under(min(self.days.day_of_t(t), cur), t, ev.kind,
+                                        ev.from_zone, self.book.raw)  # fmt: skip
+        if self.event_clock is None or t > self.event_clock:
+            self.event_clock = min(t, b.wall_t)  # never ahead of the counter's clock
         kind = ev.kind
         if kind == EventKind.PASSAGE and self.holds.check(day, gate, t, ev.id, ev.epoch, b):
             kind = HELD  # physically implausible: stored, not counted (holds.py)
@@ -262,6 +286,38 @@ class Core:
             ref = self.event_clock if self.event_clock is not None else t
             self.desk.passage(day, gate, ev.epoch, t if live_entry else None, ref)
         return None
+
+    def _retained_event(self, gate: str | None, payload: bytes, b: Batch) -> None:
+        """A retained message on a lane's events topic: the broker hands it to the counter
+        on every (re)subscription, so it is no passage of now. Ignored (neither counted nor
+        quarantined again and again) and reported once per distinct payload."""
+        self.stats["retained"] += 1
+        if gate not in self.venue.gates:
+            return None
+        digest = hashlib.sha256(bytes(payload)).hexdigest()[:16]
+        seen = self._retained_seen.setdefault(gate, set())
+        if digest not in seen and len(seen) < 100:
+            seen.add(digest)
+            self.findings.bump(
+                "RETAINED_EVENT", gate, datetime.fromtimestamp(b.wall_t, self.venue.tz),
+                {"topic": self.topics.events(gate), "payload_sha256": digest},
+            )  # fmt: skip
+        return None
+
+    def _place(self, gate: str, ev: wire.Event, now: float) -> float:
+        """The time a passage counts at: its lane's stamp, unless that stamp cannot be true
+        (sesame/counter/lane_clocks.py); then the counter's clock. `events.ts` keeps the
+        lane's stamp, `events.t` the time it was placed at."""
+        t = ev.ts.timestamp()
+        flag = self.lane_clocks.event(gate, t, now)
+        if flag is None:
+            return t
+        self.stats["future" if flag == "CLOCK_AHEAD" else "behind"] += 1
+        return now
+
+    def _follow_clock(self, zones: set[str] | None) -> None:
+        """Make the day of the counter's clock live (closing the days it has passed)."""
+        self._advance(self.days.day_of(self.clock()), zones)
 
     def _advance(self, day: str, zones: set[str] | None) -> None:
         """Move the live day forward: close the days passed, start fresh leases."""
@@ -304,10 +360,8 @@ class Core:
             b.zones.update(self.venue.zones)
         self.liveness.heard(gate, time.monotonic(), st.online)
         self.findings.clear(SILENT, gate)
-        if st.ts is not None and st.ts.timestamp() <= b.wall_t + FUTURE_TOLERANCE_S:
-            # A lane's clock moves the day on like its events do: on a replayed morning the
-            # lanes need the new day's lease before anyone can pass.
-            self._advance(self.days.day_of(st.ts), b.zones)
+        if st.online and not b.retained:  # a retained copy is old news, not the lane's clock
+            self.lane_clocks.status(gate, st.ts, b.wall_t)
         self.inside.status(gate, st, b.out)  # what the lane missed of the admissions
         return None
 
@@ -371,13 +425,11 @@ class Core:
 
     # -- periodic ----------------------------------------------------------------------
     def tick(self) -> list[Out]:
-        """Wall-clock duties: closing the day on its own date, lease top-ups."""
+        """The counter clock's duties: closing the day at its closing time, lease top-ups."""
         out: list[Out] = []
         zones: set[str] = set()
         with self.store.transaction():
-            cur = self.book.current
-            if cur is not None and self.days.wall_closes(cur, self.clock()):
-                self._advance(self.days.next_day(cur), zones)
+            self._follow_clock(zones)
             self.desk.plan(out)
             for gate in self.liveness.newly_silent(time.monotonic()):
                 # no heartbeat: offline in the counter's record, whatever its Will did (a

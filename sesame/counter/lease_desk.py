@@ -45,7 +45,7 @@ class LeaseDesk:
         self.topics = wire.Topics(venue.id)
         self.lanes = lz.leased_lanes(venue)
         self.returning = lz.returning_zones(venue)
-        self.lease_zones = sorted(z.id for z in venue.zones.values() if z.offline_policy == "lease")
+        self.lease_zones = sorted(venue.zones)  # every zone: see leases.leased_lanes
         # passages[day][gate] = committed passages through that lane that day (its spend)
         self.passages: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.recent: dict[str, deque[float]] = defaultdict(deque)
@@ -64,6 +64,8 @@ class LeaseDesk:
         # sesame.counter.epochs.Epochs, set by the core: whether a lane's epoch change is
         # acted on or held for a safety officer (None: every change is acted on)
         self.epochs: Any = None
+        # closed day -> (gate, zone) -> the most that lane's lease of that day allowed
+        self._closed_exposure: dict[str, dict[tuple[str, str], int]] = {}
 
     # -- state -------------------------------------------------------------------------
     def restore(self, snapshot: dict | None, since: int) -> None:
@@ -222,7 +224,29 @@ class LeaseDesk:
             n for g, n in self.written_off.get(self.book.current or "", {}).items()
             if zone in self.lanes.get(g, ())
         )  # fmt: skip
-        return self.book.raw(zone) + sum(self.book.raw(y) for y in self.returning[zone]) + lost
+        # Never negative room: a surplus of exits (people counted the day before, a bouncing
+        # sensor) stays in the raw counts as a residue and frees no places. The raw counts
+        # are summed first: a sub-zone below 0 while its exit into the zone arrived before
+        # its entry is that person counted in the zone, not a free place.
+        book = self.book
+        inside = book.raw(zone) + sum(book.raw(y) for y in self.returning[zone])
+        return max(0, inside) + lost
+
+    def beyond_closed_lease(self, day: str, gate: str, zone: str) -> bool:
+        """True when one more entry by `gate` into `zone` filed under the closed `day` is
+        more than that lane's lease of that day allowed (its clock is wrong, not late).
+        Only lease-policy zones (a cut-off lane of an open zone admits without a lease), and
+        only a day this counter leased that lane something."""
+        z = self.venue.zones.get(zone)
+        if z is None or z.offline_policy != "lease":
+            return False
+        if day not in self._closed_exposure:
+            rows = self.store.leases_of(day)
+            self._closed_exposure[day] = {(g, zz): max(gr, ex) for g, zz, gr, ex in rows}
+        allowed = self._closed_exposure[day].get((gate, zone))
+        if allowed is None:  # this counter leased that lane nothing that day: cannot judge
+            return False
+        return self.passages.get(day, {}).get(gate, 0) + 1 > allowed
 
     def spent(self, day: str, gate: str) -> int:
         """A lane's spend as the planner sees it: committed passages plus written-off room."""

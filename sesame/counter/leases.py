@@ -1,6 +1,7 @@
 """Capacity leases: how many entries each entry lane may grant into each zone (pure).
 
-The invariant (docs/design.md, invariant 2): for every zone with `offline_policy = "lease"`,
+The invariant (docs/design.md, invariant 2): for every zone while its lanes are online, and for
+every zone with `offline_policy = "lease"` also while they are cut off,
 
     occupancy + sum over its entry lanes of (exposure - spent)  <=  capacity
 
@@ -17,7 +18,8 @@ can be inside without the counter knowing yet.
   (online, empty outbox, acting on the latest serial); the lower figure counts as its
   exposure only once the lane confirms that serial with an empty outbox (`confirm`).
   An offline lane's allowance stays reserved: it may be granting with it right now.
-- Exits are never leased; zones with `offline_policy = "open"` are not leased.
+- Exits are never leased. Zones with `offline_policy = "open"` are leased too: their lanes
+  keep to the allowance while online and admit without it only while cut off.
 - People in zones that open back onto a zone (its `returning_zones`) count against its
   headroom: exits are never blocked, so their way back must always have room.
 """
@@ -51,13 +53,14 @@ class Demand:
 
 
 def leased_lanes(venue: Venue) -> dict[str, list[str]]:
-    """Entry lanes and the lease-policy zones they lead into (exit lanes are absent)."""
+    """Entry lanes and the zones they lead into (exit lanes are absent). Every zone is leased:
+    its capacity holds while its lanes are online whatever its `offline_policy`, which says
+    only what a cut-off lane does (keep to its allowance, or admit and count later)."""
     out: dict[str, list[str]] = {}
     for g in venue.gates.values():
         if g.is_exit:
             continue
-        z = venue.zones.get(g.to_zone)
-        out[g.id] = [g.to_zone] if z is not None and z.offline_policy == "lease" else []
+        out[g.id] = [g.to_zone] if g.to_zone in venue.zones else []
     return out
 
 

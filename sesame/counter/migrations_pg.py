@@ -108,6 +108,18 @@ PG_MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "0007_quarantine_bound",
+        """
+        ALTER TABLE quarantine ADD COLUMN source TEXT;
+        ALTER TABLE quarantine ADD COLUMN day TEXT;
+        CREATE INDEX quarantine_source_day ON quarantine(source, day, id);
+        CREATE TABLE quarantine_dropped (
+            source TEXT NOT NULL, day TEXT NOT NULL, dropped INTEGER NOT NULL,
+            PRIMARY KEY (source, day)
+        );
+        """,
+    ),
+    (
         "0008_double_admissions",
         """
         CREATE INDEX events_badge_day ON events(badge, day) WHERE badge IS NOT NULL;

@@ -6,9 +6,10 @@ toward one *event day*: the first venue day whose closing time is after the even
 before the next day's first possible entry, are filed under the day that closed (a passage
 out of a zone only while the new day's count of that zone is empty), and everything after
 the last closing under the last day: no event is filed under a date that is no event day.
-Days follow event time, so a replay of 2018 behaves as 2018 did. When the events (or the
-wall clock, on the day itself) pass a day's closing time, that day is closed: what is
-left inside is its *residue* (people never scanned out) and the live figures restart at 0.
+The live day follows the counter's own clock alone (the simulator's in a replay, so a replay
+of 2018 behaves as 2018 did): when it passes a day's closing time, that day is closed: what
+is left inside is its *residue* (people never scanned out) and the live figures restart at 0.
+No lane's stamp moves it (sesame/counter/lane_clocks.py).
 Late events for a closed day still update that day's figures and residue, never the live
 ones, so the counts stay exact whatever the delivery order.
 """
@@ -81,24 +82,6 @@ class DayClock:
             return self._close_t[self._keys.index(day)]
         except ValueError:
             return None
-
-    def next_day(self, day: str) -> str:
-        try:
-            i = self._keys.index(day)
-        except ValueError:
-            return self._after
-        return self._keys[i + 1] if i + 1 < len(self._keys) else self._after
-
-    def wall_closes(self, day: str, now: datetime) -> bool:
-        """True when the wall clock, on that very day, has passed its closing time.
-
-        The wall clock only closes the day the events are in, and only on its own date,
-        so a replay of past days is driven by event time alone.
-        """
-        close = self.closes_at(day)
-        if close is None:
-            return False
-        return now.timestamp() >= close and now.astimezone(self._tz).date().isoformat() == day
 
     def local_hour(self, t: float) -> int:
         # Cached per quarter hour: every UTC offset in use is a multiple of 15 minutes.

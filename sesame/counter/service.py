@@ -235,7 +235,7 @@ class Counter:
 
     def _handle(self, batch: list) -> None:
         assert self.core is not None and self.conn is not None
-        items = [(m.topic, m.payload) for _, m in batch]
+        items = [(m.topic, m.payload, bool(m.retain)) for _, m in batch]
         try:
             outs = self.core.handle(items)
         except Fenced:
@@ -259,14 +259,14 @@ class Counter:
         self.core = self._new_core(store)
         self.core.stats, self.core.last_lag_ms = stats, lag
 
-    def _one_by_one(self, items: list[tuple[str, bytes]]) -> list[Out]:
+    def _one_by_one(self, items: list[tuple[str, bytes, bool]]) -> list[Out]:
         """Isolate a message that breaks the core: quarantine it instead of dying on it.
         A database that keeps failing (disk full, I/O error) still stops the counter."""
         self._reload()
         outs: list[Out] = []
-        for topic, payload in items:
+        for topic, payload, retain in items:
             try:
-                outs += self.core.handle([(topic, payload)])
+                outs += self.core.handle([(topic, payload, retain)])
             except Exception as e:
                 if isinstance(e, (*ERRORS, Fenced)):
                     raise

@@ -128,6 +128,20 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "0007_quarantine_bound",
+        """
+        -- quarantine is bounded per source (the gate of the topic, else 'other') and day
+        -- (UTC date received): beyond QUARANTINE_PER_SOURCE_DAY the oldest row goes
+        ALTER TABLE quarantine ADD COLUMN source TEXT;
+        ALTER TABLE quarantine ADD COLUMN day TEXT;
+        CREATE INDEX quarantine_source_day ON quarantine(source, day, id);
+        CREATE TABLE quarantine_dropped (
+            source TEXT NOT NULL, day TEXT NOT NULL, dropped INTEGER NOT NULL,
+            PRIMARY KEY (source, day)
+        );
+        """,
+    ),
+    (
         "0008_double_admissions",
         """
         -- a badge's passages that day, for the double-admission check (inside.py)
@@ -162,6 +176,17 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
 ]
+
+QUARANTINE_PER_SOURCE_DAY = 1000  # rows kept per gate (or 'other') and day
+QUARANTINE_PAYLOAD_KEPT = 4096  # bytes of each refused payload kept (size keeps the length)
+
+
+def quarantine_source(topic: str) -> str:
+    """The gate a quarantined message came from (its topic's), else 'other'."""
+    parts = topic.split("/", 5)
+    if len(parts) >= 5 and parts[3] == "gates" and parts[4]:
+        return parts[4][:64]
+    return "other"
 
 
 def utcnow() -> str:
@@ -304,12 +329,37 @@ class CounterStore:
         self.conn.executemany(_INSERT_EVENT, rows)
 
     def quarantine(self, rows: Sequence[tuple[str, bytes, str, str]]) -> None:
-        """rows: (topic, payload, reason, received_at); payloads kept up to 64 KiB."""
-        self.conn.executemany(
-            "INSERT INTO quarantine (topic, payload, size, reason, received_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(t, p[:65536], len(p), r, at) for t, p, r, at in rows],
-        )
+        """rows: (topic, payload, reason, received_at). Bounded: the first
+        QUARANTINE_PAYLOAD_KEPT bytes of each payload, QUARANTINE_PER_SOURCE_DAY rows per
+        gate and day (the oldest dropped, counted in quarantine_dropped), so one faulty or
+        hostile lane cannot fill the disk."""
+        conn = self.conn
+        for t, p, r, at in rows:
+            source, day = quarantine_source(t), at[:10]
+            (n,) = conn.execute(
+                "SELECT count(*) FROM quarantine WHERE source = ? AND day = ?", (source, day)
+            ).fetchone()
+            if n >= QUARANTINE_PER_SOURCE_DAY:
+                conn.execute(
+                    "DELETE FROM quarantine WHERE id IN (SELECT id FROM quarantine "
+                    "WHERE source = ? AND day = ? ORDER BY id LIMIT ?)",
+                    (source, day, n - QUARANTINE_PER_SOURCE_DAY + 1),
+                )
+                conn.execute(
+                    "INSERT INTO quarantine_dropped VALUES (?, ?, 1) ON CONFLICT(source, day) "
+                    "DO UPDATE SET dropped = quarantine_dropped.dropped + 1",
+                    (source, day),
+                )
+            conn.execute(
+                "INSERT INTO quarantine (topic, payload, size, reason, received_at, source, day) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (t, p[:QUARANTINE_PAYLOAD_KEPT], len(p), r, at, source, day),
+            )
+
+    def quarantine_dropped(self) -> dict[tuple[str, str], int]:
+        """(source, day) -> quarantined rows dropped beyond the bound."""
+        rows = self.conn.execute("SELECT source, day, dropped FROM quarantine_dropped")
+        return {(src, day): n for src, day, n in rows}
 
     def save_seq(self, gate: str, epoch: str, committed: int, above: list, max_seq: int) -> None:
         now = utcnow()

@@ -219,9 +219,11 @@ class GateAgent:
         return states
 
     def lease_left(self, zone: str, day: date) -> int | None:
-        """Entries still allowed into `zone` today; None when the zone is not leased."""
+        """Entries still allowed into `zone` today; None when no allowance applies: an exit,
+        or a zone with `offline_policy = "open"` while this lane is cut off from the counter
+        (online, every zone's capacity is held by the leases)."""
         z = self.venue.zones.get(zone)
-        if z is None or z.offline_policy == "open" or self.gate.is_exit:
+        if z is None or self.gate.is_exit or (z.offline_policy == "open" and not self.online):
             return None
         lease = self.lease
         if lease is None or lease.day != day.isoformat():

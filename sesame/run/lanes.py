@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,13 +31,17 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class SimClock:
-    """Simulated time in integer milliseconds; callable like a clock."""
+    """Simulated time in integer milliseconds; callable like a clock. `mirror` hears every
+    change (a clock file for a counter in another process)."""
 
     def __init__(self, ms: int = 0):
         self.ms = ms
+        self.mirror: Callable[[int], None] | None = None
 
     def set(self, ms: int) -> None:
         self.ms = ms
+        if self.mirror is not None:
+            self.mirror(ms)
 
     def __call__(self) -> datetime:
         return EPOCH + timedelta(milliseconds=self.ms)  # exact: no float rounding

@@ -71,7 +71,7 @@ class CounterProcess:
     """`sesame counter run` in a child process."""
 
     def __init__(self, venue_file: Path, db: Path | str, credentials: Path, log_path: Path,
-                 name: str | None = None):  # fmt: skip
+                 clock_file: Path | None = None, name: str | None = None):  # fmt: skip
         self.name = name
         self.args = [
             sys.executable,
@@ -87,6 +87,8 @@ class CounterProcess:
             str(credentials),
             *(["--name", name] if name else []),
         ]
+        if clock_file is not None:  # the simulator's time, not the real clock
+            self.args += ["--clock-file", str(clock_file)]
         self.log_path = log_path
         self.kills = 0
         self.proc: subprocess.Popen | None = None
@@ -187,11 +189,19 @@ class Replay:
             conn.close()
 
     def start_counter(self) -> None:
+        """The counter runs on the simulated clock: the venue's time and day are its own
+        clock's (never a lane's stamps), here the simulator's."""
+        if (self.opt.counter_process or self.opt.counters > 1) and self.clock.mirror is None:
+            from sesame.common.clock_file import ClockFileWriter
+
+            self._clock_file = ClockFileWriter(self.work / "clock", self.clock.ms)
+            self.clock.mirror = self._clock_file.set
         if self.opt.counters > 1:  # counters on one shared database, standing by
             self.counters = [
                 CounterProcess(
                     self.venue_file, self.db, self.broker.credentials("counter"),
-                    self.work / f"counter-c{i}.log", name=f"c{i}",
+                    self.work / f"counter-c{i}.log", clock_file=self.work / "clock",
+                    name=f"c{i}",
                 ).start()
                 for i in range(1, self.opt.counters + 1)
             ]  # fmt: skip
@@ -202,11 +212,14 @@ class Replay:
                 self.db,
                 self.broker.credentials("counter"),
                 self.work / "counter.log",
+                clock_file=self.work / "clock",
             ).start()
         else:
             from sesame.counter.service import Counter
 
-            self.counter = Counter(self.venue, self.db, self.broker.url("counter")).start()
+            self.counter = Counter(
+                self.venue, self.db, self.broker.url("counter"), clock=self.clock
+            ).start()
 
     def _lane_url(self, gid: str) -> str:
         url = self.broker.url(f"gate-{gid}")

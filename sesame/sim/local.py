@@ -44,7 +44,7 @@ class LocalDriver:
         room = {z.id: self._headroom(z.id) for z in self.venue.zones.values()}
         states = {z: "full" if n <= 0 else "open" for z, n in room.items()}
         lease = None
-        if zone is not None and zone.offline_policy == "lease":
+        if zone is not None:  # every zone is leased while its lanes are online
             lease = max(0, room[zone.id])
         d = decide(
             text,
