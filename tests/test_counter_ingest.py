@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import json
-import sqlite3
+
+import pytest
 
 from sesame.common import wire
-from tests.fixtures.counter import published
+from sesame.counter.database import ERRORS
+from tests.fixtures.counter import ENGINES, engine_target, published
+
+
+@pytest.fixture(params=ENGINES)
+def counter_target(request, tmp_path):
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return engine_target(request, tmp_path)
 
 
 def _occ(outs, zone):
@@ -164,11 +172,18 @@ def test_snapshot_plus_tail_equals_full_rebuild(make_core, lanes, small_venue, m
 def test_a_failed_commit_stores_nothing(make_core, lanes):
     core = make_core()
     core.handle([lanes.event("in-1")])
-    core.store.conn.execute("CREATE TRIGGER boom BEFORE INSERT ON events "
-                            "BEGIN SELECT RAISE(ABORT, 'disk full'); END")  # fmt: skip
+    if core.store.engine == "sqlite":
+        core.store.conn.execute("CREATE TRIGGER boom BEFORE INSERT ON events "
+                                "BEGIN SELECT RAISE(ABORT, 'disk full'); END")  # fmt: skip
+    else:
+        core.store.conn.execute(
+            "CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN RAISE 'disk full'; END $$ "
+            "LANGUAGE plpgsql; CREATE TRIGGER boom BEFORE INSERT ON events "
+            "FOR EACH ROW EXECUTE FUNCTION boom()"
+        )
     try:
         core.handle([lanes.event("in-1"), lanes.event("in-1")])
-    except sqlite3.DatabaseError:
+    except ERRORS:
         pass
     else:
         raise AssertionError("the failing commit should raise")
@@ -179,7 +194,7 @@ def test_a_failed_commit_stores_nothing(make_core, lanes):
     assert core.tracker.get("in-1", "e1").committed == 1  # seq state rolled back with it
 
 
-def test_queries_for_the_dashboard(make_core, lanes, small_venue, tmp_path):
+def test_queries_for_the_dashboard(make_core, lanes, small_venue, counter_target):
     from sesame.counter import queries
 
     core = make_core()
@@ -188,7 +203,7 @@ def test_queries_for_the_dashboard(make_core, lanes, small_venue, tmp_path):
     status = wire.GateStatus(gate="in-1", online=True, outbox=2, lease_serial=1)
     core.handle([evs[0], evs[3], (t.gate_status("in-1"), status.to_json()),
                  (t.events("in-1"), b"junk")])  # fmt: skip
-    db = tmp_path / "counter.db"
+    db = counter_target
     rows = {r["gate"]: r for r in queries.gates(db, small_venue)}
     assert set(rows) == set(small_venue.gates)
     g = rows["in-1"]

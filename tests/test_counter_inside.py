@@ -7,10 +7,18 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
+
 from sesame.common import wire
 from sesame.common.venue import parse_venue
 from sesame.common.wire.admissions import MAX_ITEMS, parse_admissions
-from tests.fixtures.counter import DAY1, Clock, small_venue_dict
+from tests.fixtures.counter import DAY1, ENGINES, Clock, engine_target, small_venue_dict
+
+
+@pytest.fixture(params=ENGINES)
+def counter_target(request, tmp_path):
+    """On SQLite and on the PostgreSQL database standby counters share."""
+    return engine_target(request, tmp_path)
 
 DAY = DAY1.date().isoformat()
 

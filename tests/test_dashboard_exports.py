@@ -1,5 +1,6 @@
 """Organiser downloads through the API: the counter's own exports of a database the counter
-filled, in every format, and clear refusals when there is nothing to export."""
+filled, in every format, and clear refusals when there is nothing to export. On both
+engines: a dashboard reads the PostgreSQL database the counters share as it reads the file."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import json
 import pytest
 from openpyxl import load_workbook
 
+from tests.fixtures.counter import ENGINES, engine_target
 from tests.fixtures.dashboard import build_counter_db, sample_day_events, sign_in
 
 
-@pytest.fixture
-def organiser(dashboard_factory, tmp_path):
-    db = build_counter_db(tmp_path / "sesame.db", sample_day_events())
+@pytest.fixture(params=ENGINES)
+def organiser(dashboard_factory, tmp_path, request):
+    db = build_counter_db(engine_target(request, tmp_path), sample_day_events())
     server = dashboard_factory(db_path=db)
     c = sign_in(server.url, "organiser")
     yield c
@@ -45,6 +47,9 @@ def test_every_format_of_a_day(organiser):
 
     r = organiser.get(q + "png")
     assert r.headers["content-type"] == "image/png" and r.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+    series = organiser.get("/api/series?day=2018-11-22").json()
+    assert series["history"] == "counter" and max(n for _, n in series["zones"]["nef"]) == 6
 
 
 def test_all_days_and_refusals(organiser, dashboard_factory):

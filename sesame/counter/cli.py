@@ -18,6 +18,7 @@ from sesame.common.errors import CliError
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,3}$")
+_NAME = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +27,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     csub.required = True
     run = csub.add_parser("run", help="run the counter against a broker until interrupted")
     run.add_argument("--venue", default=DEFAULT_VENUE, help=VENUE_HELP)
-    run.add_argument("--db", default="sesame.db", help="SQLite database (created if missing)")
+    run.add_argument(
+        "--db", default="sesame.db",
+        help="SQLite database (created if missing), or postgresql://USER@HOST/NAME shared by "
+        "standby counters: one is active, the others take over when it dies",
+    )  # fmt: skip
+    run.add_argument(
+        "--name",
+        help="this counter's name among those sharing a PostgreSQL database (default HOST:PID)",
+    )
     run.add_argument("--broker", help="broker URL, e.g. mqtt://host:1883 (account: --credentials)")
     run.add_argument("--credentials", help="credential file (JSON) from `sesame broker setup`")
     run.add_argument(
@@ -45,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     metrics_http.add_options(run)
     run.set_defaults(func=_run)
     imp = csub.add_parser("import-badges", help="import manifest.csv into the badge registry")
-    imp.add_argument("--db", default="sesame.db", help="SQLite database")
+    imp.add_argument("--db", default="sesame.db", help="SQLite database or postgresql:// URL")
     imp.add_argument("--manifest", required=True, help="manifest.csv from `sesame badges issue`")
     imp.set_defaults(func=_import)
 
@@ -53,7 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     esub = e.add_subparsers(dest="export_command", metavar="WHAT", parser_class=type(e))
     esub.required = True
     att = esub.add_parser("attendance", help="daily attendance: visitors, entries, peaks")
-    att.add_argument("--db", default="sesame.db", help="the counter's SQLite database")
+    att.add_argument(
+        "--db", default="sesame.db", help="the counter's SQLite database or postgresql:// URL"
+    )
     att.add_argument(
         "--venue",
         help="venue TOML file (default: the venue the database was created for); a file that "
@@ -70,6 +81,10 @@ def _check_database(path: str, *, create: bool) -> None:
     """One line naming the file when --db is not the counter's database, before anything
     opens it (the store would otherwise add the counter's tables to someone else's file).
     create=True: a missing or empty file is fine (the counter creates its tables)."""
+    from sesame.counter.database import is_postgres
+
+    if is_postgres(path):
+        return _check_postgres(path, create=create)
     p = Path(path)
     if not p.exists():
         if not create:
@@ -95,6 +110,47 @@ def _check_database(path: str, *, create: bool) -> None:
         return  # an empty SQLite database
     if not {"_migrations", "events"} <= tables:
         raise CliError(f"{path}: not a Sesame counter database")
+
+
+def _check_postgres(dsn: str, *, create: bool) -> None:
+    """The same checks on a PostgreSQL database: it answers, and holds the counter's tables
+    (or, when the counter may create them, no tables of anyone else)."""
+    from sesame.counter.database import ERRORS, display
+    from sesame.counter.store import connect
+
+    try:
+        conn = connect(dsn, readonly=True)
+        try:
+            tables = {r[0] for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+            )}  # fmt: skip
+        finally:
+            conn.close()
+    except ERRORS as e:
+        why = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise CliError(f"{display(dsn)}: cannot read the database ({why})", 1) from None
+    ours = {"_migrations", "events"}
+    if create and not tables - {"sesame_term"}:
+        return  # an empty database (a standby may have made its term table)
+    if not ours <= tables:
+        raise CliError(f"{display(dsn)}: not a Sesame counter database")
+
+
+def _warn_password_in_dsn(db: str) -> None:
+    """As for --broker: a database password on the command line shows in the process list."""
+    from sesame.counter.database import is_postgres
+
+    if not is_postgres(db):
+        return
+    import psycopg
+
+    try:
+        password = psycopg.conninfo.conninfo_to_dict(db).get("password")
+    except psycopg.ProgrammingError:
+        return  # the database check says what is wrong with it
+    if password:
+        print("warning: the password in --db shows in the process list (ps); put it in "
+              "~/.pgpass or PGPASSWORD instead", file=sys.stderr)  # fmt: skip
 
 
 def _check_output(path: str) -> Path:
@@ -125,6 +181,7 @@ def _export_venue(db: str, venue_file: str | None):
     """The venue to export with: the one recorded in the database, a --venue file only when
     it is the same venue; a database from before the record takes --venue or the reference."""
     from sesame.counter import venue_record
+    from sesame.counter.database import display
 
     try:
         if venue_file is not None:
@@ -135,26 +192,30 @@ def _export_venue(db: str, venue_file: str | None):
     except venue_record.VenueMismatch as e:
         raise CliError(str(e)) from None
     if rec is None:
-        print(f"{db}: no venue recorded (a database from an older counter); exporting with "
-              f"the reference venue {DEFAULT_VENUE}", file=sys.stderr)  # fmt: skip
+        print(f"{display(db)}: no venue recorded (a database from an older counter); "
+              f"exporting with the reference venue {DEFAULT_VENUE}", file=sys.stderr)  # fmt: skip
         return load_or_fail(DEFAULT_VENUE)
     try:
-        return rec.venue(db)
+        return rec.venue(display(db))
     except venue_record.VenueMismatch as e:
         raise CliError(str(e)) from None
 
 
 def _run(args: argparse.Namespace) -> int:
     from sesame.common import mqtt
-    from sesame.counter.service import Counter
+    from sesame.counter.database import is_postgres
+    from sesame.counter.metrics import CounterMetrics
 
     venue = load_or_fail(args.venue)
     if not args.broker and not args.credentials:
         raise CliError("--broker URL or --credentials FILE is required")
+    _warn_password_in_dsn(args.db)
     _check_database(args.db, create=True)
     if args.ha_discovery is not None and not _PREFIX.match(args.ha_discovery):
         raise CliError(f"--ha-discovery {args.ha_discovery!r}: a topic prefix is letters, "
                        "digits, _ and -, in segments joined by /")  # fmt: skip
+    if args.name is not None and not _NAME.match(args.name):
+        raise CliError(f"--name {args.name!r}: letters, digits and . _ : - (1-64)")
     try:
         where = mqtt.parse_broker_url(args.broker, args.credentials).display  # no password
     except ValueError as e:
@@ -162,39 +223,17 @@ def _run(args: argparse.Namespace) -> int:
     from sesame.common.mqtt_url import warn_password_in_url
 
     warn_password_in_url(args.broker)
-    # One line per change of the broker connection, not one per retry: the counter keeps
-    # trying (a counter started before its broker, a broker restarted) until stopped.
-    lock = threading.Lock()
-    shown = {"state": "starting"}
-
-    def on_state(state: str, detail: str) -> None:
-        with lock:
-            before = shown["state"]  # starting, waiting (never connected), connected, lost
-            if state == "connected":
-                shown["state"] = "connected"
-                if before == "lost":  # the first connection is said by the main thread
-                    print(f"counter: connected to the broker at {where} again", flush=True)
-            elif before == "starting":
-                shown["state"] = "waiting"
-                why = "not reachable" if detail.startswith("cannot reach") else detail
-                print(f"counter: waiting for the broker at {where} ({why}); "
-                      "retrying until it answers", file=sys.stderr, flush=True)  # fmt: skip
-            elif before == "connected":
-                shown["state"] = "lost"
-                print(f"counter: lost the broker at {where} ({detail}); retrying",
-                      file=sys.stderr, flush=True)  # fmt: skip
+    done = threading.Event()
+    waiting = threading.Event()  # set while waiting for the broker: a stop ends the wait
 
     class _Stopped(Exception):
         pass
 
-    done = threading.Event()
-
     def stop(*_: object) -> None:
         done.set()
-        if counter is None:  # still waiting for the broker: give up waiting
+        if waiting.is_set():
             raise _Stopped
 
-    counter = None
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
     clock = {}
@@ -205,30 +244,135 @@ def _run(args: argparse.Namespace) -> int:
             clock["clock"] = FileClock(args.clock_file)
         except ClockFileError as e:
             raise CliError(str(e)) from None
-    c = Counter(venue, args.db, args.broker, args.credentials, client_id=args.client_id,
-                on_state=on_state, ha_discovery=args.ha_discovery, **clock)  # fmt: skip
-    metrics_http.serve(args, c.metrics.registry, "counter")
-    try:
-        c.start(timeout=None)  # until the broker answers, a refusal, or a stop
-        counter = c
-    except _Stopped:
-        if c.running:  # the stop came just as it connected
-            c.stop()
-        print("counter: stopped before the broker answered", file=sys.stderr, flush=True)
-        return 0
-    except ValueError as e:
-        raise CliError(str(e)) from None
-    except (mqtt.ConnectRefused, mqtt.ConnectTimeout, OSError) as e:
-        raise CliError(str(e), 1) from None
-    print(f"counter running: connected to the broker at {where}; venue {venue.id}, "
-          f"database {args.db}", flush=True)  # fmt: skip
-    while not done.wait(0.5):
-        if not counter.running:
+    current: list = [None]
+    metrics = CounterMetrics(lambda: current[0].core if current[0] else None, args.db)
+    metrics_http.serve(args, metrics.registry, "counter")
+    run = _Serve(args, venue, where, done, waiting, _Stopped, current, metrics, clock)
+    if not is_postgres(args.db):
+        return run.serve(term=None, name="counter", lost=None) or 0
+    return _elected(args, venue, done, run)
+
+
+def _elected(args: argparse.Namespace, venue, done: threading.Event, run: _Serve) -> int:
+    """Counters sharing a PostgreSQL database: stand by until this one holds the venue's
+    lock, count under its term until it is lost, then stand by again (or stop)."""
+    import socket
+
+    from sesame.counter.database import display
+    from sesame.counter.standby import Leadership
+
+    name = args.name or f"{socket.gethostname()}:{os.getpid()}"
+    db = display(args.db)
+    while not done.is_set():
+        lost = threading.Event()
+
+        def on_lost(why: str, lost: threading.Event = lost) -> None:
+            print(f"counter {name}: no longer the active counter ({why}); stepping down",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            lost.set()
+
+        lead = Leadership(args.db, venue.id, name, on_lost=on_lost)
+        print(f"counter {name}: standing by for venue {venue.id} on {db}", flush=True)
+        term = lead.acquire(done)
+        if term is None:
             break
-    counter.stop()
-    if counter.error is not None:
-        raise CliError(f"counter stopped: {counter.error}", 1)
+        after = f", taking over from {lead.previous}" if lead.previous else ""
+        print(f"counter {name}: active counter for venue {venue.id}, term {term}{after}; "
+              "rebuilding from the database", flush=True)  # fmt: skip
+        try:
+            rc = run.serve(term=term, name=name, lost=lost)
+        finally:
+            lead.release()
+        if rc is not None:
+            return rc
+    print(f"counter {name}: stopped", flush=True)
     return 0
+
+
+class _Serve:
+    """One Counter from start to stop: the broker connection's messages, the stop signal."""
+
+    def __init__(self, args, venue, where, done, waiting, stopped, current, metrics, clock):
+        self.args, self.venue, self.where = args, venue, where
+        self.clock = clock  # {"clock": FileClock} with --clock-file, else the real clock
+        self.done, self.waiting, self.stopped = done, waiting, stopped
+        self.current, self.metrics = current, metrics
+
+    def serve(self, *, term: int | None, name: str, lost: threading.Event | None) -> int | None:
+        """0 when stopped; None when this counter stepped down (another one is active, or
+        the shared database failed: stand by again); CliError when it cannot run."""
+        from sesame.common import mqtt
+        from sesame.counter.database import ERRORS, display
+        from sesame.counter.service import Counter
+        from sesame.counter.store import Fenced
+
+        args, where = self.args, self.where
+        # One line per change of the broker connection, not one per retry: the counter keeps
+        # trying (a counter started before its broker, a broker restarted) until stopped.
+        lock = threading.Lock()
+        shown = {"state": "starting"}
+
+        def on_state(state: str, detail: str) -> None:
+            with lock:
+                before = shown["state"]  # starting, waiting (never connected), connected, lost
+                if state == "connected":
+                    shown["state"] = "connected"
+                    if before == "lost":  # the first connection is said by the main thread
+                        print(f"counter: connected to the broker at {where} again", flush=True)
+                elif before == "starting":
+                    shown["state"] = "waiting"
+                    why = "not reachable" if detail.startswith("cannot reach") else detail
+                    print(f"counter: waiting for the broker at {where} ({why}); "
+                          "retrying until it answers", file=sys.stderr, flush=True)  # fmt: skip
+                elif before == "connected":
+                    shown["state"] = "lost"
+                    print(f"counter: lost the broker at {where} ({detail}); retrying",
+                          file=sys.stderr, flush=True)  # fmt: skip
+
+        c = Counter(self.venue, args.db, args.broker, args.credentials, client_id=args.client_id,
+                    on_state=on_state, ha_discovery=args.ha_discovery, term=term, name=name,
+                    metrics=self.metrics, **self.clock)  # fmt: skip
+        self.current[0] = c
+        try:
+            self.waiting.set()
+            if self.done.is_set():
+                raise self.stopped
+            c.start(timeout=None)  # until the broker answers, a refusal, or a stop
+            self.waiting.clear()
+        except self.stopped:
+            self.waiting.clear()
+            if c.running:  # the stop came just as it connected
+                c.stop()
+            print("counter: stopped before the broker answered", file=sys.stderr, flush=True)
+            return 0
+        except ValueError as e:
+            self.waiting.clear()
+            raise CliError(str(e)) from None
+        except (mqtt.ConnectRefused, mqtt.ConnectTimeout, OSError) as e:
+            self.waiting.clear()
+            raise CliError(str(e), 1) from None
+        except ERRORS as e:
+            self.waiting.clear()
+            if term is None:
+                raise CliError(f"{display(args.db)}: {e}", 1) from None
+            print(f"counter: database failed ({e}); standing by", file=sys.stderr, flush=True)
+            return None
+        print(f"counter running: connected to the broker at {where}; venue {self.venue.id}, "
+              f"database {display(args.db)}", flush=True)  # fmt: skip
+        while not self.done.wait(0.2):
+            if not c.running or (lost is not None and lost.is_set()):
+                break
+        stepping_down = lost is not None and (lost.is_set() or isinstance(c.error, Fenced))
+        c.stop(stepping_down=stepping_down)
+        if stepping_down:
+            return None
+        if c.error is not None:
+            if term is not None and isinstance(c.error, ERRORS):
+                print(f"counter: database failed ({c.error}); standing by",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                return None
+            raise CliError(f"counter stopped: {c.error}", 1)
+        return 0
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -239,7 +383,9 @@ def _import(args: argparse.Namespace) -> int:
         n = import_manifest(args.db, args.manifest)
     except ManifestError as e:
         raise CliError(str(e)) from None
-    print(f"imported {n} badges into {args.db}")
+    from sesame.counter.database import display
+
+    print(f"imported {n} badges into {display(args.db)}")
     return 0
 
 

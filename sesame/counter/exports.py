@@ -35,6 +35,7 @@ from typing import BinaryIO
 from sesame.common.capacity import over_capacity
 from sesame.common.filling import FillWatch
 from sesame.common.venue import OUTSIDE, Venue
+from sesame.counter.database import ERRORS as ERRORS  # what a reader catches, either engine
 from sesame.counter.store import connect
 
 Progress = Callable[[int, int], None]
@@ -99,7 +100,7 @@ def _walk(conn, venue: Venue, day: str, registry: dict | None = None,
 
     rows = conn.execute(
         "SELECT t, gate, badge, category, hour, group_size FROM events "
-        "WHERE day = ? AND kind = 'passage' ORDER BY t",
+        "WHERE day = ? AND kind = 'passage' ORDER BY t, rowid",
         (day,),
     )
     visitors, hours = r.visitors, [0] * 24

@@ -22,7 +22,6 @@ detail names both lanes, the badge id and its category, never its token).
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -31,6 +30,7 @@ from sesame.common.decision import ANTIPASSBACK_WINDOW
 from sesame.common.venue import OUTSIDE, Reentry, Venue
 from sesame.common.wire.admissions import MAX_ITEMS, Admission, Admissions
 from sesame.counter.batch import Out
+from sesame.counter.database import Database
 from sesame.counter.findings import Findings
 from sesame.counter.store import CounterStore, utcnow
 
@@ -71,7 +71,7 @@ class Inside:
         self.scanned = 0  # event rows up to this one have been looked at
 
     @property
-    def _db(self) -> sqlite3.Connection:
+    def _db(self) -> Database:
         return self.store.conn
 
     # -- state ---------------------------------------------------------------------------
@@ -188,12 +188,14 @@ class Inside:
                 continue
             mine, theirs = (r.gate, r.ts), (gate, ts)
             first, second = (theirs, mine) if t <= r.t else (mine, theirs)
-            cur = self._db.execute(
-                "INSERT OR IGNORE INTO double_admissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            # RETURNING, not rowcount: a pipelined PostgreSQL statement has no rowcount yet
+            new = self._db.execute(
+                "INSERT INTO double_admissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING RETURNING day",
                 (r.day, r.badge, r.to_zone, first[0], second[0], r.category, first[1],
                  second[1], utcnow()),
-            )  # fmt: skip
-            if cur.rowcount == 1:
+            ).fetchone()  # fmt: skip
+            if new is not None:
                 self.findings.bump(KIND, second[0], now, _detail(
                     r.day, r.badge, r.category, r.to_zone, first[0], second[0], first[1],
                     second[1]))  # fmt: skip

@@ -76,11 +76,13 @@ class _CoreState(Collector):
 
     def collect(self) -> Iterator:
         core = self.core()
-        size = GaugeMetricFamily(
-            "sesame_counter_database_size_bytes", "SQLite database and write-ahead log"
-        )
-        size.add_metric([], sum(_size(self.db_path + s) for s in ("", "-wal")))
-        yield size
+        if not self.db_path.startswith(("postgresql://", "postgres://")):
+            # a file's size; PostgreSQL's is the database server's to report
+            size = GaugeMetricFamily(
+                "sesame_counter_database_size_bytes", "SQLite database and write-ahead log"
+            )
+            size.add_metric([], sum(_size(self.db_path + s) for s in ("", "-wal")))
+            yield size
         if core is None:
             return
         for _ in range(3):  # the writer thread may change a dict while we copy it

@@ -20,8 +20,19 @@ from pathlib import Path
 
 from sesame.common.states import VenueMode, ZoneAccess
 from sesame.common.venue import OUTSIDE, Venue
+from sesame.counter.database import ERRORS as ERRORS  # re-exported: the dashboard reads
+from sesame.counter.database import display as display  # the database through queries only
+from sesame.counter.database import is_postgres
 from sesame.counter.occupancy import zone_state
 from sesame.counter.store import connect
+
+
+def available(db: str | Path | None) -> bool:
+    """Whether there is a database to read: an existing SQLite file, or any PostgreSQL URL
+    (whether it answers shows at the first query, as a database error)."""
+    if not db:
+        return False
+    return is_postgres(db) or Path(db).is_file()
 
 
 def _state(conn, key: str, default=None):
@@ -48,7 +59,8 @@ def zone_occupancy(db_path: str | Path, venue: Venue) -> list[dict]:
                 if g.to_zone != OUTSIDE:
                     occ[g.to_zone] += n
             for zone, d in conn.execute(
-                "SELECT zone, sum(delta) FROM corrections WHERE day = ? GROUP BY zone", (day,)
+                "SELECT zone, CAST(sum(delta) AS INTEGER) FROM corrections WHERE day = ? "
+                "GROUP BY zone", (day,)
             ):
                 if zone in occ:
                     occ[zone] += d

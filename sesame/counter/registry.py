@@ -83,14 +83,7 @@ def import_manifest(db_path: str | Path, manifest: str | Path) -> int:
     try:
         store.begin()
         try:
-            cols = list(rows[0]) if rows else []
-            if rows:
-                store.conn.executemany(
-                    f"INSERT INTO badges ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-                    "ON CONFLICT (badge_id) DO UPDATE SET "
-                    + ", ".join(f"{c}=excluded.{c}" for c in cols[1:]),
-                    [tuple(r[c] for c in cols) for r in rows],
-                )
+            store.upsert_badges(rows)
             store.audit("badges_imported", who=None, zone=None,
                         detail={"file": str(manifest), "badges": len(rows)})  # fmt: skip
             store.commit()

@@ -14,7 +14,6 @@ re-publish the rest from their outboxes.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -26,8 +25,9 @@ from sesame.common import wire
 from sesame.common.venue import Venue
 from sesame.counter import venue_record
 from sesame.counter.core import Core, Out
+from sesame.counter.database import ERRORS, display, is_postgres
 from sesame.counter.metrics import CounterMetrics
-from sesame.counter.store import CounterStore, utcnow
+from sesame.counter.store import CounterStore, Fenced, utcnow
 
 log = logging.getLogger("sesame.counter")
 
@@ -50,9 +50,17 @@ class Counter:
         session_expiry: int = 7 * 86400,
         on_state: Callable[[str, str], None] | None = None,
         ha_discovery: str | None = None,
+        term: int | None = None,
+        name: str = "counter",
+        metrics: CounterMetrics | None = None,
     ):
         self.venue = venue
-        self.db_path = Path(db_path)
+        # a SQLite file, or a PostgreSQL URL shared with standby counters
+        self.db_path = db_path if is_postgres(db_path) else Path(db_path)
+        # The term this counter was elected with (standby.Leadership), None when it runs
+        # alone: it stamps every lease and ack, and fences every transaction.
+        self.term = term
+        self.name = name
         self.broker_url = broker_url
         self.credentials = credentials
         self.client_id = client_id  # None: derived from the account at start()
@@ -70,7 +78,8 @@ class Counter:
         self.batches = 0
         self.connection_events: list[tuple[str, str]] = []
         self.on_state = on_state  # hears "connected" / "disconnected" / "refused", any thread
-        self.metrics = CounterMetrics(lambda: self.core, self.db_path)  # served if asked
+        # served if asked; a CLI that runs one Counter per term passes one for all of them
+        self.metrics = metrics or CounterMetrics(lambda: self.core, self.db_path)
         self.ha_discovery = ha_discovery  # Home Assistant discovery prefix, None: off
 
     # -- life cycle ----------------------------------------------------------------------
@@ -86,14 +95,15 @@ class Counter:
             self.client_id = mqtt.account_client_id(
                 f"sesame-counter-{self.venue.id}", self.broker_url, self.credentials
             )
-        store = CounterStore(self.db_path)
+        store = CounterStore(self.db_path, application_name=f"sesame-counter {self.name}")
         try:  # the database remembers its venue (exports need no --venue; another is refused)
             venue_record.remember(store.conn, self.venue, utcnow())
         except venue_record.VenueMismatch as e:
             store.close()
-            raise ValueError(f"{self.db_path}: {e}") from None
-        self.core = Core(self.venue, store, self.clock)
-        self.core.metrics = self.metrics
+            raise ValueError(f"{display(self.db_path)}: {e}") from None
+        if self.term is not None:
+            store.fence = (self.venue.id, self.term)
+        self.core = self._new_core(store)
         topics = wire.Topics(self.venue.id)
         will = (topics.counter_status(), wire.CounterStatus(online=False).to_json(), 1, True)
         try:
@@ -118,12 +128,22 @@ class Counter:
         self._thread.start()
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def _new_core(self, store: CounterStore) -> Core:
+        """The state rebuilt from the database (at start, after a takeover, after a failed
+        batch), stamping the elected term."""
+        core = Core(self.venue, store, self.clock)
+        core.metrics = self.metrics
+        core.desk.term = self.term
+        return core
+
+    def stop(self, timeout: float = 10.0, *, stepping_down: bool = False) -> None:
+        """Stop; `stepping_down`: another counter is active now, so say nothing more (no
+        offline status over the new one's)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
         if self.conn is not None:
-            if self.core is not None:
+            if self.core is not None and not stepping_down:
                 self._publish([self.core.status(online=False)])
             deadline = time.monotonic() + 3.0
             client = self.conn.client
@@ -218,6 +238,8 @@ class Counter:
         items = [(m.topic, m.payload, bool(m.retain)) for _, m in batch]
         try:
             outs = self.core.handle(items)
+        except Fenced:
+            raise  # another counter is active: write nothing more, not even one by one
         except Exception:
             log.exception("batch of %d failed; retrying one message at a time", len(items))
             outs = self._one_by_one(items)
@@ -234,9 +256,8 @@ class Counter:
         store = self.core.store
         store.rollback()
         stats, lag = self.core.stats, self.core.last_lag_ms
-        self.core = Core(self.venue, store, self.clock)
+        self.core = self._new_core(store)
         self.core.stats, self.core.last_lag_ms = stats, lag
-        self.core.metrics = self.metrics
 
     def _one_by_one(self, items: list[tuple[str, bytes, bool]]) -> list[Out]:
         """Isolate a message that breaks the core: quarantine it instead of dying on it.
@@ -247,7 +268,7 @@ class Counter:
             try:
                 outs += self.core.handle([(topic, payload, retain)])
             except Exception as e:
-                if isinstance(e, sqlite3.Error):
+                if isinstance(e, (*ERRORS, Fenced)):
                     raise
                 log.exception("message on %s quarantined after an internal error", topic)
                 self._reload()

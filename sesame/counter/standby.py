@@ -12,8 +12,11 @@ How the role moves:
   drops the lock; a standby polling every `poll` seconds takes it and a new term.
 - The active counter is paused or cut off while its socket stays open: it no longer beats
   (`beat` in `sesame_term`, every `beat_every` seconds on the lock connection). A standby
-  that sees the beat older than `stale_after` ends the holder's backend
-  (pg_terminate_backend: same database role, or pg_signal_backend) and takes the lock.
+  that sees the beat older than `stale_after` ends the holder's sessions, the lock's and
+  its writer's (same `application_name`; pg_terminate_backend: same database role, or
+  pg_signal_backend) and takes the lock. Ending the writer's session rolls back the batch
+  it had open: the store fences every transaction on the term (store.CounterStore.fence), so
+  nothing of the former term commits after a takeover.
 - The active counter loses its lock connection (network, database restart, terminated by
   a standby): `on_lost` is called at once from the watchdog thread; the counter must stop
   publishing and step down (the CLI exits so that its supervisor restarts it as a standby).
@@ -87,6 +90,7 @@ class Leadership:
         name: str,
         *,
         on_lost: Callable[[str], None] = lambda why: None,
+        application_name: str | None = None,
         poll: float = POLL,
         beat_every: float = BEAT_EVERY,
         stale_after: float = STALE_AFTER,
@@ -96,6 +100,9 @@ class Leadership:
         self.on_lost = on_lost
         self.poll, self.beat_every, self.stale_after = poll, beat_every, stale_after
         self.term: int | None = None
+        self.previous: str | None = None  # the holder before this counter took the role
+        # shared with this counter's store connection, so that a standby can end both
+        self.application_name = application_name or f"sesame-counter {name}"
         self._conn: psycopg.Connection | None = None
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
@@ -104,8 +111,12 @@ class Leadership:
     # -- becoming active --
 
     def _connect(self) -> psycopg.Connection:
-        conn = psycopg.connect(self.dsn, autocommit=True, **_KEEPALIVE)
+        conn = psycopg.connect(
+            self.dsn, autocommit=True, application_name=self.application_name, **_KEEPALIVE
+        )
         conn.execute(_SCHEMA)
+        # a paused former holder's open batch holds the term row: never wait on it for long
+        conn.execute("SET lock_timeout = '5s'")
         return conn
 
     def try_acquire(self) -> int | None:
@@ -119,16 +130,29 @@ class Leadership:
             if holder is not None and holder_is_stale(holder.beat_age, self.stale_after):
                 log.warning("%s: active counter (backend %d) silent for %s s: ending its session",
                             self.name, holder.pid, holder.beat_age)  # fmt: skip
-                self._conn.execute("SELECT pg_terminate_backend(%s)", (holder.pid,))
+                self._conn.execute(
+                    "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a, "
+                    "(SELECT application_name FROM pg_stat_activity WHERE pid = %s) h "
+                    "WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() "
+                    "AND (a.pid = %s OR a.application_name = h.application_name)",
+                    (holder.pid, holder.pid),
+                )
             return None
-        row = self._conn.execute(
-            "INSERT INTO sesame_term (venue, term, holder, since, beat) "
-            "VALUES (%s, 1, %s, now(), now()) "
-            "ON CONFLICT (venue) DO UPDATE SET term = sesame_term.term + 1, "
-            "holder = EXCLUDED.holder, since = now(), beat = now() RETURNING term",
-            (self.venue, self.name),
-        ).fetchone()
-        self.term = int(row[0])
+        try:
+            row = self._conn.execute(
+                "WITH old AS (SELECT holder FROM sesame_term WHERE venue = %s) "
+                "INSERT INTO sesame_term (venue, term, holder, since, beat) "
+                "VALUES (%s, 1, %s, now(), now()) "
+                "ON CONFLICT (venue) DO UPDATE SET term = sesame_term.term + 1, "
+                "holder = EXCLUDED.holder, since = now(), beat = now() "
+                "RETURNING term, (SELECT holder FROM old)",
+                (self.venue, self.venue, self.name),
+            ).fetchone()
+        except psycopg.errors.LockNotAvailable:
+            # a former holder's batch still holds the term row: let go, try again later
+            self._conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+            return None
+        self.term, self.previous = int(row[0]), row[1]
         self._start_watchdog()
         log.info("%s: active counter for %s, term %d", self.name, self.venue, self.term)
         return self.term
@@ -182,6 +206,10 @@ class Leadership:
                 if row is None:  # another counter took a newer term
                     self._lose("a newer term was taken")
                     return
+            except psycopg.errors.LockNotAvailable:
+                # this counter's own batch held the term row past lock_timeout: the lock is
+                # still ours (the connection answered); beat again next time
+                log.warning("%s: beat delayed by a long transaction", self.name)
             except (psycopg.Error, AssertionError) as e:
                 self._lose(f"lock connection lost: {e}")
                 return

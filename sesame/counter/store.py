@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,6 +18,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from sesame.common import sqlite
+from sesame.counter.database import (
+    Database,
+    PostgresDatabase,
+    SqliteDatabase,
+    connect_postgres,
+    is_postgres,
+)
+from sesame.counter.migrations_pg import PG_MIGRATIONS
 
 # Named migrations (sesame.common.sqlite.migrate, recorded in `_migrations`). Never edit one
 # that has shipped: add a new one.
@@ -184,15 +193,53 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection with the project's pragmas (sesame.common.sqlite); read-only ones never
-    create the file."""
-    return sqlite.readonly(path) if readonly else sqlite.connect(path)
+def connect(target: str | Path, *, readonly: bool = False,
+            application_name: str = "sesame") -> Database:  # fmt: skip
+    """A handle on the counter's database: a SQLite file with the project's pragmas
+    (sesame.common.sqlite; a read-only one never creates the file), or a PostgreSQL URL."""
+    if is_postgres(target):
+        return connect_postgres(str(target), readonly=readonly,
+                                application_name=application_name)  # fmt: skip
+    return SqliteDatabase(sqlite.readonly(target) if readonly else sqlite.connect(target))
 
 
-def migrate(conn: sqlite3.Connection) -> list[str]:
+def migrate(db: Database | sqlite3.Connection) -> list[str]:
     """Apply the migrations not yet recorded; returns the names applied."""
-    return sqlite.migrate(conn, MIGRATIONS)
+    if isinstance(db, PostgresDatabase):
+        return _migrate_pg(db)
+    return sqlite.migrate(db.raw if isinstance(db, SqliteDatabase) else db, MIGRATIONS)
+
+
+# Counters starting together on one PostgreSQL database migrate one at a time.
+_MIGRATE_LOCK = zlib.crc32(b"sesame-counter-migrate")
+
+
+def _migrate_pg(db: PostgresDatabase) -> list[str]:
+    """The pending PostgreSQL migrations, all in one transaction (DDL is transactional
+    there), under a lock so that two counters starting together do not both apply them."""
+    applied = []
+    db.begin()
+    try:
+        db.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATE_LOCK,))
+        db.execute("CREATE TABLE IF NOT EXISTS _migrations "
+                   "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")  # fmt: skip
+        done = {r[0] for r in db.execute("SELECT name FROM _migrations")}
+        for name, sql in PG_MIGRATIONS:
+            if name in done:
+                continue
+            for stmt in sqlite.statements(sql):
+                db.execute(stmt)
+            db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, utcnow()))
+            applied.append(name)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    return applied
+
+
+class Fenced(RuntimeError):
+    """Another counter holds a newer term: this one must write nothing more."""
 
 
 class EventRow(NamedTuple):
@@ -221,17 +268,22 @@ class EventRow(NamedTuple):
 
 EVENT_COLUMNS = ", ".join(EventRow._fields)
 _INSERT_EVENT = (
-    f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) "
-    f"VALUES ({', '.join('?' * len(EventRow._fields))})"
+    f"INSERT INTO events ({EVENT_COLUMNS}) "
+    f"VALUES ({', '.join('?' * len(EventRow._fields))}) ON CONFLICT DO NOTHING"
 )
 
 
 class CounterStore:
     """The writer's handle on the database. Not thread-safe: one thread writes."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.conn = connect(self.path)
+    def __init__(self, target: str | Path, *, application_name: str = "sesame-counter"):
+        self.target = target if is_postgres(target) else Path(target)
+        self.path = self.target  # the SQLite file (the name callers knew); or the URL
+        self.conn: Database = connect(self.target, application_name=application_name)
+        self.engine = self.conn.engine
+        # (venue, term) once this counter is the active one among several (standby.py):
+        # every transaction first checks the term is still ours and holds it till commit.
+        self.fence: tuple[str, int] | None = None
         migrate(self.conn)
 
     def close(self) -> None:
@@ -250,22 +302,31 @@ class CounterStore:
             raise
 
     def begin(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.begin()
+        if self.fence is not None:
+            # FOR SHARE: a standby taking over (which raises the term) waits for this
+            # transaction, so nothing of a former term commits after the takeover.
+            venue, term = self.fence
+            row = self.conn.execute(
+                "SELECT term FROM sesame_term WHERE venue = ? FOR SHARE", (venue,)
+            ).fetchone()
+            if row is None or int(row[0]) != term:
+                self.conn.rollback()
+                raise Fenced(f"term {term} of venue {venue} is over (now {row and row[0]})")
 
     def commit(self) -> None:
-        self.conn.execute("COMMIT")
+        self.conn.commit()
 
     def rollback(self) -> None:
-        if self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
+        self.conn.rollback()
 
     # -- writes (inside a transaction) --------------------------------------------------
     # The hot path stays one hand-written executemany: sqlite-utils' insert_all took 2.7 times
     # as long per row (median of 28 runs, bench/bench_counter_core.py, bench/README.md).
-    def insert_events(self, rows: Sequence[EventRow]) -> int:
-        before = self.conn.total_changes
+    def insert_events(self, rows: Sequence[EventRow]) -> None:
+        """The hot path: one executemany (pipelined on PostgreSQL); events already stored
+        (same id) are skipped, so a batch redelivered after a takeover counts once."""
         self.conn.executemany(_INSERT_EVENT, rows)
-        return self.conn.total_changes - before
 
     def quarantine(self, rows: Sequence[tuple[str, bytes, str, str]]) -> None:
         """rows: (topic, payload, reason, received_at). Bounded: the first
@@ -286,7 +347,7 @@ class CounterStore:
                 )
                 conn.execute(
                     "INSERT INTO quarantine_dropped VALUES (?, ?, 1) ON CONFLICT(source, day) "
-                    "DO UPDATE SET dropped = dropped + 1",
+                    "DO UPDATE SET dropped = quarantine_dropped.dropped + 1",
                     (source, day),
                 )
             conn.execute(
@@ -311,11 +372,13 @@ class CounterStore:
 
     def save_correction(self, c: Any, t: float, day: str) -> bool:
         """Store a correction once by id; False when it was already applied."""
-        cur = self.conn.execute(
-            "INSERT OR IGNORE INTO corrections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        # RETURNING, not rowcount: a pipelined PostgreSQL statement has no rowcount yet
+        row = self.conn.execute(
+            "INSERT INTO corrections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING "
+            "RETURNING id",
             (c.id, c.zone, c.delta, c.reason, c.by, c.ts.isoformat(), t, day, utcnow()),
-        )
-        return cur.rowcount == 1
+        ).fetchone()
+        return row is not None
 
     def audit(self, action: str, *, who: str | None, zone: str | None, detail: dict) -> None:
         self.conn.execute(
@@ -357,6 +420,18 @@ class CounterStore:
             "INSERT INTO day_residues VALUES (?, ?, ?, ?) ON CONFLICT (day, zone) DO UPDATE "
             "SET residue=excluded.residue",
             [(day, z, n, utcnow()) for z, n in residues.items()],
+        )
+
+    def upsert_badges(self, rows: Sequence[dict]) -> None:
+        """Registry rows (every row with the same keys, badge_id first), replaced by id."""
+        if not rows:
+            return
+        cols = list(rows[0])
+        self.conn.executemany(
+            f"INSERT INTO badges ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+            "ON CONFLICT (badge_id) DO UPDATE SET "
+            + ", ".join(f"{c}=excluded.{c}" for c in cols[1:]),
+            [tuple(r[c] for c in cols) for r in rows],
         )
 
     def set_state(self, key: str, value: Any) -> None:
@@ -410,7 +485,7 @@ class CounterStore:
     def correction_totals(self) -> Iterator[tuple[str, str, int]]:
         """(day, zone, sum of deltas) of every correction applied."""
         yield from self.conn.execute(
-            "SELECT day, zone, sum(delta) FROM corrections GROUP BY day, zone"
+            "SELECT day, zone, CAST(sum(delta) AS INTEGER) FROM corrections GROUP BY day, zone"
         )
 
     def seq_states(self) -> Iterator[tuple[str, str, int, list, int]]:
@@ -453,8 +528,8 @@ class CounterStore:
             [(r[0],) for r in rows],
         )
         self.conn.executemany(
-            "INSERT OR IGNORE INTO held_passages (event_id, gate, day, t, epoch, state, held_at) "
-            "VALUES (?, ?, ?, ?, ?, 'held', ?)",
+            "INSERT INTO held_passages (event_id, gate, day, t, epoch, state, held_at) "
+            "VALUES (?, ?, ?, ?, ?, 'held', ?) ON CONFLICT DO NOTHING",
             [(*r, now) for r in rows],
         )
 
@@ -466,11 +541,12 @@ class CounterStore:
 
     def held_of(self, gate: str, limit: int | None) -> list[tuple[str, str, float, str]]:
         """(event id, day, t, epoch) of a lane's undecided held passages, oldest hold first."""
-        return self.conn.execute(
-            "SELECT event_id, day, t, epoch FROM held_passages WHERE gate = ? AND state = 'held' "
-            "ORDER BY rowid LIMIT ?",
-            (gate, -1 if limit is None else limit),
-        ).fetchall()
+        # rowid: insertion order (an identity column of that name on PostgreSQL)
+        sql = ("SELECT event_id, day, t, epoch FROM held_passages WHERE gate = ? "
+               "AND state = 'held' ORDER BY rowid")  # fmt: skip
+        if limit is None:
+            return self.conn.execute(sql, (gate,)).fetchall()
+        return self.conn.execute(sql + " LIMIT ?", (gate, limit)).fetchall()
 
     def decide_held(self, ids: Sequence[str], state: str, decision: str) -> None:
         """Mark held passages accepted (their events count as passages again) or rejected."""
@@ -488,11 +564,13 @@ class CounterStore:
 
     def record_decision(self, d: Any) -> bool:
         """Record an officer's decision once by id; False when it was already applied."""
-        cur = self.conn.execute(
-            "INSERT OR IGNORE INTO decisions VALUES (?, ?, ?, ?, ?, '', '{}', ?)",
+        # RETURNING, not rowcount: a pipelined PostgreSQL statement has no rowcount yet
+        row = self.conn.execute(
+            "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, '', '{}', ?) ON CONFLICT DO NOTHING "
+            "RETURNING id",
             (d.id, d.action, d.gate, d.by, d.ts.isoformat(), utcnow()),
-        )
-        return cur.rowcount == 1
+        ).fetchone()
+        return row is not None
 
     def decision_outcome(self, decision_id: str, outcome: str, detail: dict) -> None:
         self.conn.execute(

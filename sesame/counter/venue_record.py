@@ -13,8 +13,11 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from sesame.common import sqlite
+import psycopg
+
 from sesame.common.venue import ConfigError, Venue, parse_venue
+from sesame.counter.database import Database, display
+from sesame.counter.store import connect
 
 KEY = "venue"
 
@@ -39,7 +42,7 @@ class Recorded:
             raise VenueMismatch(f"{where}: the recorded venue is unreadable ({e})") from None
 
 
-def remember(conn: sqlite3.Connection, venue: Venue, now: str) -> None:
+def remember(conn: Database, venue: Venue, now: str) -> None:
     """At counter start: record the venue, or refuse a database of another venue. The same
     venue id with other content (capacities, hours edited) replaces the record: the counter
     counts from now on with the new file."""
@@ -66,7 +69,7 @@ def remember(conn: sqlite3.Connection, venue: Venue, now: str) -> None:
 
 def recorded(db_path: str | Path) -> Recorded | None:
     """The venue recorded in a counter database (read-only), or None (an older database)."""
-    conn = sqlite.readonly(db_path)
+    conn = connect(db_path, readonly=True)
     try:
         return _read(conn)
     finally:
@@ -84,15 +87,15 @@ def check(db_path: str | Path, venue: Venue, venue_file: str) -> None:
         else f"not the venue {rec.venue_id!r} as recorded on {rec.recorded_at[:19]}"
     )
     raise VenueMismatch(
-        f"{venue_file}: {what} in {db_path}; leave out --venue to use the recorded one"
+        f"{venue_file}: {what} in {display(db_path)}; leave out --venue to use the recorded one"
     )
 
 
-def _read(conn: sqlite3.Connection) -> Recorded | None:
+def _read(conn: Database) -> Recorded | None:
     try:
         row = conn.execute("SELECT value FROM meta WHERE key=?", (KEY,)).fetchone()
-    except sqlite3.OperationalError:  # no meta table: a database from before the record
-        return None
+    except (sqlite3.OperationalError, psycopg.errors.UndefinedTable):
+        return None  # no meta table: a database from before the record
     if row is None:
         return None
     try:

@@ -20,7 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Serve the dashboard for safety officers, organisers and viewers.",
     )
     p.add_argument("--venue", default=DEFAULT_VENUE, help=VENUE_HELP)
-    p.add_argument("--db", help="the counter's SQLite database (history and exports)")
+    p.add_argument(
+        "--db",
+        help="the counter's database (history and exports): a SQLite file or postgresql:// URL",
+    )
     p.add_argument("--broker", help="broker URL, e.g. mqtt://host:port (or a credential file)")
     p.add_argument("--credentials", help="credential file for the dashboard's broker account")
     p.add_argument("--accounts", default=DEFAULT_ACCOUNTS, help="dashboard accounts database")
@@ -145,16 +148,32 @@ def trusted_proxies(given: list[str] | None) -> tuple[str, ...]:
     return tuple(given)
 
 
-def _dashboard(args: argparse.Namespace) -> int:
+def _check_counter_db(db: str) -> None:
+    """A SQLite file that exists, or a PostgreSQL database that answers (one line if not)."""
     from pathlib import Path
 
+    from sesame.counter import queries
+
+    if not queries.is_postgres(db):
+        if not Path(db).is_file():
+            raise CliError(f"{db}: no such counter database")
+        return
+    try:
+        queries.days_with_events(db)
+    except queries.ERRORS as e:
+        why = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise CliError(f"{queries.display(db)}: not a readable counter database ({why})", 1) \
+            from None
+
+
+def _dashboard(args: argparse.Namespace) -> int:
     from sesame.common.cli_venue import load_or_fail
     from sesame.dashboard.app import DashboardSettings
     from sesame.dashboard.server import serve_forever
 
     venue = load_or_fail(args.venue)
-    if args.db and not Path(args.db).is_file():
-        raise CliError(f"{args.db}: no such counter database")
+    if args.db:
+        _check_counter_db(args.db)
     if args.broker or args.credentials:
         from sesame.common.mqtt import parse_broker_url
 

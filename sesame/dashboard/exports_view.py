@@ -4,9 +4,7 @@ through the counter's own export functions (`sesame.counter.exports`)."""
 from __future__ import annotations
 
 import io
-import sqlite3
 from datetime import date, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi.responses import Response
@@ -38,8 +36,11 @@ def check_day(venue: Venue, day: str) -> date:
 
 
 def _db(dash: Dashboard) -> str:
+    """The counter's database: a SQLite file, or the PostgreSQL database counters share."""
+    from sesame.counter.queries import available
+
     p = dash.settings.db_path
-    if not p or not Path(p).is_file():
+    if not available(p):
         raise ApiError(503, "NO_DATABASE", "the counter's database is not available")
     return str(p)
 
@@ -62,7 +63,7 @@ def attendance(dash: Dashboard, day: date | None, fmt: str) -> Response:
             if fmt == "json":
                 return Response(wire.dumps(report), media_type=MEDIA["json"])
             exports.write_attendance(report, fmt, buf)
-    except sqlite3.Error as e:
+    except exports.ERRORS as e:
         raise ApiError(503, "NO_DATABASE", f"the counter's database cannot be read: {e}") from None
     return Response(buf.getvalue(), media_type=MEDIA[fmt], headers=headers)
 
@@ -77,14 +78,16 @@ def series(dash: Dashboard, day: date | None) -> dict[str, Any]:
     minute's highest figure, so a peak is never smoothed away), history then live points."""
     zones: dict[str, dict[str, int]] = {z: {} for z in dash.venue.zones}
     history = "none"
-    if day is not None and dash.settings.db_path and Path(dash.settings.db_path).is_file():
+    from sesame.counter.queries import available
+
+    if day is not None and available(dash.settings.db_path):
         from sesame.counter import exports  # loaded when asked: it brings matplotlib
 
         try:
             history_points = exports.occupancy_series(
                 str(dash.settings.db_path), dash.venue, day.isoformat()
             )
-        except sqlite3.Error:
+        except exports.ERRORS:
             history_points = {}  # the live points still show
         for zone, points in history_points.items():
             if zone not in zones:

@@ -9,7 +9,6 @@ goes into `page_values()` as one more key.
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -51,11 +50,13 @@ def opening_hours(venue: Venue) -> dict[str, dict[str, Any]]:
 
 def days_with_data(db_path: str | Path | None) -> set[str]:
     """Event days with stored events; none when there is no readable database."""
-    if not db_path or not Path(db_path).is_file():
+    from sesame.counter.queries import ERRORS, available
+
+    if not available(db_path):
         return set()
     try:
         return days_with_events(db_path)
-    except sqlite3.Error:
+    except ERRORS:
         return set()
 
 

@@ -32,7 +32,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from sesame.common import sqlite
 from sesame.common.capacity import over_capacity
 from sesame.common.venue import Venue
 from sesame.run.lanes import EPOCH, InProcessLane, ProcessLane, SimClock, wait_until
@@ -53,6 +52,8 @@ class Options:
     process_lanes: frozenset[str] = frozenset()  # these lanes in their own process
     relayed_lanes: frozenset[str] = frozenset()  # these lanes reach the broker via a relay
     counter_process: bool = False
+    counters: int = 1  # counter processes sharing `db` (PostgreSQL): one active, others stand by
+    db: str | None = None  # the counter's database: a postgresql:// URL; None: work/sesame.db
     max_backlog: int = 400  # events waiting in the outboxes before the simulation waits
     seed: int = 0
     progress: Callable[[str, int, int], None] | None = None  # (day, done, total)
@@ -69,8 +70,9 @@ class Outcome:
 class CounterProcess:
     """`sesame counter run` in a child process."""
 
-    def __init__(self, venue_file: Path, db: Path, credentials: Path, log_path: Path,
-                 clock_file: Path | None = None):  # fmt: skip
+    def __init__(self, venue_file: Path, db: Path | str, credentials: Path, log_path: Path,
+                 clock_file: Path | None = None, name: str | None = None):  # fmt: skip
+        self.name = name
         self.args = [
             sys.executable,
             "-m",
@@ -83,10 +85,12 @@ class CounterProcess:
             str(db),
             "--credentials",
             str(credentials),
+            *(["--name", name] if name else []),
         ]
         if clock_file is not None:  # the simulator's time, not the real clock
             self.args += ["--clock-file", str(clock_file)]
         self.log_path = log_path
+        self.kills = 0
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> CounterProcess:
@@ -102,6 +106,7 @@ class CounterProcess:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
             self.proc = None
+            self.kills += 1
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -132,10 +137,11 @@ class Replay:
         self.broker = broker
         self.work = Path(work)
         self.opt = options or Options()
-        self.db = self.work / "sesame.db"
+        self.db: Path | str = self.opt.db or self.work / "sesame.db"
         self.lanes: dict[str, InProcessLane | ProcessLane] = {}
         self.relays: dict = {}
         self.counter = None
+        self.counters: list[CounterProcess] = []  # with Options.counters > 1
         self.tokens: dict[str, str] = {}
         self.outcome = Outcome()
         self.on_action: Callable[[int, int], None] | None = None  # chaos hooks: (n, at)
@@ -185,12 +191,22 @@ class Replay:
     def start_counter(self) -> None:
         """The counter runs on the simulated clock: the venue's time and day are its own
         clock's (never a lane's stamps), here the simulator's."""
-        if self.opt.counter_process:
-            if self.clock.mirror is None:
-                from sesame.common.clock_file import ClockFileWriter
+        if (self.opt.counter_process or self.opt.counters > 1) and self.clock.mirror is None:
+            from sesame.common.clock_file import ClockFileWriter
 
-                self._clock_file = ClockFileWriter(self.work / "clock", self.clock.ms)
-                self.clock.mirror = self._clock_file.set
+            self._clock_file = ClockFileWriter(self.work / "clock", self.clock.ms)
+            self.clock.mirror = self._clock_file.set
+        if self.opt.counters > 1:  # counters on one shared database, standing by
+            self.counters = [
+                CounterProcess(
+                    self.venue_file, self.db, self.broker.credentials("counter"),
+                    self.work / f"counter-c{i}.log", clock_file=self.work / "clock",
+                    name=f"c{i}",
+                ).start()
+                for i in range(1, self.opt.counters + 1)
+            ]  # fmt: skip
+            self.counter = self.counters[0]
+        elif self.opt.counter_process:
             self.counter = CounterProcess(
                 self.venue_file,
                 self.db,
@@ -299,8 +315,8 @@ class Replay:
                 lane.stop()
             except Exception:
                 log.exception("stopping lane %s", lane.gate_id)
-        if self.counter is not None:
-            self.counter.stop()
+        for c in self.counters or ([self.counter] if self.counter is not None else []):
+            c.stop()
         for relay in self.relays.values():
             relay.close()
 
@@ -316,14 +332,17 @@ def _alive(lane) -> bool:
     return not isinstance(lane, ProcessLane) or lane.proc is not None
 
 
-def event_log_over_capacity(db: Path, venue: Venue) -> dict[str, dict[str, dict]]:
+def event_log_over_capacity(db: Path | str, venue: Venue) -> dict[str, dict[str, dict]]:
     """From the stored event log (not the counter's state): every zone whose occupancy ever
     went above capacity, per day -> {zone: {peak, capacity, offline_policy}} (an `open` zone
     can be; a lease zone never: see sesame.common.capacity.lease_breaches)."""
-    conn = sqlite.readonly(db)
+    from sesame.counter.store import connect
+
+    conn = connect(db, readonly=True)
     try:
         rows = conn.execute(
-            "SELECT day, t, from_zone, to_zone FROM events WHERE kind = 'passage' ORDER BY day, t"
+            "SELECT day, t, from_zone, to_zone FROM events WHERE kind = 'passage' "
+            "ORDER BY day, t, rowid"
         ).fetchall()
     finally:
         conn.close()
