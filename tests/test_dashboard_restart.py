@@ -47,7 +47,12 @@ def spawn(mosquitto, accounts, port: int) -> subprocess.Popen:
         except httpx.HTTPError:
             return False
 
-    wait_for(up, 20, "the dashboard to serve")
+    try:
+        wait_for(up, 60, "the dashboard to serve")  # a cold start on a loaded machine
+    except BaseException:
+        proc.kill()  # never leave a dashboard behind the test
+        proc.wait(10)
+        raise
     return proc
 
 
