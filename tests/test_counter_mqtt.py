@@ -172,9 +172,12 @@ def test_last_will_when_the_counter_dies(mosquitto, tmp_path):
 
 def _spawn_counter(mosquitto, tmp_path):
     """`sesame counter run` on the simulated time of the morning replayed: a clock file that
-    runs from START + 1 min with real time, as a simulator keeps it."""
+    runs with real time, as a simulator keeps it, from START + 11 min: after every stamp the
+    GateSims below write (one a second per lane, up to 600), so their passages arrive as
+    deliveries of the past minutes at a turnstile's pace, neither ahead of the counter's clock
+    nor a burst."""
     if not (tmp_path / "clock").exists():
-        running_clock_file(tmp_path / "clock", START + timedelta(minutes=1))
+        running_clock_file(tmp_path / "clock", START + timedelta(minutes=11))
     log = open(tmp_path / "counter.log", "ab")
     return subprocess.Popen(
         [sys.executable, "-m", "sesame", "counter", "run", "--venue", str(VENUE_FILE),

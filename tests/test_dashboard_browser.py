@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from sesame.common import mqtt, wire
+from tests.fixtures.counter import RunningClock
 from tests.fixtures.dashboard import (
     ACCOUNTS,
     ROLE_USER,
@@ -74,7 +75,10 @@ def test_safety_officer_live_view(mosquitto, dashboard_factory, tmp_path, page_f
 
     venue = load_venue("config/grand-palais.toml")
     db = tmp_path / "sesame.db"
-    counter = Counter(venue, db, mosquitto.url("counter"), tick_s=0.2, status_s=1).start()
+    # the counter's clock is the venue's time: Sunday, just after the passages below
+    counter = Counter(venue, db, mosquitto.url("counter"), tick_s=0.2, status_s=1,
+                      clock=RunningClock(datetime.fromisoformat("2018-11-25T13:05:00+01:00"))
+                      ).start()  # fmt: skip
     gate = mqtt.connect(mosquitto.url("gate-churchill-in-1"), "gate-churchill-in-1")
     try:
         server = dashboard_factory(db_path=db)

@@ -50,7 +50,9 @@ def _hour_labels(page) -> list[str]:
 def test_opens_on_the_latest_day_with_data_then_an_empty_day(
     dashboard_factory, tmp_path, page_for, artifacts  # noqa: F811
 ):
-    db = build_counter_db(tmp_path / "sesame.db", sample_day_events() + _saturday_events())
+    # the counter ran through the event: Thursday's passages on Thursday, Saturday's on Saturday
+    db = build_counter_db(tmp_path / "sesame.db", sample_day_events())
+    build_counter_db(db, _saturday_events(), at=f"{SATURDAY}T15:30:00+01:00")
     server = dashboard_factory(db_path=db)  # the real clock: long after the event
     page = page_for(server, "organiser")
     page.wait_for_selector(f"body[data-loaded='{SATURDAY}']")  # not the first day (22nd)

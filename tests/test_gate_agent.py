@@ -95,11 +95,16 @@ def test_an_open_zone_keeps_to_its_lease_while_online_only(agents, make_token, m
     a = agents("balcons-up-1")
     lease(a, 2, zone="balcons")
     monkeypatch.setattr(GateAgent, "online", property(lambda self: True))
+    a.counter = wire.CounterStatus(online=True)  # the counter's retained status
     assert a.handle_scan(make_token("O1")).granted
     assert a.handle_scan(make_token("O2")).granted
     assert a.handle_scan(make_token("O3")).reason == Reason.LEASE_EXHAUSTED
-    monkeypatch.setattr(GateAgent, "online", property(lambda self: False))  # cut off
+    a.counter = wire.CounterStatus(online=False)  # the counter's Will: it died
     assert a.handle_scan(make_token("O4")).granted
+    a.counter = wire.CounterStatus(online=True)
+    assert a.handle_scan(make_token("O5")).reason == Reason.LEASE_EXHAUSTED
+    monkeypatch.setattr(GateAgent, "online", property(lambda self: False))  # cut off
+    assert a.handle_scan(make_token("O6")).granted
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from sesame.broker.process import MosquittoProcess
 from sesame.broker.setup import setup
 from sesame.common import mqtt, wire
 from sesame.common.venue import load_venue, parse_venue
+from tests.fixtures.counter import RunningClock
 from tests.fixtures.dashboard import VENUE_FILE
 
 TOPICS = wire.Topics("grand-palais")
@@ -72,12 +73,13 @@ def test_home_assistant_discovers_the_venue(ha_broker, tmp_path):
 
     venue = load_venue(VENUE_FILE)
     db = tmp_path / "sesame.db"
+    ts = datetime.fromisoformat("2018-11-25T11:00:00+01:00")
+    # the counter's clock is the venue's time: Sunday morning, when the passage below happens
     counter = Counter(venue, db, ha_broker.url("counter"), status_s=0.5,
-                      ha_discovery="homeassistant").start()  # fmt: skip
+                      ha_discovery="homeassistant", clock=RunningClock(ts)).start()  # fmt: skip
     gate = mqtt.connect(ha_broker.url("gate-churchill-in-1"), "gate-churchill-in-1")
     dash = mqtt.connect(ha_broker.url("dashboard"), "dash-ha")
     try:
-        ts = datetime.fromisoformat("2018-11-25T11:00:00+01:00")
         ev = wire.Event(gate="churchill-in-1", epoch="ha1", seq=1, ts=ts, kind="passage",
                         from_zone="outside", to_zone="nef", badge="H1", category="public")
         gate.publish(TOPICS.events("churchill-in-1"), ev.to_json(), 1, False)

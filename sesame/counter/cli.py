@@ -46,10 +46,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--ha-discovery", nargs="?", const="homeassistant", metavar="PREFIX",
         help="publish Home Assistant MQTT discovery configs (prefix default homeassistant)",
     )  # fmt: skip
-    run.add_argument(
+    when = run.add_mutually_exclusive_group()
+    when.add_argument(
         "--clock-file", metavar="FILE",
         help="run on the simulated time a simulator writes to FILE (replays; default: the "
         "real clock)",
+    )  # fmt: skip
+    when.add_argument(
+        "--start-time", metavar="ISO",
+        help="run on a clock that starts at this time (with its UTC offset) and goes on with "
+        "real time: to try the venue's past event days by hand (default: the real clock)",
     )  # fmt: skip
     metrics_http.add_options(run)
     run.set_defaults(func=_run)
@@ -237,6 +243,8 @@ def _run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
     clock = {}
+    if args.start_time:
+        clock["clock"] = _started_clock(args.start_time)
     if args.clock_file:
         from sesame.common.clock_file import ClockFileError, FileClock
 
@@ -287,6 +295,21 @@ def _elected(args: argparse.Namespace, venue, done: threading.Event, run: _Serve
             return rc
     print(f"counter {name}: stopped", flush=True)
     return 0
+
+
+def _started_clock(text: str):
+    """`--start-time`: the venue's time begins at `text` and runs with the real clock."""
+    import time
+    from datetime import datetime, timedelta
+
+    try:
+        start = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"--start-time {text!r} is not an ISO time") from None
+    if start.tzinfo is None:
+        raise CliError("--start-time needs a UTC offset, e.g. 2018-11-22T10:00:00+01:00")
+    t0 = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - t0)
 
 
 class _Serve:

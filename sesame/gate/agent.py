@@ -168,6 +168,13 @@ class GateAgent:
     def online(self) -> bool:
         return self.link is not None and self.link.connected
 
+    @property
+    def reaches_counter(self) -> bool:
+        """Connected, and the counter's retained status (its Will when it dies) says it is
+        online: the leases come from a living counter. Otherwise the lane is cut off from it,
+        whether its own link or the counter is down."""
+        return self.online and self.counter is not None and self.counter.online
+
     # -- the scan loop -------------------------------------------------------------------
     def _loop(self) -> None:
         next_beat = 0.0
@@ -221,9 +228,11 @@ class GateAgent:
     def lease_left(self, zone: str, day: date) -> int | None:
         """Entries still allowed into `zone` today; None when no allowance applies: an exit,
         or a zone with `offline_policy = "open"` while this lane is cut off from the counter
-        (online, every zone's capacity is held by the leases)."""
+        (while it reaches the counter, every zone's capacity is held by the leases)."""
         z = self.venue.zones.get(zone)
-        if z is None or self.gate.is_exit or (z.offline_policy == "open" and not self.online):
+        if z is None or self.gate.is_exit or (
+            z.offline_policy == "open" and not self.reaches_counter
+        ):
             return None
         lease = self.lease
         if lease is None or lease.day != day.isoformat():
