@@ -7,11 +7,6 @@ test-artifacts/demo-lanes*.png."""
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -19,6 +14,7 @@ from pathlib import Path
 
 from sesame.common import mqtt, wire
 from sesame.common.venue import load_venue
+from tests.fixtures.e2e import Demo
 
 REPO = Path(__file__).resolve().parents[1]
 VENUE = load_venue(REPO / "config" / "grand-palais.toml")
@@ -39,27 +35,12 @@ LANES_JS = """() => [...document.querySelectorAll('#gates tbody tr')].map((tr) =
 def test_demo_lanes_show_no_false_fault_and_a_real_one_in_the_warning_colour(
     tmp_path, chromium, artifacts
 ):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sesame", "demo", "--http-port", "0", "--speed", "300",
-         "--scale", "0.01", "--dir", str(tmp_path / "demo")],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    lines: list[str] = []
+    demo = Demo("--http-port", "0", "--speed", "300", "--scale", "0.01",
+                "--dir", str(tmp_path / "demo"))
+    url, password, broker, accounts = demo.url, demo.password, demo.broker, demo.accounts
     page = None
     try:
-        url = password = broker = accounts = None
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not url:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if m := re.search(r"broker: (\S+) \(accounts in (\S+)\)", line):
-                broker, accounts = m.group(1), Path(m.group(2))
-            if m := re.search(r"dashboard: (http://\S+)/\s+user demo\s+password (\S+)", line):
-                url, password = m.groups()
-        assert url and broker, "".join(lines)
+        assert broker, "".join(demo.lines)
 
         page = chromium.new_page(viewport={"width": 1280, "height": 1400})
         page.set_default_timeout(90_000)  # a whole demo starting on a shared, loaded machine
@@ -122,9 +103,4 @@ def test_demo_lanes_show_no_false_fault_and_a_real_one_in_the_warning_colour(
     finally:
         if page is not None:
             page.close()
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        demo.stop()

@@ -5,15 +5,12 @@ metrics, and the values agree with what the demo's dashboard shows."""
 from __future__ import annotations
 
 import re
-import signal
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 
+from tests.fixtures.e2e import Demo
 from tests.test_metrics import scrape, until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,24 +48,10 @@ def total(samples: dict, name: str, **labels: str) -> float:
 
 def test_a_scrape_of_the_running_demo(tmp_path):
     base = three_free_ports()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sesame", "demo", "--http-port", "0", "--speed", "600",
-         "--scale", "0.1", "--metrics-port", str(base), "--dir", str(tmp_path / "demo")],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    lines: list[str] = []
+    demo = Demo("--http-port", "0", "--speed", "600", "--scale", "0.1",
+                "--metrics-port", str(base), "--dir", str(tmp_path / "demo"), cwd=tmp_path)
+    url, password = demo.url, demo.password
     try:
-        url = password = None
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and url is None:
-            line = proc.stdout.readline()
-            assert line, "".join(lines)
-            lines.append(line)
-            m = re.search(r"dashboard: (http://\S+)/\s+user demo\s+password (\S+)", line)
-            if m:
-                url, password = m.groups()
-        assert url, "".join(lines)
         web = httpx.Client(base_url=url, timeout=5)
         assert web.post("/login", json={"username": "demo", "password": password}).is_success
         counter, dash, lanes = base, base + 1, base + 2
@@ -112,12 +95,7 @@ def test_a_scrape_of_the_running_demo(tmp_path):
         assert d[("sesame_dashboard_sessions", ())] >= 1
         assert total(d, "sesame_dashboard_http_responses_total", status="200") >= 1
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        demo.stop()
     # the metrics ports are closed with the demo
     for port in (base, base + 1, base + 2):
         with socket.socket() as s:

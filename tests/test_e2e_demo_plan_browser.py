@@ -5,33 +5,9 @@ shows the counter's "full in about N min", the same on its card and on the plan.
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
-import sys
-import time
 
 from tests.fixtures.dashboard import chromium  # noqa: F401 (fixture)
-
-
-def _start_demo(tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sesame", "demo", "--http-port", "0", "--speed", "600",
-         "--scale", "0.1", "--dir", str(tmp_path / "demo")],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    lines: list[str] = []
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        m = re.search(r"dashboard: (http://\S+)/\s+user demo\s+password (\S+)", line)
-        if m:
-            return proc, m.group(1), m.group(2)
-    proc.kill()
-    raise AssertionError("".join(lines))
+from tests.fixtures.e2e import Demo
 
 
 def _nef(page) -> int:
@@ -40,7 +16,9 @@ def _nef(page) -> int:
 
 
 def test_the_demo_plan_follows_the_replay_and_shows_full_in(tmp_path, chromium, artifacts):  # noqa: F811
-    proc, url, password = _start_demo(tmp_path)
+    demo = Demo("--http-port", "0", "--speed", "600", "--scale", "0.1",
+                "--dir", str(tmp_path / "demo"), cwd=tmp_path)
+    url, password = demo.url, demo.password
     try:
         ctx = chromium.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
         page = ctx.new_page()
@@ -71,18 +49,15 @@ def test_the_demo_plan_follows_the_replay_and_shows_full_in(tmp_path, chromium, 
 
         # a filling zone: the counter's estimate appears on its card and on the plan
         page.wait_for_selector("#zone-nef .full-in:not([hidden])", timeout=90000)
-        estimate = page.locator("#zone-nef .full-in").text_content()
+        # read in one go: the replay keeps updating both while the test reads
+        estimate, plan_text = page.evaluate(
+            "() => [document.querySelector('#zone-nef .full-in').textContent,"
+            " document.querySelector('#plan-zone-nef .plan-forecast').textContent]")  # fmt: skip
         assert re.fullmatch(r"full in about \d+ min", estimate or ""), estimate
-        plan_text = page.locator("#plan-zone-nef .plan-forecast").text_content()
         assert plan_text == estimate  # both drawn from the same occupancy message
         page.screenshot(path=str(artifacts / "demo-plan-full-in.png"), full_page=True)
         assert page.evaluate("() => window.__sameDocument") is True
         assert errors == []
         ctx.close()
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        demo.stop()
