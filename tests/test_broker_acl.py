@@ -88,21 +88,21 @@ def test_gate_cannot_write_control_lease_ack_or_others_status(broker):
         T.gate_status(GATE_B),
         T.occupancy("nef"),
         T.counter_status(),
-        T.revoked(),
+        T.revoked("00"),
     ]
     seen = _attempts(broker, f"gate-{GATE_A}", forged, T.gate_status(GATE_A))
     assert seen == [(T.gate_status(GATE_A), b"marker")]
 
 
 def test_counter_cannot_forge_gate_events_or_control(broker):
-    forged = [T.events(GATE_A), T.gate_status(GATE_A), T.zone_control("nef"), T.revoked(),
+    forged = [T.events(GATE_A), T.gate_status(GATE_A), T.zone_control("nef"), T.revoked("00"),
               T.decisions()]  # fmt: skip
     seen = _attempts(broker, "counter", forged, T.lease(GATE_A))
     assert seen == [(T.lease(GATE_A), b"marker")]
 
 
 def test_dashboard_publishes_only_control(broker):
-    forged = [T.events(GATE_A), T.lease(GATE_A), T.occupancy("nef"), T.revoked()]
+    forged = [T.events(GATE_A), T.lease(GATE_A), T.occupancy("nef"), T.revoked("00")]
     allowed = [T.zone_control("nef"), T.decisions()]
     seen = _attempts(broker, "dashboard", forged + allowed, T.venue_control())
     assert seen == [(t, b"forged") for t in allowed] + [(T.venue_control(), b"marker")]
@@ -110,8 +110,8 @@ def test_dashboard_publishes_only_control(broker):
 
 def test_admin_publishes_revocations_only(broker):
     seen = _attempts(broker, "admin", [T.venue_control(), T.events(GATE_A), T.decisions()],
-                     T.revoked())  # fmt: skip
-    assert seen == [(T.revoked(), b"marker")]
+                     T.revoked("00"))  # fmt: skip
+    assert seen == [(T.revoked("00"), b"marker")]
 
 
 def test_gate_reads_its_lease_and_ack_but_not_another_gates(broker):
@@ -291,10 +291,10 @@ def test_anonymous_refused(broker):
 def test_alert_topics_counter_and_dashboard_write_the_pager_account_only_reads(broker):
     # only the alert topics: a session-wide cluster also hands the watcher the retained leases
     # and acks earlier tests left
-    alert_topics = {T.alerts(), T.escalated_alerts()}
-    seen = _attempts(broker, "counter", [T.escalated_alerts()], T.alerts())
-    assert [m for m in seen if m[0] in alert_topics] == [(T.alerts(), b"marker")]
-    seen = _attempts(broker, "dashboard", [T.alerts()], T.escalated_alerts())
+    alert_topics = {T.alerts("00"), T.escalated_alerts()}
+    seen = _attempts(broker, "counter", [T.escalated_alerts()], T.alerts("00"))
+    assert [m for m in seen if m[0] in alert_topics] == [(T.alerts("00"), b"marker")]
+    seen = _attempts(broker, "dashboard", [T.alerts("00")], T.escalated_alerts())
     assert [m for m in seen if m[0] in alert_topics] == [(T.escalated_alerts(), b"marker")]
     # the pager/PA bridge account: reads escalations, publishes nothing
     pager, got = _subscriber(broker, "alerts", [T.escalated_alerts()], "pager-1")

@@ -8,9 +8,9 @@ from datetime import datetime
 
 from sesame.common import wire
 from sesame.common.venue import parse_venue
-from sesame.common.wire.alerts import CounterAlerts, Finding, parse_counter_alerts
+from sesame.common.wire.alerts import CounterAlerts, Finding
 from sesame.dashboard.live import LiveState
-from tests.fixtures.counter import DAY1, published, small_venue_dict
+from tests.fixtures.counter import DAY1, findings_in, published, small_venue_dict
 
 
 def status(venue, gate, *faults, online=True) -> tuple[str, bytes]:
@@ -19,8 +19,7 @@ def status(venue, gate, *faults, online=True) -> tuple[str, bytes]:
 
 
 def alerts(outs) -> list[Finding]:
-    [payload] = published(outs, "alerts").values()
-    return list(parse_counter_alerts(payload).alerts)
+    return findings_in(outs)
 
 
 def test_fire_alarm_is_a_counter_alert_and_no_evacuation_by_default(small_venue, make_core):
@@ -73,10 +72,10 @@ def test_dashboard_shows_the_finding_as_an_alert(small_venue):
     t = wire.Topics(small_venue.id)
     now = datetime(2018, 11, 22, 12, tzinfo=DAY1.tzinfo)
     msg = CounterAlerts((Finding("FIRE_ALARM", "out-1", DAY1),), DAY1).to_json()
-    ups = live.apply(t.alerts(), msg, now)
+    ups = live.apply(t.alerts("00"), msg, now)
     [(_, a)] = [u for u in ups if u[0] == "alert"]
     assert a["kind"] == "FIRE_ALARM" and a["subject"] == "out-1" and a["active"]
-    assert live.apply(t.alerts(), msg, now) == []  # the same list again: nothing new
-    cleared = live.apply(t.alerts(), CounterAlerts((), DAY1).to_json(), now)
+    assert live.apply(t.alerts("00"), msg, now) == []  # the same list again: nothing new
+    cleared = live.apply(t.alerts("00"), CounterAlerts((), DAY1).to_json(), now)
     assert [u[1]["active"] for u in cleared] == [False]
-    assert live.apply(t.alerts(), b"{garbage", now) == [] and live.rejected == 1
+    assert live.apply(t.alerts("00"), b"{garbage", now) == [] and live.rejected == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 from sesame.common import wire
 from sesame.counter import queries
 from sesame.counter.liveness import Liveness
+from tests.fixtures.counter import alert_shards, findings_in
 
 
 def test_silence_rule():
@@ -37,12 +38,8 @@ def test_counter_marks_a_silent_lane_offline(make_core, small_venue, tmp_path):
     out = core.tick()
     assert online()["in-1"] is False
     # and the safety officers hear of it: a LANE_SILENT finding on counter/alerts
-    alerts = [wire.parse_counter_alerts(o.payload) for o in out
-              if o.topic.endswith("counter/alerts")]  # fmt: skip
-    assert [(a.kind, a.subject) for a in alerts[-1].alerts] == [("LANE_SILENT", "in-1")]
-    assert not any(o.topic.endswith("counter/alerts") for o in core.tick())  # once
+    assert [(a.kind, a.subject) for a in findings_in(out)] == [("LANE_SILENT", "in-1")]
+    assert not alert_shards(core.tick())  # once
     out = core.handle([(wire.Topics("testhall").gate_status("in-1"), status.to_json())])
     assert online()["in-1"] is True  # heard again
-    alerts = [wire.parse_counter_alerts(o.payload) for o in out
-              if o.topic.endswith("counter/alerts")]  # fmt: skip
-    assert alerts and alerts[-1].alerts == ()  # the finding cleared
+    assert alert_shards(out) and findings_in(out) == []  # the finding cleared

@@ -139,19 +139,19 @@ def test_counter_findings_are_alerts_and_end_when_the_counter_drops_them():
     s = LiveState(VENUE)
     f = Finding("CLOCK_SKEW", "churchill-in-2", T0, 3, {"offset_ms": 4200})
     held = Finding("HELD_PASSAGES", "nef", T0, 12)
-    s.apply(T.alerts(), CounterAlerts((f, held), T0).to_json(), T0)
+    s.apply(T.alerts("00"), CounterAlerts((f, held), T0).to_json(), T0)
     keys = {a["key"]: a for a in s.alert_list()}
     assert set(keys) == {"CLOCK_SKEW:churchill-in-2", "HELD_PASSAGES:nef"}
     assert keys["CLOCK_SKEW:churchill-in-2"]["count"] == 3
     assert keys["CLOCK_SKEW:churchill-in-2"]["detail"] == {"offset_ms": 4200}
     assert keys["HELD_PASSAGES:nef"]["source"] == "counter"
-    s.apply(T.alerts(), CounterAlerts((held,), T0).to_json(), T0 + timedelta(seconds=5))
+    s.apply(T.alerts("00"), CounterAlerts((held,), T0).to_json(), T0 + timedelta(seconds=5))
     keys = {a["key"]: a["active"] for a in s.alert_list()}
     assert keys == {"CLOCK_SKEW:churchill-in-2": False, "HELD_PASSAGES:nef": True}
     # the same finding repeated is no new alert; a fire alarm sounds
-    s.apply(T.alerts(), CounterAlerts((held,), T0).to_json(), T0 + timedelta(seconds=6))
+    s.apply(T.alerts("00"), CounterAlerts((held,), T0).to_json(), T0 + timedelta(seconds=6))
     fire = Finding("FIRE_ALARM", "nef", T0)
-    s.apply(T.alerts(), CounterAlerts((held, fire), T0).to_json(), T0)
+    s.apply(T.alerts("00"), CounterAlerts((held, fire), T0).to_json(), T0)
     assert len(s.alert_list()) == 3
     assert next(a for a in s.alert_list() if a["kind"] == "FIRE_ALARM")["audible"] is True
 
@@ -172,7 +172,7 @@ def test_hostile_counter_alerts_change_nothing(payload):
     assert not parse_counter_alerts(payload)
     s = LiveState(VENUE)
     before = s.snapshot()
-    assert s.apply(T.alerts(), payload, T0) == []
+    assert s.apply(T.alerts("00"), payload, T0) == []
     assert s.snapshot() == before and s.rejected == 1
 
 

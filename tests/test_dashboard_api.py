@@ -358,7 +358,7 @@ def test_a_publish_the_broker_refuses_is_reported_not_assumed(dashboard):
 
     link = dashboard.dashboard.link
     with pytest.raises(PublishRefused):
-        link.publish(TOPICS.revoked(), b'{"v":1,"badges":[]}', qos=1, retain=True)
+        link.publish(TOPICS.revoked("00"), b'{"v":1,"badges":[]}', qos=1, retain=True)
     assert link.publish(TOPICS.zone_control("nef"), b'{"v":1,"state":"open"}', 1, True) == (
         "published"
     )

@@ -88,7 +88,7 @@ def test_the_topic_list_is_the_contract():
         "zones/<zone>/occupancy",
         "control/zones/<zone>",
         "control/venue",
-        "badges/revoked",
+        "badges/revoked/<shard>",
     }
 
 

@@ -1,5 +1,6 @@
 """`sesame badges revoke --broker`: the full list reaches gates as the retained
-`badges/revoked` message, through a real Mosquitto with the project's generated ACL."""
+`badges/revoked/<shard>` messages (all 128 of them), through a real Mosquitto with the
+project's generated ACL."""
 
 from __future__ import annotations
 
@@ -7,19 +8,22 @@ import threading
 
 from sesame.cli import main
 from sesame.common import mqtt, wire
+from sesame.common.wire.shards import REVOKED_SHARDS, shard_name
 from tests.fixtures.foundation import REFERENCE_VENUE
 
 TOPIC = wire.Topics("grand-palais").revoked()
 
 
 def _retained(broker, account: str = "admin", timeout: float = 10.0) -> wire.Revocations | None:
-    """What a client connecting now receives on badges/revoked (retained), or None."""
-    got: list[bytes] = []
-    arrived = threading.Event()
+    """What a client connecting now receives on badges/revoked/+ (every retained shard,
+    joined), or None when nothing is retained."""
+    got: dict[str, bytes] = {}
+    complete = threading.Event()
 
     def on_message(msg):
-        got.append(msg.payload)
-        arrived.set()
+        got[msg.topic] = msg.payload
+        if len(got) == REVOKED_SHARDS:
+            complete.set()
 
     conn = mqtt.connect(
         broker.url(account),
@@ -30,13 +34,18 @@ def _retained(broker, account: str = "admin", timeout: float = 10.0) -> wire.Rev
         session_expiry=0,
     )
     try:
-        if not arrived.wait(timeout):
-            return None
+        complete.wait(timeout)
     finally:
         conn.close()
-    parsed = wire.parse_revocations(got[-1])
-    assert parsed, parsed
-    return parsed
+    if not got:
+        return None
+    assert len(got) == REVOKED_SHARDS, f"{len(got)} of {REVOKED_SHARDS} shards retained"
+    badges: list[str] = []
+    for topic, payload in got.items():
+        shard = wire.parse_revocation_shard(payload)
+        assert shard and topic == wire.Topics("grand-palais").revoked(shard_name(shard.shard))
+        badges += shard.badges
+    return wire.Revocations(tuple(sorted(badges)))
 
 
 def _revoke(broker_arg: str, lst, *ids: str, timeout: float = 10) -> int:
@@ -50,7 +59,8 @@ def test_revocations_are_published_retained(mosquitto, tmp_path, capsys):
     lst = tmp_path / "revoked.json"
     creds = str(mosquitto.credentials("admin"))
     assert _revoke(creds, lst, "B000002", "B000003") == 0
-    assert f"published 2 revoked id(s), retained, to {TOPIC}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"published 2 revoked id(s), retained, to {TOPIC} (128 shards)" in out
     assert _retained(mosquitto).badges == ("B000002", "B000003")
 
     # the next revocation publishes the full list, not a delta; a gate account reads it

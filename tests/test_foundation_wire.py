@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sesame.common import wire
-from sesame.common.wire import ParseError, Topics
+from sesame.common.wire import ParseError, TopicKind, Topics
+from sesame.common.wire.shards import shard_of
 
 PARIS_WINTER = timezone(timedelta(hours=1))
 T = datetime(2018, 11, 22, 9, 1, 2, 123000, tzinfo=PARIS_WINTER)
@@ -47,6 +48,10 @@ MESSAGES = [
     (wire.Revocations(("B000002", "B000003"), T), wire.parse_revocations),
     (wire.Correction("c0ffee-0001", "nef", -12, "miscount at exit", "officer-1", T),
      wire.parse_correction),
+    (wire.Revocations(("B000002", "B000003"), T).shards()[shard_of("B000002", 128)],
+     wire.parse_revocation_shard),
+    (wire.CounterAlerts((wire.Finding("FIRE_ALARM", "out-1", T, 1, {"a": 1}),), T, 7),
+     wire.parse_counter_alerts),
 ]  # fmt: skip
 PARSERS = sorted({p for _, p in MESSAGES}, key=lambda p: p.__name__)
 
@@ -86,8 +91,11 @@ def test_structural_refusals(msg, parse):
         got = parse(json.dumps(bad))
         assert isinstance(got, ParseError) and not got, what
         assert "version" in got.reason
-    # the revocation list is allowed to be large (4 MiB); everything else stays small
-    limit = 4 * 1024 * 1024 if parse is wire.parse_revocations else wire.MAX_PAYLOAD
+    # the revocation list file may be large (4 MiB); shards of the large retained lists are
+    # 60 KiB at most; everything else stays small (16 KiB)
+    limits = {wire.parse_revocations: 4 * 1024 * 1024, wire.parse_revocation_shard: 60 * 1024,
+              wire.parse_counter_alerts: 60 * 1024}  # fmt: skip
+    limit = limits.get(parse, wire.MAX_PAYLOAD)
     for payload, word in (
         (b"\xff\xfe{}", "UTF-8"),
         (b"{not json", "JSON"),
@@ -273,7 +281,12 @@ def test_topics():
     assert t.occupancy("nef") == f"{root}/zones/nef/occupancy"
     assert t.zone_control("nef") == f"{root}/control/zones/nef"
     assert t.venue_control() == f"{root}/control/venue"
-    assert t.revoked() == f"{root}/badges/revoked"
+    assert t.revoked() == f"{root}/badges/revoked/+"
+    assert t.revoked("0a") == f"{root}/badges/revoked/0a"
+    assert t.alerts() == f"{root}/counter/alerts/+"
+    assert t.match(t.revoked("7f")) == (TopicKind.REVOKED, "7f", "badges/revoked/7f")
+    assert t.match(t.alerts("1f")) == (TopicKind.ALERTS, "1f", "counter/alerts/1f")
+    assert t.match(f"{root}/badges/revoked") is None  # the list is only ever sharded
     assert t.corrections() == f"{root}/control/corrections"
     assert t.gate_of(t.ack("churchill-in-1")) == "churchill-in-1"
     assert t.gate_of(t.occupancy("nef")) is None

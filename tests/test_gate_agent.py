@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sesame.common import wire
 from sesame.common.reasons import Reason
+from sesame.common.wire.shards import shard_name
 from sesame.gate.agent import GateAgent
 from sesame.gate.turnstile import MemoryTurnstile
 from tests.fixtures.gate import FakeClock, paris
@@ -171,7 +172,8 @@ def test_antipassback_from_the_lanes_own_memory(agents, make_token, gate_clock):
 def test_reboot_while_offline_decides_the_same(agents, make_token, tmp_path):
     a = agents()
     lease(a, 3)
-    feed(a, a.topics.revoked(), wire.Revocations(("R1",)))
+    for sh in wire.Revocations(("R1",)).shards():  # every shard, as the admin publishes
+        feed(a, a.topics.revoked(shard_name(sh.shard)), sh)
     feed(a, a.topics.zone_control("salon-honneur"), wire.ZoneControl("closed"))
     assert a.handle_scan(make_token()).granted
     a.stop()
@@ -190,7 +192,7 @@ def test_malformed_retained_values_are_ignored(agents, make_token):
     for topic in (
         a.topics.lease("churchill-in-1"),
         a.topics.venue_control(),
-        a.topics.revoked(),
+        a.topics.revoked("00"),
         a.topics.occupancy("nef"),
         a.topics.counter_status(),
     ):

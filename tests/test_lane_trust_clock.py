@@ -18,7 +18,7 @@ from sesame.common import mqtt, wire
 from sesame.common.venue import load_venue
 from sesame.counter.service import Counter
 from tests.fixtures.broker import VENUE_FILE
-from tests.fixtures.counter import DAY1, PARIS, RunningClock
+from tests.fixtures.counter import DAY1, PARIS, RunningClock, findings_retained
 from tests.waiting import wait_for
 
 VENUE = load_venue(VENUE_FILE)
@@ -46,8 +46,8 @@ class Watcher:
             return self.last.get(topic)
 
     def alerts(self) -> dict[str, wire.Finding]:
-        p = self.get(T.alerts())
-        return {a.key: a for a in wire.parse_counter_alerts(p).alerts} if p else {}
+        with self.lock:
+            return findings_retained(self.last)
 
     def occupancy(self, zone: str) -> int | None:
         p = self.get(T.occupancy(zone))

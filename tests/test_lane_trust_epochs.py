@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from sesame.common import wire
 from sesame.common.wire.decisions import Decision
-from tests.fixtures.counter import DAY1, Clock, published
+from tests.fixtures.counter import DAY1, Clock, all_findings, published
 
 T = wire.Topics("testhall")
 NOON = DAY1.replace(hour=12)
@@ -28,7 +28,7 @@ def confirm(gate, epoch, did=None):
 
 
 def held(core):
-    alerts = wire.parse_counter_alerts(core.alerts().payload).alerts
+    alerts = all_findings(core)
     return {a.subject: a for a in alerts if a.kind == "EPOCH_CHANGE_HELD"}
 
 

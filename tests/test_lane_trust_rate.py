@@ -18,7 +18,7 @@ from sesame.common.turnstiles import lane_max_per_minute
 from sesame.common.venue import ConfigError, parse_venue
 from sesame.common.wire.decisions import Decision, parse_decision
 from sesame.counter.plausibility import WINDOW_S, RateWindows
-from tests.fixtures.counter import DAY1, Lanes, published, small_venue_dict
+from tests.fixtures.counter import DAY1, Lanes, all_findings, published, small_venue_dict
 
 NOON = DAY1.replace(hour=12)
 
@@ -122,8 +122,7 @@ def decision(action, gate="out-1", count=None, by="officer1", did=None) -> tuple
 
 
 def findings(core) -> dict[tuple[str, str], wire.Finding]:
-    payload = core.alerts().payload
-    return {(a.kind, a.subject): a for a in wire.parse_counter_alerts(payload).alerts}
+    return {(a.kind, a.subject): a for a in all_findings(core)}
 
 
 def hall(core) -> int:

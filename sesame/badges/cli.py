@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 from sesame.common.cli_venue import DEFAULT_VENUE
 from sesame.common.errors import CliError
@@ -61,8 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "revoke",
         help="add badge ids to the revocation list gates receive",
         description="Adds the ids to the local list (JSON) and, with --broker or "
-        "--credentials, publishes the full list retained on badges/revoked. With a broker and "
-        "no ids, re-publishes the list.",
+        "--credentials, publishes the full list retained on badges/revoked/<shard> (128 "
+        "shards). With a broker and no ids, re-publishes the list.",
     )
     r.add_argument("ids", nargs="*", metavar="ID", help="badge ids, e.g. B000123")
     r.add_argument(
@@ -242,9 +243,14 @@ def _revoke(args: argparse.Namespace) -> int:
 def _publish_revocations(args: argparse.Namespace, revs) -> None:
     from sesame.common import mqtt, wire
     from sesame.common.cli_venue import load_or_fail
+    from sesame.common.wire.shards import shard_name
 
     venue = load_or_fail(args.venue)
-    topic = wire.Topics(venue.id).revoked()
+    topics = wire.Topics(venue.id)
+    try:
+        shards = revs.shards()
+    except ValueError as e:
+        raise CliError(f"list saved in {args.list} but not published: {e}", 1) from None
     try:
         conn = mqtt.connect(
             args.broker,
@@ -257,15 +263,24 @@ def _publish_revocations(args: argparse.Namespace, revs) -> None:
     except (ValueError, mqtt.ConnectRefused, mqtt.ConnectTimeout) as e:
         raise CliError(f"list saved in {args.list} but not published: {e}", 1) from None
     try:
-        info = conn.publish(topic, revs.to_json(), qos=1, retain=True)
-        try:
-            info.wait_for_publish(timeout=args.timeout)
-        except (RuntimeError, ValueError):
-            pass  # reported below as not published
-        refused = [code for mid, code in conn.refusals if mid == info.mid]
+        # every shard, the empty ones too: each replaces what the gates hold of it
+        sent = [(conn.publish(topics.revoked(shard_name(sh.shard)), sh.to_json(),
+                              qos=1, retain=True), sh) for sh in shards]  # fmt: skip
+        deadline = time.monotonic() + args.timeout
+        for info, _ in sent:
+            try:
+                info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
+            except (RuntimeError, ValueError):
+                pass  # reported below as not published
+        mids = {info.mid for info, _ in sent}
+        refused = [code for mid, code in conn.refusals if mid in mids]
+        missing = [sh for info, sh in sent if not info.is_published()]
     finally:
         conn.close()
-    if not info.is_published() or refused:
+    if missing or refused:
         why = f"refused by the broker (reason code {refused[0]})" if refused else "no PUBACK"
-        raise CliError(f"list saved in {args.list} but not published to {topic}: {why}", 1)
-    print(f"published {len(revs.badges):,} revoked id(s), retained, to {topic}")
+        raise CliError(f"list saved in {args.list} but not published to {topics.revoked()}: "
+                       f"{why} for {max(len(missing), len(refused))} of {len(shards)} shards",
+                       1)  # fmt: skip
+    print(f"published {len(revs.badges):,} revoked id(s), retained, to {topics.revoked()}"
+          f" ({len(shards)} shards)")  # fmt: skip

@@ -28,7 +28,9 @@ from pathlib import Path
 
 from sesame.common.private_files import private_dir, write_private
 from sesame.common.venue import Venue
-from sesame.common.wire import MAX_ALERTS_PAYLOAD, MAX_PAYLOAD, MAX_REVOCATIONS_PAYLOAD, ROOT
+from sesame.common.wire import MAX_PAYLOAD, ROOT
+from sesame.common.wire.admissions import MAX_ADMISSIONS_PAYLOAD
+from sesame.common.wire.shards import MAX_SHARD_PAYLOAD
 
 CONF = "mosquitto.conf"
 PASSWD = "passwd"
@@ -37,15 +39,15 @@ SETTINGS = "broker.json"
 CREDENTIALS = "credentials"
 
 # The largest packet any account may send. Mosquitto 2.0 (Debian 12 ships 2.0.11) has
-# `max_packet_size` only globally, not per listener or account, so it cannot be smaller for
-# the gates than the largest legitimate message of any account: the admin's revocation list
-# (up to 4 MiB, sesame.wire). The counter's complete alert list (1,000 findings, ~190 KB of
-# 256 KiB) and everything a gate sends (at most 16 KiB each) are far below it; 64 KiB more
-# for the topic and the packet's own fields. A larger packet gets its sender disconnected
-# before it reaches anyone, and a gate's oversized message within the limit is refused by
-# the counter's parser (16 KiB); what may pile up for an offline client is bounded by
-# max_queued_bytes below.
-MAX_PACKET = max(MAX_REVOCATIONS_PAYLOAD, MAX_ALERTS_PAYLOAD, MAX_PAYLOAD) + 64 * 1024
+# `max_packet_size` only globally, not per listener or account, so it is as small as the
+# largest legitimate message of any account. Every message of the venue is small: a gate's
+# at most 16 KiB; the large retained lists (the revocation list, the counter's findings) go
+# as shards of at most 60 KiB each (sesame/common/wire/shards.py), the counter's admissions
+# in chunks of the same size; 4 KiB more for the topic and the packet's own fields. A larger
+# packet gets its sender disconnected before it reaches anyone, and a gate's oversized
+# message within the limit is refused by the counter's parser (16 KiB); what may pile up
+# for an offline client is bounded by max_queued_bytes below.
+MAX_PACKET = max(MAX_SHARD_PAYLOAD, MAX_ADMISSIONS_PAYLOAD, MAX_PAYLOAD) + 4 * 1024
 # Mosquitto's default of 1000 silently drops the rest of an offline client's queue while
 # publishers still get PUBACKs (measured; docs/design.md). A gate offline for an hour at 60/min
 # is 3,600 messages; the counter offline during a peak can be far more.
@@ -111,13 +113,13 @@ def acl_rules(venue: Venue, home_assistant: bool = False) -> dict[str, list[tupl
             ("read", f"{r}/gates/+/events"),
             ("read", f"{r}/gates/+/status"),
             ("read", f"{r}/control/#"),
-            ("read", f"{r}/badges/revoked"),
+            ("read", f"{r}/badges/revoked/+"),
             # readwrite: a restarted counter reads back its own retained leases and acks.
             ("readwrite", f"{r}/gates/+/lease"),
             ("readwrite", f"{r}/gates/+/ack"),
             ("readwrite", f"{r}/zones/+/occupancy"),
             ("readwrite", f"{r}/counter/status"),
-            ("readwrite", f"{r}/counter/alerts"),
+            ("readwrite", f"{r}/counter/alerts/+"),
             # the venue's admissions, live to every entry lane and replayed to one
             # (sesame/counter/inside.py); only the counter speaks here
             ("write", f"{r}/counter/admissions"),
@@ -137,11 +139,11 @@ def acl_rules(venue: Venue, home_assistant: bool = False) -> dict[str, list[tupl
             # unacknowledged alerts, for a venue's pager or PA system (docs/mqtt.md)
             ("write", f"{r}/alerts/escalated"),
         ],
-        "admin": [("readwrite", f"{r}/badges/revoked")],
+        "admin": [("readwrite", f"{r}/badges/revoked/+")],
         # a pager or PA bridge: reads what it needs to page someone, can change nothing
         "alerts": [
             ("read", f"{r}/alerts/escalated"),
-            ("read", f"{r}/counter/alerts"),
+            ("read", f"{r}/counter/alerts/+"),
             ("read", f"{r}/control/venue"),
         ],
     }
@@ -166,7 +168,7 @@ def acl_rules(venue: Venue, home_assistant: bool = False) -> dict[str, list[tupl
             ("read", f"{r}/control/zones/+"),
             ("read", f"{r}/control/venue"),
             ("read", f"{r}/counter/status"),
-            ("read", f"{r}/badges/revoked"),
+            ("read", f"{r}/badges/revoked/+"),
             # every lane's admissions, as the counter stored them; never written by a gate
             ("read", f"{r}/counter/admissions"),
             ("read", f"{r}/gates/{g}/admissions"),

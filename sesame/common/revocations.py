@@ -1,6 +1,7 @@
 """The revocation list on disk: read by the organiser's badge commands and by the gate's
-scan command. Stored as the very payload gates receive on `badges/revoked`
-(`wire.Revocations`), so what is on disk and what is published cannot drift apart."""
+scan command. Stored whole as `wire.Revocations`, the list whose shards gates receive on
+`badges/revoked/<shard>` (`Revocations.shards()`), so what is on disk and what is published
+cannot drift apart."""
 
 from __future__ import annotations
 

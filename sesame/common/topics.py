@@ -46,13 +46,16 @@ _SUBJECT_MIDDLE = {
     ("zones", "occupancy"): TopicKind.OCCUPANCY,
     ("gates", "admissions"): TopicKind.LANE_ADMISSIONS,
 }
-_SUBJECT_LAST = {("control", "zones"): TopicKind.ZONE_CONTROL}
+# the subject of a sharded list's topic is its shard (sesame/common/wire/shards.py)
+_SUBJECT_LAST = {
+    ("control", "zones"): TopicKind.ZONE_CONTROL,
+    ("badges", "revoked"): TopicKind.REVOKED,
+    ("counter", "alerts"): TopicKind.ALERTS,
+}
 _FIXED = {
     ("counter", "status"): TopicKind.COUNTER_STATUS,
     ("control", "venue"): TopicKind.VENUE_CONTROL,
     ("control", "corrections"): TopicKind.CORRECTIONS,
-    ("badges", "revoked"): TopicKind.REVOKED,
-    ("counter", "alerts"): TopicKind.ALERTS,
     ("control", "decisions"): TopicKind.DECISIONS,
     ("counter", "admissions"): TopicKind.ADMISSIONS,
 }
@@ -89,18 +92,21 @@ class Topics:
     def venue_control(self) -> str:
         return f"{self.root}/control/venue"
 
-    def revoked(self) -> str:
-        return f"{self.root}/badges/revoked"
+    def revoked(self, shard: str = "+") -> str:
+        """One shard of the revocation list (`wire.RevocationShard`); "+": all of them."""
+        return f"{self.root}/badges/revoked/{shard}"
 
     def corrections(self) -> str:
         return f"{self.root}/control/corrections"
 
-    def alerts(self) -> str:
-        return f"{self.root}/counter/alerts"
+    def alerts(self, shard: str = "+") -> str:
+        """One shard of the counter's findings (`wire.CounterAlerts`); "+": all of them."""
+        return f"{self.root}/counter/alerts/{shard}"
 
     def decisions(self) -> str:
         """A safety officer's decisions on held findings (sesame/common/wire/decisions.py)."""
         return f"{self.root}/control/decisions"
+
     def admissions(self) -> str:
         """Who entered or left where, as the counter stored it (wire/admissions.py)."""
         return f"{self.root}/counter/admissions"

@@ -150,12 +150,12 @@ class Core:
             self.desk.plan(out, force=True)
         out += [self._occupancy(z) for z in self.venue.zones]
         out.append(self.status())
-        out.append(self.alerts())
+        out += self.alerts(every=True)
         return out
 
-    def alerts(self) -> Out:
-        """Retained counter/alerts: the complete current list of findings."""
-        return Out(*self.findings.message(self.topics, self.clock()))
+    def alerts(self, every: bool = False) -> list[Out]:
+        """Retained counter/alerts/<shard>: the shards of the findings that changed (or all)."""
+        return [Out(t, p) for t, p in self.findings.messages(self.topics, self.clock(), every)]
 
     # -- the batch ---------------------------------------------------------------------
     def handle(self, messages: Sequence[tuple[str, bytes] | tuple[str, bytes, bool]]) -> list[Out]:
@@ -180,7 +180,7 @@ class Core:
             self.metrics.batch(b.rows, b.bad)
         out = b.out
         if self.findings.dirty:
-            out.append(self.alerts())
+            out += self.alerts()
         for gate, epoch in b.touched:
             out.append(Out(self.topics.ack(gate), self._ack(gate, epoch)))
         out += [self._occupancy(z) for z in sorted(b.zones)]
@@ -438,7 +438,7 @@ class Core:
                 detail = {"lane": gate, "silent_after_s": self.liveness.silent_after}
                 self.findings.raise_(SILENT, gate, self.clock(), detail)
         if self.findings.dirty:
-            out.append(self.alerts())
+            out += self.alerts()
         return out + [self._occupancy(z) for z in sorted(zones)]
 
     def _snapshot(self) -> None:

@@ -1,11 +1,12 @@
-"""The counter's current findings about lanes and zones, published whole on `counter/alerts`.
+"""The counter's current findings about lanes and zones, published on `counter/alerts/<shard>`.
 
 Every part of the counter that notices something a safety officer must see (a fire alarm, a
 lane's clock far from the counter's, held passages, a badge admitted twice...) raises a
 finding here under a `kind` (an upper-case code) and a `subject` (the gate or zone id) and
-clears it when the cause is gone. The list is one retained message, rewritten whole whenever
-it changes, so a dashboard that connects late sees exactly what is current. `dirty` tells
-the core to publish it after the transaction that changed it.
+clears it when the cause is gone. The list is retained as a fixed number of shards (by the
+finding's key, sesame/common/wire/shards.py), each rewritten whole when one of its findings
+changes, so a dashboard that connects late sees exactly what is current and no message is
+large. `dirty` tells the core to publish the changed shards after the transaction.
 """
 
 from __future__ import annotations
@@ -15,12 +16,17 @@ from typing import Any
 
 from sesame.common import wire
 from sesame.common.wire.alerts import MAX_FINDINGS, CounterAlerts, Finding
+from sesame.common.wire.shards import ALERT_SHARDS, MAX_SHARD_PAYLOAD, shard_name, shard_of
 
 
 class Findings:
     def __init__(self) -> None:
         self._items: dict[tuple[str, str], Finding] = {}
-        self.dirty = False
+        self._changed: set[int] = set()  # shards to publish
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._changed)
 
     def raise_(
         self,
@@ -38,7 +44,7 @@ class Findings:
         if old is None and len(self._items) >= MAX_FINDINGS:
             return False  # cannot happen with the venue's own ids; never grow without bound
         self._items[(kind, subject)] = new
-        self.dirty = True
+        self._changed.add(shard_of(new.key, ALERT_SHARDS))
         return True
 
     def bump(
@@ -50,9 +56,10 @@ class Findings:
         return self.raise_(kind, subject, since, detail, (old.count if old else 0) + n)
 
     def clear(self, kind: str, subject: str) -> bool:
-        if self._items.pop((kind, subject), None) is None:
+        old = self._items.pop((kind, subject), None)
+        if old is None:
             return False
-        self.dirty = True
+        self._changed.add(shard_of(old.key, ALERT_SHARDS))
         return True
 
     def get(self, kind: str, subject: str) -> Finding | None:
@@ -65,7 +72,28 @@ class Findings:
     def alerts(self) -> list[Finding]:
         return [self._items[k] for k in sorted(self._items)]
 
-    def message(self, topics: wire.Topics, now: datetime) -> tuple[str, bytes]:
-        """(topic, payload) of the retained `counter/alerts` list; the list is now published."""
-        self.dirty = False
-        return topics.alerts(), CounterAlerts(tuple(self.alerts()), now).to_json()
+    def messages(
+        self, topics: wire.Topics, now: datetime, every: bool = False
+    ) -> list[tuple[str, bytes]]:
+        """(topic, payload) of each retained shard that changed, or of `every` shard (at
+        start-up: a shard retained by an earlier run is overwritten); they are now published."""
+        shards = range(ALERT_SHARDS) if every else sorted(self._changed)
+        self._changed = set()
+        parts: dict[int, list[Finding]] = {i: [] for i in shards}
+        for f in self.alerts():
+            part = parts.get(shard_of(f.key, ALERT_SHARDS))
+            if part is not None:
+                part.append(f)
+        return [(topics.alerts(shard_name(i)), _fit(CounterAlerts(tuple(p), now, i)))
+                for i, p in parts.items()]  # fmt: skip
+
+
+def _fit(msg: CounterAlerts) -> bytes:
+    """The shard's payload; if its details make it too large (details are bounded, findings
+    per shard about 31), the details go, never a finding."""
+    payload = msg.to_json()
+    if len(payload) <= MAX_SHARD_PAYLOAD:
+        return payload
+    bare = tuple(Finding(f.kind, f.subject, f.since, f.count, {"trimmed": True})
+                 for f in msg.alerts)  # fmt: skip
+    return CounterAlerts(bare, msg.ts, msg.shard).to_json()

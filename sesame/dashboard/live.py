@@ -19,6 +19,7 @@ from sesame.common.states import VenueMode
 from sesame.common.venue import Venue
 from sesame.common.wire import Route, TopicKind
 from sesame.common.wire.alerts import parse_counter_alerts
+from sesame.common.wire.shards import ALERT_SHARDS, shard_index
 from sesame.dashboard import alert_rules
 from sesame.dashboard.alert_book import Alert, AlertBook
 
@@ -67,6 +68,8 @@ class LiveState:
         self.broker: dict[str, Any] = {"state": "disconnected", "detail": ""}
         self.last_event_ts: datetime | None = None
         self.rejected = 0  # malformed messages seen (shown, never fatal)
+        # the counter's findings by shard of counter/alerts (sesame/common/wire/shards.py)
+        self._findings: dict[int, dict[tuple[str, str], dict[str, Any]]] = {}
         self.zones: dict[str, dict[str, Any]] = {}
         self.series: dict[str, deque[tuple[str, int]]] = {}
         for z in venue.zones.values():
@@ -181,7 +184,7 @@ class LiveState:
         if kind is TopicKind.COUNTER_STATUS:
             return self._counter_status(payload, now)
         if kind is TopicKind.ALERTS:
-            return self._counter_alerts(payload, now)
+            return self._counter_alerts(subject, payload, now)
         return []
 
     def _occupancy(self, zone: str, payload: bytes, now: datetime) -> list[Update]:
@@ -279,18 +282,22 @@ class LiveState:
         )  # fmt: skip
         return out + _alert_updates(changed)
 
-    def _counter_alerts(self, payload: bytes, now: datetime) -> list[Update]:
-        """The counter's complete list of findings (lanes, zones): mirrored as alerts."""
+    def _counter_alerts(self, shard: str | None, payload: bytes, now: datetime) -> list[Update]:
+        """One shard of the counter's findings (lanes, zones): replaces what that shard
+        said before; the findings of every shard are mirrored as alerts."""
+        index = shard_index(shard, ALERT_SHARDS)
         msg = parse_counter_alerts(payload) if payload else None
-        if payload and not msg:
+        if index is None or (payload and not msg) or (msg and msg.shard != index):
             self.rejected += 1
             return []
-        present = {}
+        part = {}
         for f in msg.alerts if msg else ():
             if f.subject not in self.gates and f.subject not in self.zones:
                 continue  # another venue's lane, or a typo: nothing to show it against
-            present[(f.kind, f.subject)] = {"since": f.since, "count": f.count,
-                                            "detail": f.detail}  # fmt: skip
+            part[(f.kind, f.subject)] = {"since": f.since, "count": f.count,
+                                         "detail": f.detail}  # fmt: skip
+        self._findings[index] = part
+        present = {k: v for p in self._findings.values() for k, v in p.items()}
 
         def audible(kind: str, subject: str) -> bool:
             gate = self.venue.gates.get(subject)

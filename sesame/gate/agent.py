@@ -39,6 +39,7 @@ from sesame.common.states import EventKind, VenueMode, ZoneAccess
 from sesame.common.venue import Venue
 from sesame.common.wire import Route, TopicKind
 from sesame.common.wire.admissions import parse_admissions
+from sesame.common.wire.shards import REVOKED_SHARDS, ShardedSet, shard_index
 from sesame.gate.clock import GateClock, Reading, real_clock
 from sesame.gate.display import GateView, ZoneLine
 from sesame.gate.metrics import GateMetrics
@@ -88,7 +89,8 @@ class GateAgent:
         self.occupancy: dict[str, wire.Occupancy] = {}
         self.zone_control: dict[str, ZoneAccess] = {}
         self.venue_mode = VenueMode.NORMAL
-        self.revoked: frozenset[str] = frozenset()
+        # badges/revoked/<shard>, each shard replaced by its own retained message
+        self.revoked = ShardedSet(REVOKED_SHARDS)
         self.counter: wire.CounterStatus | None = None
         self.bad_messages = 0
         self.last_scan: datetime | None = None
@@ -437,10 +439,10 @@ class GateAgent:
                 self.venue_mode = vc.mode
                 return True
             if kind is TopicKind.REVOKED:
-                rv = wire.parse_revocations(payload)
-                if not rv:
+                rv = wire.parse_revocation_shard(payload)
+                if not rv or shard_index(route.subject, REVOKED_SHARDS) != rv.shard:
                     raise ValueError("bad revocations")
-                self.revoked = frozenset(rv.badges)
+                self.revoked.replace(rv.shard, rv.badges)
                 return True
             if kind is TopicKind.COUNTER_STATUS:
                 cs = wire.parse_counter_status(payload)

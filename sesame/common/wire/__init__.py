@@ -9,7 +9,8 @@ One module per message family; `from sesame.common import wire` gives all of the
 - `lanes`: a lane's events and status, its lease and the counter's ack;
 - `counter`: occupancy per zone and the counter's status;
 - `controls`: closed zones, evacuation, revocations, corrections;
-- `alerts`: the counter's findings (`counter/alerts`) and the dashboard's escalations;
+- `alerts`: the counter's findings (`counter/alerts/<shard>`) and the dashboard's escalations;
+- `shards`: large retained lists (revocations, findings) as small messages, one per shard;
 - `admissions`: the venue's badge passages republished by the counter (who is inside);
 - `decisions`: a safety officer's decisions on held findings (`control/decisions`).
 Topics live in `sesame.common.topics` and are re-exported here.
@@ -49,9 +50,11 @@ from sesame.common.wire.controls import (
     MAX_REVOKED,
     Correction,
     Revocations,
+    RevocationShard,
     VenueControl,
     ZoneControl,
     parse_correction,
+    parse_revocation_shard,
     parse_revocations,
     parse_venue_control,
     parse_zone_control,
@@ -81,11 +84,12 @@ __all__ = [
     "ROOT", "TS_MAX", "TS_MIN", "VERSION", "ZONE_STATES",
     "Ack", "Admission", "Admissions", "CounterAlerts", "CounterStatus", "Correction", "Decision",
     "Event", "Finding", "GateStatus",
-    "Lease", "Occupancy", "ParseError", "Revocations", "Route", "TopicKind", "Topics",
+    "Lease", "Occupancy", "ParseError", "RevocationShard", "Revocations", "Route",
+    "TopicKind", "Topics",
     "VenueControl", "ZoneControl",
     "dumps", "escalated_payload", "iso", "match_key",
     "parse_ack", "parse_admissions", "parse_correction", "parse_counter_alerts",
     "parse_counter_status", "parse_decision",
-    "parse_event", "parse_gate_status", "parse_lease", "parse_occupancy", "parse_revocations",
-    "parse_venue_control", "parse_zone_control",
+    "parse_event", "parse_gate_status", "parse_lease", "parse_occupancy", "parse_revocation_shard",
+    "parse_revocations", "parse_venue_control", "parse_zone_control",
 ]  # fmt: skip

@@ -37,9 +37,11 @@ from sesame.common.wire.base import (
     dumps,
     iso,
 )
+from sesame.common.wire.shards import MAX_SHARD_PAYLOAD
 
-MAX_ITEMS = 500  # per message; a replay sends more messages
-MAX_ADMISSIONS_PAYLOAD = 256 * 1024  # 500 items are about 80 KiB
+MAX_ITEMS = 150  # per message; a replay sends more messages
+# 150 items of the longest ids are about 49 KB: within the venue's small message size
+MAX_ADMISSIONS_PAYLOAD = MAX_SHARD_PAYLOAD
 _EVENT_ID = re.compile(r"^([a-z0-9][a-z0-9_-]{0,39}):([A-Za-z0-9_-]{1,32}):([0-9]{1,16})$")
 
 

@@ -1,7 +1,9 @@
 """Alert messages on the wire: the counter's findings and the dashboard's escalations.
 
-- `counter/alerts` (counter → all, retained): the complete current list of the counter's
-  findings about lanes and zones; the dashboard shows each one as an alert.
+- `counter/alerts/<shard>` (counter → all, retained): the complete current list of the
+  counter's findings about lanes and zones, as `ALERT_SHARDS` messages, each holding the
+  findings whose key falls in its shard (wire/shards.py); the dashboard shows each finding of
+  every shard as an alert.
 - `alerts/escalated` (dashboard → all, retained): the alerts nobody acknowledged in time,
   for a pager or a PA system to act on. Its content is a function of the alerts only (no
   publication time), so two dashboards that agree publish the same bytes.
@@ -26,9 +28,11 @@ from sesame.common.wire.base import (
     dumps,
     iso,
 )
+from sesame.common.wire.shards import ALERT_SHARDS, MAX_SHARD_PAYLOAD, shard_index, shard_name
 
-MAX_ALERTS_PAYLOAD = 256 * 1024  # a complete list: larger than one message
-MAX_FINDINGS = 1000
+MAX_ALERTS_PAYLOAD = MAX_SHARD_PAYLOAD  # one shard's message
+MAX_FINDINGS = 1000  # of the counter's whole list (about 31 a shard)
+MAX_DETAIL = 2048  # bytes of one finding's detail
 _CODE = re.compile(r"^[A-Za-z0-9_]{1,40}$")
 _SUBJECT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
@@ -48,13 +52,18 @@ class Finding:
 
 @dataclass(frozen=True)
 class CounterAlerts:
+    """One shard of the counter's findings: all the findings of that shard, current."""
+
     alerts: tuple[Finding, ...]
     ts: datetime | None = None
+    shard: int = 0
 
     def to_json(self) -> bytes:
         return dumps(
             {
                 "v": VERSION,
+                "shard": shard_name(self.shard),
+                "of": ALERT_SHARDS,
                 "ts": iso(self.ts) if self.ts else None,
                 "alerts": [
                     {
@@ -74,6 +83,11 @@ class CounterAlerts:
 @_total(limit=MAX_ALERTS_PAYLOAD)
 def parse_counter_alerts(obj: dict) -> CounterAlerts | ParseError:
     _version(obj)
+    if _get(obj, "of", int) != ALERT_SHARDS:
+        raise _Bad(f"field 'of' must be {ALERT_SHARDS} (the shard count)")
+    shard = shard_index(_get(obj, "shard", str), ALERT_SHARDS)
+    if shard is None:
+        raise _Bad("field 'shard' must name a shard (two hex digits)")
     items = _get(obj, "alerts", list)
     if len(items) > MAX_FINDINGS:
         raise _Bad(f"field 'alerts' holds more than {MAX_FINDINGS} findings")
@@ -85,7 +99,7 @@ def parse_counter_alerts(obj: dict) -> CounterAlerts | ParseError:
         if not _CODE.match(kind) or not _SUBJECT.match(subject):
             raise _Bad("an alert's 'kind' or 'subject' is not a valid code or id")
         detail = _get(it, "detail", dict, optional=True) or {}
-        if len(dumps(detail)) > 2048:
+        if len(dumps(detail)) > MAX_DETAIL:
             raise _Bad("an alert's 'detail' is over 2 KiB")
         out.append(
             Finding(
@@ -96,7 +110,7 @@ def parse_counter_alerts(obj: dict) -> CounterAlerts | ParseError:
                 detail=detail,
             )
         )
-    return CounterAlerts(alerts=tuple(out), ts=_ts(obj, "ts", optional=True))
+    return CounterAlerts(alerts=tuple(out), ts=_ts(obj, "ts", optional=True), shard=shard)
 
 
 def escalated_payload(alerts: list[dict[str, Any]]) -> bytes:

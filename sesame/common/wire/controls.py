@@ -22,6 +22,13 @@ from sesame.common.wire.base import (
     dumps,
     iso,
 )
+from sesame.common.wire.shards import (
+    MAX_SHARD_PAYLOAD,
+    REVOKED_SHARDS,
+    shard_index,
+    shard_name,
+    shard_of,
+)
 
 
 @dataclass(frozen=True)
@@ -84,11 +91,10 @@ def parse_venue_control(obj: dict) -> VenueControl | ParseError:
     return VenueControl(mode=mode, by=by[:64] if by else None, ts=_ts(obj, "ts", optional=True))
 
 
-
-
 @dataclass(frozen=True)
 class Revocations:
-    """Retained `badges/revoked`: the full list of revoked badge ids (not a delta)."""
+    """The full list of revoked badge ids (not a delta), as `revoked.json` keeps it; on the
+    wire it travels as its shards (`RevocationShard`)."""
 
     badges: tuple[str, ...]
     ts: datetime | None = None
@@ -98,9 +104,21 @@ class Revocations:
             {"v": VERSION, "badges": sorted(self.badges), "ts": iso(self.ts) if self.ts else None}
         )
 
+    def shards(self) -> list[RevocationShard]:
+        """Every shard of the list (empty ones too: each replaces what a gate held)."""
+        parts: list[list[str]] = [[] for _ in range(REVOKED_SHARDS)]
+        for b in set(self.badges):
+            parts[shard_of(b, REVOKED_SHARDS)].append(b)
+        out = [RevocationShard(i, tuple(sorted(p)), self.ts) for i, p in enumerate(parts)]
+        for sh in out:
+            if len(sh.to_json()) > MAX_SHARD_PAYLOAD:  # only ids chosen to collide
+                raise ValueError(f"revocation shard {shard_name(sh.shard)} is over "
+                                 f"{MAX_SHARD_PAYLOAD:,} bytes")  # fmt: skip
+        return out
+
 
 MAX_REVOKED = 100_000
-# 100,000 ids of 32 characters as JSON are 3.6 MB: the largest message of the venue
+# 100,000 ids of 32 characters as JSON are 3.6 MB: the file's limit, never one message's
 MAX_REVOCATIONS_PAYLOAD = 4 * 1024 * 1024
 
 
@@ -113,6 +131,38 @@ def parse_revocations(obj: dict) -> Revocations | ParseError:
     if not all(isinstance(b, str) and BADGE_ID.match(b) for b in badges):
         raise _Bad("field 'badges' must be a list of badge ids")
     return Revocations(badges=tuple(badges), ts=_ts(obj, "ts", optional=True))
+
+
+@dataclass(frozen=True)
+class RevocationShard:
+    """Retained `badges/revoked/<xx>`: the revoked ids whose shard is `xx` (wire/shards.py),
+    all of them: it replaces the gate's previous copy of that shard."""
+
+    shard: int
+    badges: tuple[str, ...]
+    ts: datetime | None = None
+
+    def to_json(self) -> bytes:
+        return dumps({"v": VERSION, "shard": shard_name(self.shard), "of": REVOKED_SHARDS,
+                      "badges": sorted(self.badges),
+                      "ts": iso(self.ts) if self.ts else None})  # fmt: skip
+
+
+@_total(limit=MAX_SHARD_PAYLOAD)
+def parse_revocation_shard(obj: dict) -> RevocationShard | ParseError:
+    _version(obj)
+    if _get(obj, "of", int) != REVOKED_SHARDS:
+        raise _Bad(f"field 'of' must be {REVOKED_SHARDS} (the shard count)")
+    index = shard_index(_get(obj, "shard", str), REVOKED_SHARDS)
+    if index is None:
+        raise _Bad("field 'shard' must name a shard (two hex digits)")
+    badges = _get(obj, "badges", list)
+    if not all(isinstance(b, str) and BADGE_ID.match(b) for b in badges):
+        raise _Bad("field 'badges' must be a list of badge ids")
+    # an id in the wrong shard would never be looked for there: refuse, do not half-apply
+    if any(shard_of(b, REVOKED_SHARDS) != index for b in badges):
+        raise _Bad("field 'badges' holds an id of another shard")
+    return RevocationShard(index, tuple(badges), _ts(obj, "ts", optional=True))
 
 
 @dataclass(frozen=True)
