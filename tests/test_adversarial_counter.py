@@ -43,9 +43,12 @@ def event(seq: int, **over) -> dict:
 
 def hostile_payloads() -> list[tuple[bytes, str]]:
     """(payload, a word the quarantine reason must contain)."""
-    nested = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+    # over the counter's limit (16 KiB), under the broker's (64 KiB): the counter must refuse
+    # them itself (larger ones the broker cuts: tests/test_broker_packet_size.py)
+    nested = b'{"a":' * 10_000 + b"1" + b"}" * 10_000
     return [
-        (b"x" * (1024 * 1024), "too large"),
+        (b"x" * (wire.MAX_PAYLOAD + 1), "too large"),
+        (b"x" * 60_000, "too large"),
         (nested, "too large"),
         (b'{"v":1,' + b'"p":' * 3000 + b"1" + b"}" * 3000, "not JSON"),  # deep, under the limit
         (json.dumps({**event(100), "seq": float("nan")}).encode(), "JSON"),  # NaN: not JSON

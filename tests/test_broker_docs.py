@@ -40,6 +40,8 @@ def test_every_topic_has_its_own_heading():
             "occupancy": "<zone>",
             "zone_control": "<zone>",
             "lane_admissions": "<gate>",
+            "revoked": "<shard>",
+            "alerts": "<shard>",
         }.get(name)
         topic = fn(arg) if params else fn()
         assert topic.startswith(t.root + "/")

@@ -29,7 +29,7 @@ from sesame.broker.nats_setup import (
     subjects,
 )
 from sesame.common.mqtt import connect, parse_broker_url
-from sesame.common.net import free_port
+from sesame.common.net import free_ports
 from sesame.common.venue import load_venue
 from sesame.common.wire import Topics
 from tests.fixtures.broker import VENUE_FILE
@@ -145,9 +145,10 @@ def test_client_moves_to_another_node_with_its_session(nats_cluster):
 def test_broker_run_starts_every_node_or_one(tmp_path):
     """`sesame broker run --config DIR` runs the folder's cluster; `--node N` one node."""
     venue = load_venue(VENUE_FILE)
+    ports = iter(free_ports(12))  # distinct: twelve free_port() calls may repeat one
     planned = tuple(
-        replace(n, mqtt_port=free_port(), client_port=free_port(), cluster_port=free_port(),
-                http_port=free_port())
+        replace(n, mqtt_port=next(ports), client_port=next(ports), cluster_port=next(ports),
+                http_port=next(ports))
         for n in plan_nodes(3, None, "127.0.0.1", None)
     )  # fmt: skip
     setup_cluster(venue, tmp_path / "b", nodes=3, planned=planned)

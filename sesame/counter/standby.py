@@ -19,7 +19,7 @@ How the role moves:
   nothing of the former term commits after a takeover.
 - The active counter loses its lock connection (network, database restart, terminated by
   a standby): `on_lost` is called at once from the watchdog thread; the counter must stop
-  publishing and step down (the CLI exits so that its supervisor restarts it as a standby).
+  publishing and step down (`sesame counter run` then stands by again, in the same process).
 
 Decisions (`holder_is_stale`) are pure; PostgreSQL is at the edges.
 """
