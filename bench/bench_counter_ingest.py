@@ -47,10 +47,11 @@ def backlog(broker: MosquittoProcess, n: int, epoch: str) -> None:
         infos = []
         for s in range(1, per + 1):
             # one passage a second per lane in event time, a pace a turnstile can pass
-            # (the counter holds faster ones as implausible: sesame/counter/plausibility.py)
+            # (the counter holds faster ones as implausible: sesame/counter/plausibility.py);
+        # each lane its own badges (one badge at two lanes is a DOUBLE_ADMISSION finding)
             ev = wire.Event(gate=g, epoch=epoch, seq=s, ts=START + timedelta(seconds=s),
                             kind="passage", from_zone=lane.from_zone, to_zone=lane.to_zone,
-                            badge=f"B{s:07d}" if lane.reader else None,
+                            badge=f"B{GATES.index(g)}{s:07d}" if lane.reader else None,
                             category="public" if lane.reader else None)  # fmt: skip
             infos.append(c.publish(T.events(g), ev.to_json(), qos=1))
         for i in infos:

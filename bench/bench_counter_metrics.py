@@ -25,7 +25,7 @@ from sesame.common import wire  # noqa: E402
 from sesame.common.venue import load_venue  # noqa: E402
 from sesame.counter.core import Core  # noqa: E402
 from sesame.counter.metrics import CounterMetrics  # noqa: E402
-from sesame.counter.store import CounterStore  # noqa: E402
+from sesame.counter.store import CounterStore, EventRow  # noqa: E402
 
 VENUE = load_venue(Path(__file__).resolve().parents[1] / "config" / "grand-palais.toml")
 T = wire.Topics(VENUE.id)
@@ -41,10 +41,11 @@ def events(n: int) -> list[tuple[str, bytes]]:
         lane = VENUE.gates[g]
         seq = i // len(GATES) + 1
         # one passage a second per lane in event time, a pace a turnstile can pass
-        # (the counter holds faster ones as implausible: sesame/counter/plausibility.py)
+        # (the counter holds faster ones as implausible: sesame/counter/plausibility.py);
+        # each lane its own badges (one badge at two lanes is a DOUBLE_ADMISSION finding)
         ev = wire.Event(gate=g, epoch="bench", seq=seq, ts=START + timedelta(seconds=seq),
                         kind="passage", from_zone=lane.from_zone, to_zone=lane.to_zone,
-                        badge=f"B{seq:07d}" if lane.reader else None,
+                        badge=f"B{i % len(GATES)}{seq:07d}" if lane.reader else None,
                         category="public" if lane.reader else None)  # fmt: skip
         out.append((T.events(g), ev.to_json()))
     return out
@@ -66,8 +67,10 @@ def run(evs, with_metrics: bool) -> float:
 
 def hook_alone(n: int) -> float:
     rows = [
-        (None, GATES[i % 4], None, None, None, None, None, None, "passage") for i in range(BATCH)
-    ]
+        EventRow(f"e{i}", GATES[i % 4], "e1", i, "", 0.0, "", 0, "passage", "outside", "nef",
+                 None, None, None, None, None, None, "")
+        for i in range(BATCH)
+    ]  # fmt: skip
     m = CounterMetrics(lambda: None, "/nonexistent")
     t0 = time.process_time()
     for _ in range(n // BATCH):

@@ -12,7 +12,7 @@ each entry lane must know what every other lane admitted. The counter is the one
 - it republishes only what it stored from a lane's own events topic and what that lane could
   have admitted (a lane with a reader, a known category allowed into the zone, the badge's
   registered category when a registry is imported): a lane speaks only through its own
-  passages, at the rate its turnstile allows (DESIGN.md invariant 6).
+  passages, at the rate its turnstile allows (docs/design.md, invariant 6).
 
 A lane cut off from the broker still decides from what it last heard, so two cut-off lanes
 can both admit a badge that is inside. When their passages arrive, the counter records a

@@ -121,7 +121,8 @@ class _CoreState(Collector):
         )
         dup.add_metric([], core.stats.get("duplicates", 0))
         fut = CounterMetricFamily(
-            "sesame_counter_future_events", "Events stamped over an hour ahead of the counter"
+            "sesame_counter_future_events",
+            "Events stamped over 120 s ahead of the counter's clock (counted at its time)",
         )
         fut.add_metric([], core.stats.get("future", 0))
         held = GaugeMetricFamily(
