@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.fixtures.e2e import demo_dashboard
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -40,9 +42,8 @@ def _demo_address(proc: subprocess.Popen, lines: list[str]) -> tuple[str, str]:
         if not line:
             break
         lines.append(line)
-        m = re.search(r"dashboard: (http://\S+)/\s+user demo\s+password (\S+)", line)
-        if m:
-            return m.group(1), m.group(2)
+        if found := demo_dashboard(line):
+            return found
     raise AssertionError("".join(lines))
 
 

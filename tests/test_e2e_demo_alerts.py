@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from sesame.common import mqtt, wire
+from tests.fixtures.e2e import demo_dashboard
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_S = 30  # real seconds of replay at x900: the morning rush and the afternoon peak
@@ -52,8 +53,8 @@ def test_demo_raises_one_alert_per_excursion(tmp_path, chromium, artifacts):
                     subscriptions=[(topics.occupancy("+"), 1)],
                     on_message=lambda msg: _record(history, msg.payload),
                 )  # fmt: skip
-            if m := re.search(r"dashboard: (http://\S+)/\s+user demo\s+password (\S+)", line):
-                url, password = m.groups()
+            if found := demo_dashboard(line):
+                url, password = found
         assert url and recorder, "".join(lines)
         c = httpx.Client(base_url=url, timeout=10)
         assert c.post("/login", json={"username": "demo", "password": password}).is_success

@@ -28,6 +28,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fixtures.e2e import demo_dashboard
+
 ROOT = Path(__file__).resolve().parents[1]
 CHART = Path("sesame/dashboard/node_modules/chart.js")
 
@@ -121,8 +123,8 @@ def test_demo_from_an_empty_directory_serves_the_dashboard_and_its_chart_library
             if not line:
                 break
             lines.append(line)
-            if m := re.search(r"dashboard: (http://\S+)/\s+user demo\s+password (\S+)", line):
-                url, password = m.groups()
+            if found := demo_dashboard(line):
+                url, password = found
         assert url, "".join(lines)
         c = httpx.Client(base_url=url, timeout=10)
         assert c.post("/login", json={"username": "demo", "password": password}).is_success

@@ -434,10 +434,11 @@ def _demo(args: argparse.Namespace) -> int:
         )
         replay.start()
         started.append(replay)
-        server, user, password = _start_dashboard(venue, replay, broker, work, args.http_port)
+        server, user, secret = _start_dashboard(venue, replay, broker, work, args.http_port)
         started.append(server)
-        print(f"dashboard: {server.url}/  user {user}  password {password}", flush=True)
-        print(f"organiser view: {server.url}/organiser  user organiser  password {password}")
+        # no command prints a password: it is in a file only its owner can read
+        print(f"dashboard: {server.url}/  user {user}  password in {secret}", flush=True)
+        print(f"organiser view: {server.url}/organiser  user organiser  password in {secret}")
         if args.metrics_port is not None:
             started += _serve_metrics(args, replay, server)
         print(
@@ -515,12 +516,14 @@ def _start_dashboard(venue, replay, broker, work: Path, port: int):
     import secrets
     import socket
 
+    from sesame.common.private_files import write_private
     from sesame.dashboard.accounts import AccountStore
     from sesame.dashboard.app import DashboardSettings, create_app
     from sesame.dashboard.server import ServerThread
     from sesame.run.lanes import EPOCH
 
     password = secrets.token_urlsafe(9)
+    secret = write_private(work / "dashboard-password", password + "\n")
     store = AccountStore(work / "accounts.db")
     try:
         store.add_user("demo", "safety", password, replace=True)
@@ -546,4 +549,4 @@ def _start_dashboard(venue, replay, broker, work: Path, port: int):
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 port = 0  # taken: any free port
     server = ServerThread(create_app(settings), "127.0.0.1", port).start()
-    return server, "demo", password
+    return server, "demo", secret
