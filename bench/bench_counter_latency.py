@@ -49,7 +49,7 @@ def main() -> None:
         broker = MosquittoProcess(cfg, run_dir=Path(tmp) / "run").start()
         proc = subprocess.Popen(
             [sys.executable, "-m", "sesame", "counter", "run", "--venue", str(VENUE_FILE),
-             "--db", str(Path(tmp) / "c.db"), "--broker", broker.url("counter"),
+             "--db", str(Path(tmp) / "c.db"), "--credentials", str(broker.credentials("counter")),
              # the counter's clock is the venue's time: just after the last stamp below (one
              # a second), so every passage is a live one of the replayed morning
              "--start-time", (START + timedelta(seconds=n + 60)).isoformat()],
