@@ -34,7 +34,7 @@ from sesame.counter.fire_alarms import FireAlarms
 from sesame.counter.forecast import Outlook
 from sesame.counter.holds import HELD, Holds
 from sesame.counter.inside import Inside
-from sesame.counter.lane_clocks import LaneClocks
+from sesame.counter.lane_clocks import ClockRate, LaneClocks
 from sesame.counter.lease_desk import RATE_WINDOW_S, LeaseDesk
 from sesame.counter.liveness import Liveness
 from sesame.counter.occupancy import Book, DayClock, zone_state
@@ -80,6 +80,7 @@ class Core:
         self.lane_clocks = LaneClocks(
             self.findings, (first - EARLIEST_MARGIN).timestamp(), venue.tz
         )  # fmt: skip
+        self.clock_rate = ClockRate()  # a replay's clock runs faster than real time
         # future: passages stamped ahead of the counter's clock; behind: stamped impossibly
         # early; retained: retained copies on an events topic, ignored
         self.stats = {"events": 0, "duplicates": 0, "quarantined": 0, "future": 0,
@@ -316,8 +317,11 @@ class Core:
         return now
 
     def _follow_clock(self, zones: set[str] | None) -> None:
-        """Make the day of the counter's clock live (closing the days it has passed)."""
-        self._advance(self.days.day_of(self.clock()), zones)
+        """Make the day of the counter's clock live (closing the days it has passed), and
+        judge lanes' stamps with a tolerance for how fast that clock runs."""
+        now = self.clock()
+        self.lane_clocks.follow_rate(self.clock_rate.update(time.monotonic(), now.timestamp()))
+        self._advance(self.days.day_of(now), zones)
 
     def _advance(self, day: str, zones: set[str] | None) -> None:
         """Move the live day forward: close the days passed, start fresh leases."""
