@@ -159,6 +159,20 @@ def _line_of(path: Path, decoder: str) -> str:
 
 
 def _turnstile(hw, lane, hw_file):
+    t = _controller(hw, lane, hw_file)
+    if hw.fire_alarm is None:
+        return t
+    from sesame.gate.fire_input import WithFireAlarm
+    from sesame.gate.turnstile_gpio import GpioError
+
+    try:  # the fire panel's contact on the board's own GPIO, whatever drives the arms
+        return WithFireAlarm(t, hw.fire_alarm)
+    except GpioError as e:
+        t.close()
+        raise CliError(f"{hw_file}: fire_alarm: {e}") from None
+
+
+def _controller(hw, lane, hw_file):
     from sesame.gate.turnstile import MemoryTurnstile, SerialTurnstile
 
     if hw.controller.type == "gpio":

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 
 from sesame.gate.doctor import Check
-from sesame.gate.hardware import GpioController
+from sesame.gate.hardware import FireAlarmInput, GpioController
 from sesame.gate.turnstile_gpio import OUTPUTS, GpioError, GpioTurnstile, lane_problem
 
 
@@ -39,3 +39,20 @@ def gpio_checks(cfg: GpioController, lane, *, click: bool = False) -> Iterator[C
                 time.sleep(0.5)
     finally:
         t.close()
+
+
+def fire_input_check(cfg: FireAlarmInput) -> Check:
+    """The `[fire_alarm]` input of any lane: its level now."""
+    from sesame.gate.fire_input import WithFireAlarm
+    from sesame.gate.turnstile import MemoryTurnstile
+
+    try:
+        t = WithFireAlarm(MemoryTurnstile(), cfg)
+    except GpioError as e:
+        return Check("in fire_alarm", "FAIL", f"GPIO{cfg.pin}: {e}")
+    try:
+        alarm = t.levels()["fire_alarm"]
+    finally:
+        t.close()
+    word = "ALARM (lane held free)" if alarm else "normal"
+    return Check("in fire_alarm", "WARN" if alarm else "ok", f"GPIO{cfg.pin} {word}")

@@ -111,6 +111,18 @@ AnyController = Annotated[
 ]
 
 
+class FireAlarmInput(_Model):
+    """The fire panel's relay contact on a GPIO input of the lane's board, whatever drives the
+    turnstile (a serial controller has no fire input of its own; sesame/gate/fire_input.py).
+    A GPIO controller may take it as its `fire_alarm_pin` instead, not both."""
+
+    pin: Pin
+    active: Level = Field(
+        "high", description="level meaning ALARM (a normally closed contact to ground: high)"
+    )
+    pull: Pull = Field("up", description="pull resistor on the input")
+
+
 class AgentSettings(_Model):
     data_dir: Path = Field(description="outbox database and last received values")
     pubkeys: tuple[Path, ...] = Field(description="badge verification keys (PEM)")
@@ -121,7 +133,20 @@ class AgentSettings(_Model):
 class Hardware(_Model):
     reader: dict[str, Any] | None = Field(None, description="reader section for open_reader()")
     controller: AnyController
+    fire_alarm: FireAlarmInput | None = None
     agent: AgentSettings
+
+    @model_validator(mode="after")
+    def _one_fire_input(self) -> Hardware:
+        c, fire = self.controller, self.fire_alarm
+        if fire is None or not isinstance(c, GpioController):
+            return self
+        if c.fire_alarm_pin is not None:
+            raise ValueError("fire_alarm: the controller has fire_alarm_pin already: keep one")
+        for name in c.pin_names():
+            if getattr(c, name) == fire.pin:
+                raise ValueError(f"fire_alarm: GPIO{fire.pin} is already controller.{name}")
+        return self
 
 
 def load_hardware(path: str | Path) -> Hardware:
@@ -151,6 +176,8 @@ def load_hardware(path: str | Path) -> Hardware:
         if loc == ["controller"] and ": " in msg:  # cross-field pin checks name their key
             name, msg = msg.split(": ", 1)
             key = f"controller.{name.split(' ')[0]}"
+        if not loc and msg.startswith("fire_alarm: "):  # the file-wide fire input check
+            key, msg = "fire_alarm", msg.removeprefix("fire_alarm: ")
         raise ConfigError(str(p), key, msg, _line_of(text, key)) from None
     if hw.reader is not None and not isinstance(hw.reader.get("type"), str):
         raise ConfigError(
