@@ -34,7 +34,13 @@ from bench.bench_decode_images import (  # noqa: E402
     qr_samples_dir,
     render_qr,
 )
-from sesame.gate.decode import DECODERS, decode_file, decode_frame  # noqa: E402
+from sesame.gate.decode import DECODERS as ALL_DECODERS  # noqa: E402
+from sesame.gate.decode import decode_file, decode_frame  # noqa: E402
+from sesame.gate.decoders import state  # noqa: E402
+
+# without libzbar0 the pyzbar decoder cannot run: measure the others and say so
+DECODERS = tuple(d for d in ALL_DECODERS if state(d).usable)
+SKIPPED = {d: state(d).reason() for d in ALL_DECODERS if d not in DECODERS}
 
 
 def pin_one_core() -> str:
@@ -225,6 +231,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
     args = ap.parse_args()
     print(f"# bench_decode: {pin_one_core()}, load average {os.getloadavg()[0]:.1f}")
+    for name, why in SKIPPED.items():
+        print(f"# {name} skipped: {why}")
+    for name in DECODERS:
+        if why := state(name).reason():
+            print(f"# {name} runs {state(name).label()}: {why}")
     bench_frames(reps=4 if args.quick else 15)
     bench_defocused(reps=1 if args.quick else 3)
     bench_samples()
