@@ -1,7 +1,8 @@
 """The dashboard's alert service: persistence, acknowledgement (audited) and escalation.
 
 - Every alert an update carries is saved in the dashboard's database (`AlertStore`).
-- `POST /api/alerts/acknowledge` (safety officers): who and when, in the audit log.
+- `POST /api/alerts/acknowledge` (safety officers, sesame/dashboard/routes/alerts.py): who
+  and when, in the audit log.
 - Escalation: an active alert nobody acknowledged within `DashboardSettings.escalate_after_s` (real
   time) goes on the retained `alerts/escalated` topic, the complete list each time it
   changes, so a venue can hook a pager or a PA system to it. The content depends on the
@@ -9,23 +10,18 @@
   dashboard, so a venue runs escalation on one of them (`--escalate-after 0` on the others).
 """
 
-# no `from __future__ import annotations`: FastAPI must see the route dependencies
-# (`reader`, `actor`) as objects, not as names it cannot resolve
-import asyncio
+from __future__ import annotations
+
 import json
 import logging
 import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
-from pydantic import Field
-
 from sesame.common.wire.alerts import escalated_payload
 from sesame.dashboard.alert_book import AlreadyAcknowledged, NoSuchAlert
 from sesame.dashboard.alert_store import AlertStore
 from sesame.dashboard.errors import ApiError
-from sesame.dashboard.http import _Body, body_doc, parse_body
 
 if TYPE_CHECKING:
     from sesame.dashboard.accounts import User
@@ -35,13 +31,8 @@ log = logging.getLogger("sesame.dashboard")
 TICK_S = 1.0
 
 
-class AcknowledgeBody(_Body):
-    id: int = Field(ge=1, le=2**53, strict=True, description="the alert's id (GET /api/alerts)")
-    reason: str = Field("", max_length=500, description="optional note for the audit log")
-
-
 class AlertService:
-    def __init__(self, dash: "Dashboard"):
+    def __init__(self, dash: Dashboard):
         self.dash = dash
         self.store = AlertStore(dash.settings.accounts_path)
         self.after = timedelta(seconds=dash.settings.escalate_after_s or 0)
@@ -58,7 +49,7 @@ class AlertService:
         self.store.save([data for event, data in updates if event == "alert"])
 
     # -- acknowledgement ----------------------------------------------------------------
-    def acknowledge(self, user: "User", alert_id: int, reason: str) -> dict[str, Any]:
+    def acknowledge(self, user: User, alert_id: int, reason: str) -> dict[str, Any]:
         dash = self.dash
         try:
             alert = dash.state.acknowledge(alert_id, user.username, dash.now())
@@ -127,22 +118,3 @@ class AlertService:
         if self._thread is not None:
             self._thread.join(5)
         self.store.close()
-
-
-def add_routes(app: FastAPI, dash: "Dashboard", reader, actor) -> None:
-    """GET /api/alerts and POST /api/alerts/acknowledge (`reader`/`actor`: the app's
-    session dependencies, so the usual 401/CSRF/403 order applies)."""
-
-    @app.get("/api/alerts")
-    def alerts(s: reader):
-        items = dash.state.alert_list()
-        return {
-            "alerts": items,
-            "unacknowledged": sum(1 for a in items if not a["acknowledged"]),
-            "escalate_after_s": dash.settings.escalate_after_s or None,
-        }
-
-    @app.post("/api/alerts/acknowledge", openapi_extra=body_doc(AcknowledgeBody))
-    async def acknowledge(request: Request, s: actor):
-        body = await parse_body(request, AcknowledgeBody)
-        return await asyncio.to_thread(dash.alerts.acknowledge, s.user, body.id, body.reason)

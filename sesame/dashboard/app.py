@@ -16,14 +16,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sesame.dashboard import alerts as alert_routes
 from sesame.dashboard.dashboard import Dashboard, DashboardSettings, Publisher
-from sesame.dashboard.deps import Actor, Reader
 from sesame.dashboard.errors import ApiError, error_response
 from sesame.dashboard.http import STATUS_CODES, SecurityHeaders, first_error
 from sesame.dashboard.metrics import CountResponses
 from sesame.dashboard.pages import Pages
-from sesame.dashboard.routes import actions, assets, auth, decisions, exports, live
+from sesame.dashboard.routes import actions, alerts, assets, auth, decisions, exports, live
 from sesame.dashboard.routes.assets import CHART_JS
 
 __all__ = ["CHART_JS", "Dashboard", "Publisher", "DashboardSettings", "create_app"]
@@ -54,9 +52,8 @@ def create_app(settings: DashboardSettings, *, link: Publisher | None = None) ->
     app.add_middleware(SecurityHeaders)
     app.add_middleware(CountResponses, metrics=dash.metrics)
     _error_handlers(app)
-    for area in (auth, assets, live, actions, decisions, exports):
+    for area in (auth, assets, live, actions, alerts, decisions, exports):
         app.include_router(area.router)
-    alert_routes.add_routes(app, dash, Reader, Actor)
     document_zones(app, sorted(settings.venue.zones))
     return app
 
