@@ -23,44 +23,20 @@ detail names both lanes, the badge id and its category, never its token).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from sesame.common import wire
 from sesame.common.decision import ANTIPASSBACK_WINDOW
 from sesame.common.venue import OUTSIDE, Reentry, Venue
 from sesame.common.wire.admissions import MAX_ITEMS, Admission, Admissions
 from sesame.counter.batch import Out
-from sesame.counter.database import Database
 from sesame.counter.findings import Findings
 from sesame.counter.store import CounterStore, utcnow
+from sesame.counter.store_admissions import BadgePassage, DoubleAdmission
 
 KIND = "DOUBLE_ADMISSION"
 WINDOW_S = ANTIPASSBACK_WINDOW.total_seconds()
-
-_COLUMNS = "e.rowid, e.id, e.gate, e.badge, e.from_zone, e.to_zone, e.ts, e.t, e.day, e.category"
-_NEW_ROWS = (
-    f"SELECT {_COLUMNS}, r.category FROM events e LEFT JOIN badges r ON r.badge_id = e.badge"
-    " WHERE e.rowid > ? AND e.kind = 'passage' AND e.badge IS NOT NULL ORDER BY e.rowid"
-)
-_DAY_ROWS = (
-    f"SELECT {_COLUMNS}, r.category FROM events e LEFT JOIN badges r ON r.badge_id = e.badge"
-    " WHERE e.day = ? AND e.kind = 'passage' AND e.badge IS NOT NULL AND e.rowid > ?"
-    " ORDER BY e.rowid LIMIT ?"
-)
-
-
-class Row(NamedTuple):
-    rowid: int
-    id: str
-    gate: str
-    badge: str
-    from_zone: str
-    to_zone: str
-    ts: str
-    t: float
-    day: str
-    category: str | None
-    registered: str | None  # the badge's category in the registry; None: not registered
+Row = BadgePassage  # the store's row of a badge passage (sesame/counter/store_admissions.py)
 
 
 class Inside:
@@ -70,10 +46,6 @@ class Inside:
         self.head = 0  # number of the live day's last admission published
         self.scanned = 0  # event rows up to this one have been looked at
 
-    @property
-    def _db(self) -> Database:
-        return self.store.conn
-
     # -- state ---------------------------------------------------------------------------
     def restore(self, day: str | None) -> None:
         """After start-up or a rebuild: where the stream stands, the day's findings."""
@@ -82,21 +54,12 @@ class Inside:
 
     def new_day(self, day: str | None) -> None:
         self.day = day
-        (head,) = self._db.execute(
-            "SELECT coalesce(max(rowid), 0) FROM events WHERE day = ? AND kind = 'passage'"
-            " AND badge IS NOT NULL", (day,),
-        ).fetchone()  # fmt: skip
-        self.head = head
+        self.head = self.store.admissions_head(day)
         for subject in list(self.findings.active(KIND)):
             self.findings.clear(KIND, subject)
-        rows = self._db.execute(
-            "SELECT second_gate, badge, zone, category, first_gate, first_ts, second_ts,"
-            " found_at FROM double_admissions WHERE day = ? ORDER BY found_at", (day,),
-        ).fetchall()  # fmt: skip
-        for gate, badge, zone, cat, first, first_ts, second_ts, found in rows:
-            since = datetime.fromisoformat(found)
-            self.findings.bump(KIND, gate, since, _detail(day, badge, cat, zone, first, gate,
-                                                          first_ts, second_ts))  # fmt: skip
+        for d in self.store.double_admissions(day):
+            self.findings.bump(KIND, d.second_gate, datetime.fromisoformat(d.found_at),
+                               _detail(d))  # fmt: skip
 
     # -- what lanes may say --------------------------------------------------------------
     def _admissible(self, r: Row, registry: bool) -> bool:
@@ -110,17 +73,14 @@ class Inside:
             return False
         return not registry or r.registered == r.category
 
-    def _registry(self) -> bool:
-        return self._db.execute("SELECT EXISTS (SELECT 1 FROM badges)").fetchone()[0] == 1
-
     # -- after a batch is stored ---------------------------------------------------------
     def stored(self, out: list[Out], now: datetime) -> None:
         """Publish the live day's new admissions and look for double admissions."""
-        rows = [Row(*r) for r in self._db.execute(_NEW_ROWS, (self.scanned,))]
+        rows = self.store.badge_passages_after(self.scanned)
         self.scanned = self.store.last_event_rowid()
         if not rows:
             return
-        registry = self._registry()
+        registry = self.store.has_registry()
         live = []
         for r in rows:
             if not self._admissible(r, registry):
@@ -150,10 +110,10 @@ class Inside:
         after = st.admissions_upto or 0 if st.admissions_day == self.day else 0
         if after >= self.head:
             return
-        rows = [Row(*r) for r in self._db.execute(_DAY_ROWS, (self.day, after, MAX_ITEMS))]
+        rows = self.store.badge_passages_of_day(self.day, after, MAX_ITEMS)
         more = len(rows) == MAX_ITEMS and rows[-1].rowid < self.head
         upto = rows[-1].rowid if more else self.head
-        registry = self._registry()
+        registry = self.store.has_registry()
         items = _items([r for r in rows if self._admissible(r, registry)])
         msg = Admissions(self.day, after, upto, items, more)
         out.append(Out(self.topics.lane_admissions(gate), msg.to_json(), retain=False))
@@ -166,17 +126,10 @@ class Inside:
         if cat.reentry == Reentry.FREE:
             return
         # the same category only: a claim this row's lane could have made (see _admissible)
-        others = self._db.execute(
-            "SELECT gate, t, ts FROM events WHERE badge = ? AND day = ? AND kind = 'passage'"
-            " AND to_zone = ? AND gate != ? AND category = ?",
-            (r.badge, r.day, r.to_zone, r.gate, r.category),
-        ).fetchall()  # fmt: skip
+        others = self.store.entries_elsewhere(r.badge, r.day, r.to_zone, r.gate, r.category)
         if not others:
             return
-        exits = [t for (t,) in self._db.execute(
-            "SELECT t FROM events WHERE badge = ? AND day = ? AND kind = 'passage'"
-            " AND from_zone = ?", (r.badge, r.day, r.to_zone),
-        )]  # fmt: skip
+        exits = self.store.exit_times(r.badge, r.day, r.to_zone)
         for gate, t, ts in others:
             lane = self.venue.gates.get(gate)
             if lane is None or not lane.reader:
@@ -188,17 +141,10 @@ class Inside:
                 continue
             mine, theirs = (r.gate, r.ts), (gate, ts)
             first, second = (theirs, mine) if t <= r.t else (mine, theirs)
-            # RETURNING, not rowcount: a pipelined PostgreSQL statement has no rowcount yet
-            new = self._db.execute(
-                "INSERT INTO double_admissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING RETURNING day",
-                (r.day, r.badge, r.to_zone, first[0], second[0], r.category, first[1],
-                 second[1], utcnow()),
-            ).fetchone()  # fmt: skip
-            if new is not None:
-                self.findings.bump(KIND, second[0], now, _detail(
-                    r.day, r.badge, r.category, r.to_zone, first[0], second[0], first[1],
-                    second[1]))  # fmt: skip
+            d = DoubleAdmission(r.day, r.badge, r.to_zone, first[0], second[0], r.category,
+                                first[1], second[1], utcnow())  # fmt: skip
+            if self.store.record_double_admission(d):
+                self.findings.bump(KIND, d.second_gate, now, _detail(d))
 
 
 def _items(rows: list[Row]) -> tuple[Admission, ...]:
@@ -208,9 +154,9 @@ def _items(rows: list[Row]) -> tuple[Admission, ...]:
     )
 
 
-def _detail(day: str | None, badge: str, category: str | None, zone: str, first: str,
-            second: str, first_ts: str, second_ts: str) -> dict[str, Any]:  # fmt: skip
+def _detail(d: DoubleAdmission) -> dict[str, Any]:
     """The latest double admission of a lane: both lanes, the badge id and category (the
     token never leaves the lanes)."""
-    return {"day": day, "badge": badge, "category": category, "zone": zone,
-            "lanes": [first, second], "first_at": first_ts, "second_at": second_ts}  # fmt: skip
+    return {"day": d.day, "badge": d.badge, "category": d.category, "zone": d.zone,
+            "lanes": [d.first_gate, d.second_gate], "first_at": d.first_ts,
+            "second_at": d.second_ts}  # fmt: skip

@@ -26,6 +26,7 @@ from sesame.counter.database import (
     is_postgres,
 )
 from sesame.counter.migrations_pg import PG_MIGRATIONS
+from sesame.counter.store_admissions import AdmissionQueries
 
 # Named migrations (sesame.common.sqlite.migrate, recorded in `_migrations`). Never edit one
 # that has shipped: add a new one.
@@ -273,8 +274,10 @@ _INSERT_EVENT = (
 )
 
 
-class CounterStore:
-    """The writer's handle on the database. Not thread-safe: one thread writes."""
+class CounterStore(AdmissionQueries):
+    """The writer's handle on the database, and every statement the counter runs on it (those
+    of who is inside in sesame/counter/store_admissions.py). Not thread-safe: one thread
+    writes."""
 
     def __init__(self, target: str | Path, *, application_name: str = "sesame-counter"):
         self.target = target if is_postgres(target) else Path(target)
