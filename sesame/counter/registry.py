@@ -81,15 +81,10 @@ def import_manifest(db_path: str | Path, manifest: str | Path) -> int:
         r["imported_at"] = now
     store = CounterStore(db_path)
     try:
-        store.begin()
-        try:
+        with store.transaction():  # all of the manifest or nothing
             store.upsert_badges(rows)
             store.audit("badges_imported", who=None, zone=None,
                         detail={"file": str(manifest), "badges": len(rows)})  # fmt: skip
-            store.commit()
-        except BaseException:
-            store.rollback()
-            raise
     finally:
         store.close()
     return len(rows)
