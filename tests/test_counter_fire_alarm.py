@@ -9,6 +9,7 @@ from datetime import datetime
 from sesame.common import wire
 from sesame.common.venue import parse_venue
 from sesame.common.wire.alerts import CounterAlerts, Finding
+from sesame.common.wire.shards import ALERT_SHARDS, shard_name, shard_of
 from sesame.dashboard.live import LiveState
 from tests.fixtures.counter import DAY1, findings_in, published, small_venue_dict
 
@@ -71,11 +72,16 @@ def test_dashboard_shows_the_finding_as_an_alert(small_venue):
     live = LiveState(small_venue)
     t = wire.Topics(small_venue.id)
     now = datetime(2018, 11, 22, 12, tzinfo=DAY1.tzinfo)
-    msg = CounterAlerts((Finding("FIRE_ALARM", "out-1", DAY1),), DAY1).to_json()
-    ups = live.apply(t.alerts("00"), msg, now)
+    shard = shard_of("FIRE_ALARM:out-1", ALERT_SHARDS)  # the one shard that names it
+    topic = t.alerts(shard_name(shard))
+    msg = CounterAlerts((Finding("FIRE_ALARM", "out-1", DAY1),), DAY1, shard).to_json()
+    ups = live.apply(topic, msg, now)
     [(_, a)] = [u for u in ups if u[0] == "alert"]
     assert a["kind"] == "FIRE_ALARM" and a["subject"] == "out-1" and a["active"]
-    assert live.apply(t.alerts("00"), msg, now) == []  # the same list again: nothing new
-    cleared = live.apply(t.alerts("00"), CounterAlerts((), DAY1).to_json(), now)
+    assert live.apply(topic, msg, now) == []  # the same list again: nothing new
+    other = (shard + 1) % ALERT_SHARDS  # another shard's list does not end it
+    assert live.apply(t.alerts(shard_name(other)), CounterAlerts((), DAY1, other).to_json(),
+                      now) == []  # fmt: skip
+    cleared = live.apply(topic, CounterAlerts((), DAY1, shard).to_json(), now)
     assert [u[1]["active"] for u in cleared] == [False]
-    assert live.apply(t.alerts("00"), b"{garbage", now) == [] and live.rejected == 1
+    assert live.apply(topic, b"{garbage", now) == [] and live.rejected == 1

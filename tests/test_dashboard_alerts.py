@@ -11,7 +11,6 @@ import pytest
 from sesame.common import wire
 from sesame.common.venue import ConfigError, load_venue
 from sesame.common.wire.alerts import (
-    CounterAlerts,
     Finding,
     escalated_payload,
     parse_counter_alerts,
@@ -135,25 +134,50 @@ def test_a_lane_out_again_after_the_flap_window_is_a_new_line():
     assert [a["count"] for a in s.alert_list()] == [1, 1]
 
 
+def counter_list(state, findings, at) -> None:
+    """The counter's whole list, every shard of counter/alerts, as a dashboard receives it."""
+    for msg in wire.alert_shards(findings, T0):
+        state.apply(T.alerts(f"{msg.shard:02x}"), msg.to_json(), at)
+
+
 def test_counter_findings_are_alerts_and_end_when_the_counter_drops_them():
     s = LiveState(VENUE)
     f = Finding("CLOCK_SKEW", "churchill-in-2", T0, 3, {"offset_ms": 4200})
     held = Finding("HELD_PASSAGES", "nef", T0, 12)
-    s.apply(T.alerts("00"), CounterAlerts((f, held), T0).to_json(), T0)
+    counter_list(s, (f, held), T0)
     keys = {a["key"]: a for a in s.alert_list()}
     assert set(keys) == {"CLOCK_SKEW:churchill-in-2", "HELD_PASSAGES:nef"}
     assert keys["CLOCK_SKEW:churchill-in-2"]["count"] == 3
     assert keys["CLOCK_SKEW:churchill-in-2"]["detail"] == {"offset_ms": 4200}
     assert keys["HELD_PASSAGES:nef"]["source"] == "counter"
-    s.apply(T.alerts("00"), CounterAlerts((held,), T0).to_json(), T0 + timedelta(seconds=5))
+    counter_list(s, (held,), T0 + timedelta(seconds=5))
     keys = {a["key"]: a["active"] for a in s.alert_list()}
     assert keys == {"CLOCK_SKEW:churchill-in-2": False, "HELD_PASSAGES:nef": True}
     # the same finding repeated is no new alert; a fire alarm sounds
-    s.apply(T.alerts("00"), CounterAlerts((held,), T0).to_json(), T0 + timedelta(seconds=6))
+    counter_list(s, (held,), T0 + timedelta(seconds=6))
     fire = Finding("FIRE_ALARM", "nef", T0)
-    s.apply(T.alerts("00"), CounterAlerts((held, fire), T0).to_json(), T0)
+    counter_list(s, (held, fire), T0)
     assert len(s.alert_list()) == 3
     assert next(a for a in s.alert_list() if a["kind"] == "FIRE_ALARM")["audible"] is True
+
+
+def test_a_shard_of_the_counter_list_ends_only_its_own_findings():
+    """A dashboard hears the counter's list shard by shard (connecting, or the counter
+    republishing the one shard that changed): a shard ends what it no longer lists among
+    its own findings, never another shard's (no alert ends and reopens meanwhile)."""
+    s = LiveState(VENUE)
+    lane = Finding("CLOCK_AHEAD", "churchill-in-1", T0)  # shard 3
+    zone = Finding("HELD_PASSAGES", "nef", T0, 4)  # shard 8
+    counter_list(s, (lane, zone), T0)
+    one = wire.alert_shards((lane,), T0, [3])[0]
+    s.apply(T.alerts("03"), one.to_json(), T0 + timedelta(seconds=1))  # the lane's shard again
+    active = {a["key"] for a in s.alert_list() if a["active"]}
+    assert active == {lane.key, zone.key}
+    s.apply(T.alerts("08"), wire.alert_shards((), T0, [8])[0].to_json(), T0)  # nef's, empty
+    assert {a["key"]: a["active"] for a in s.alert_list()} == {lane.key: True, zone.key: False}
+    # a shard naming a finding of another shard is refused whole, and changes nothing
+    forged = wire.CounterAlerts((zone,), T0, 3).to_json()
+    assert s.apply(T.alerts("03"), forged, T0) == [] and s.rejected == 1
 
 
 @pytest.mark.parametrize(

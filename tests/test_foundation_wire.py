@@ -50,8 +50,8 @@ MESSAGES = [
      wire.parse_correction),
     (wire.Revocations(("B000002", "B000003"), T).shards()[shard_of("B000002", 128)],
      wire.parse_revocation_shard),
-    (wire.CounterAlerts((wire.Finding("FIRE_ALARM", "out-1", T, 1, {"a": 1}),), T, 7),
-     wire.parse_counter_alerts),
+    (wire.CounterAlerts((wire.Finding("FIRE_ALARM", "out-1", T, 1, {"a": 1}),), T,
+                        shard_of("FIRE_ALARM:out-1", 32)), wire.parse_counter_alerts),
 ]  # fmt: skip
 PARSERS = sorted({p for _, p in MESSAGES}, key=lambda p: p.__name__)
 

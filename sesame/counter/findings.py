@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sesame.common import wire
-from sesame.common.wire.alerts import MAX_FINDINGS, CounterAlerts, Finding
+from sesame.common.wire.alerts import MAX_FINDINGS, CounterAlerts, Finding, alert_shards
 from sesame.common.wire.shards import ALERT_SHARDS, MAX_SHARD_PAYLOAD, shard_name, shard_of
 
 
@@ -77,15 +77,10 @@ class Findings:
     ) -> list[tuple[str, bytes]]:
         """(topic, payload) of each retained shard that changed, or of `every` shard (at
         start-up: a shard retained by an earlier run is overwritten); they are now published."""
-        shards = range(ALERT_SHARDS) if every else sorted(self._changed)
+        shards = None if every else sorted(self._changed)
         self._changed = set()
-        parts: dict[int, list[Finding]] = {i: [] for i in shards}
-        for f in self.alerts():
-            part = parts.get(shard_of(f.key, ALERT_SHARDS))
-            if part is not None:
-                part.append(f)
-        return [(topics.alerts(shard_name(i)), _fit(CounterAlerts(tuple(p), now, i)))
-                for i, p in parts.items()]  # fmt: skip
+        return [(topics.alerts(shard_name(m.shard)), _fit(m))
+                for m in alert_shards(self.alerts(), now, shards)]  # fmt: skip
 
 
 def _fit(msg: CounterAlerts) -> bytes:

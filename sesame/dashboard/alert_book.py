@@ -230,12 +230,15 @@ class AlertBook:
         now: datetime,
         wall: datetime,
         audible_of=lambda kind, subject: False,
+        within=lambda kind, subject: True,
     ) -> list[Alert]:
-        """A complete current list from one reporter (counter/alerts): what it no longer
-        lists has ended. `present[(kind, subject)]` = {"since", "count", "detail"}."""
+        """A complete current list from one reporter (a shard of counter/alerts): what it
+        no longer lists has ended, among the alerts `within` its scope (its shard).
+        `present[(kind, subject)]` = {"since", "count", "detail"}."""
         changed: list[Alert] = []
         for a in list(self.alerts.values()):
-            if a.active and a.source == source and (a.kind, a.subject) not in present:
+            if (a.active and a.source == source and (a.kind, a.subject) not in present
+                    and within(a.kind, a.subject)):  # fmt: skip
                 changed += self.condition(a.kind, a.subject, source, False, now, now, wall)
         for (kind, subject), info in present.items():
             changed += self.condition(

@@ -19,7 +19,7 @@ from sesame.common.states import VenueMode
 from sesame.common.venue import Venue
 from sesame.common.wire import Route, TopicKind
 from sesame.common.wire.alerts import parse_counter_alerts
-from sesame.common.wire.shards import ALERT_SHARDS, shard_index
+from sesame.common.wire.shards import ALERT_SHARDS, shard_index, shard_of
 from sesame.dashboard import alert_rules
 from sesame.dashboard.alert_book import Alert, AlertBook
 
@@ -68,8 +68,6 @@ class LiveState:
         self.broker: dict[str, Any] = {"state": "disconnected", "detail": ""}
         self.last_event_ts: datetime | None = None
         self.rejected = 0  # malformed messages seen (shown, never fatal)
-        # the counter's findings by shard of counter/alerts (sesame/common/wire/shards.py)
-        self._findings: dict[int, dict[tuple[str, str], dict[str, Any]]] = {}
         self.zones: dict[str, dict[str, Any]] = {}
         self.series: dict[str, deque[tuple[str, int]]] = {}
         for z in venue.zones.values():
@@ -283,8 +281,9 @@ class LiveState:
         return out + _alert_updates(changed)
 
     def _counter_alerts(self, shard: str | None, payload: bytes, now: datetime) -> list[Update]:
-        """One shard of the counter's findings (lanes, zones): replaces what that shard
-        said before; the findings of every shard are mirrored as alerts."""
+        """One shard of the counter's findings (lanes, zones), mirrored as alerts: what it
+        lists is active, the counter's alerts of that shard it does not list have ended
+        (those of other shards wait for their own shard's message)."""
         index = shard_index(shard, ALERT_SHARDS)
         msg = parse_counter_alerts(payload) if payload else None
         if index is None or (payload and not msg) or (msg and msg.shard != index):
@@ -296,14 +295,15 @@ class LiveState:
                 continue  # another venue's lane, or a typo: nothing to show it against
             part[(f.kind, f.subject)] = {"since": f.since, "count": f.count,
                                          "detail": f.detail}  # fmt: skip
-        self._findings[index] = part
-        present = {k: v for p in self._findings.values() for k, v in p.items()}
 
         def audible(kind: str, subject: str) -> bool:
             gate = self.venue.gates.get(subject)
             return alert_rules.audible(kind, gate is not None and not gate.is_exit)
 
-        changed = self.book.sync("counter", present, now, self._wall or now, audible)
+        def in_shard(kind: str, subject: str) -> bool:
+            return shard_of(f"{kind}:{subject}", ALERT_SHARDS) == index
+
+        changed = self.book.sync("counter", part, now, self._wall or now, audible, in_shard)
         return _alert_updates(changed)
 
     def counter_public(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from sesame.common.wire.alerts import (
     MAX_FINDINGS,
     CounterAlerts,
     Finding,
+    alert_shards,
     escalated_payload,
     parse_counter_alerts,
 )
@@ -87,7 +88,7 @@ __all__ = [
     "Lease", "Occupancy", "ParseError", "RevocationShard", "Revocations", "Route",
     "TopicKind", "Topics",
     "VenueControl", "ZoneControl",
-    "dumps", "escalated_payload", "iso", "match_key",
+    "alert_shards", "dumps", "escalated_payload", "iso", "match_key",
     "parse_ack", "parse_admissions", "parse_correction", "parse_counter_alerts",
     "parse_counter_status", "parse_decision",
     "parse_event", "parse_gate_status", "parse_lease", "parse_occupancy", "parse_revocation_shard",

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,7 +29,13 @@ from sesame.common.wire.base import (
     dumps,
     iso,
 )
-from sesame.common.wire.shards import ALERT_SHARDS, MAX_SHARD_PAYLOAD, shard_index, shard_name
+from sesame.common.wire.shards import (
+    ALERT_SHARDS,
+    MAX_SHARD_PAYLOAD,
+    shard_index,
+    shard_name,
+    shard_of,
+)
 
 MAX_ALERTS_PAYLOAD = MAX_SHARD_PAYLOAD  # one shard's message
 MAX_FINDINGS = 1000  # of the counter's whole list (about 31 a shard)
@@ -98,6 +105,9 @@ def parse_counter_alerts(obj: dict) -> CounterAlerts | ParseError:
         kind, subject = _get(it, "kind", str), _get(it, "subject", str)
         if not _CODE.match(kind) or not _SUBJECT.match(subject):
             raise _Bad("an alert's 'kind' or 'subject' is not a valid code or id")
+        # a reader ends what a shard no longer lists among the findings of that shard only
+        if shard_of(f"{kind}:{subject}", ALERT_SHARDS) != shard:
+            raise _Bad("an alert of another shard")
         detail = _get(it, "detail", dict, optional=True) or {}
         if len(dumps(detail)) > MAX_DETAIL:
             raise _Bad("an alert's 'detail' is over 2 KiB")
@@ -111,6 +121,20 @@ def parse_counter_alerts(obj: dict) -> CounterAlerts | ParseError:
             )
         )
     return CounterAlerts(alerts=tuple(out), ts=_ts(obj, "ts", optional=True), shard=shard)
+
+
+def alert_shards(
+    findings: Iterable[Finding], ts: datetime | None, shards: Iterable[int] | None = None
+) -> list[CounterAlerts]:
+    """The findings as shard messages: every shard (the empty ones too), or those named."""
+    parts: dict[int, list[Finding]] = {
+        i: [] for i in (range(ALERT_SHARDS) if shards is None else shards)
+    }
+    for f in findings:
+        part = parts.get(shard_of(f.key, ALERT_SHARDS))
+        if part is not None:
+            part.append(f)
+    return [CounterAlerts(tuple(p), ts, i) for i, p in parts.items()]
 
 
 def escalated_payload(alerts: list[dict[str, Any]]) -> bytes:
