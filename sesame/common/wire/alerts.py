@@ -32,7 +32,8 @@ from sesame.common.wire.base import (
 from sesame.common.wire.shards import (
     ALERT_SHARDS,
     MAX_SHARD_PAYLOAD,
-    shard_index,
+    group,
+    parse_header,
     shard_name,
     shard_of,
 )
@@ -90,11 +91,7 @@ class CounterAlerts:
 @_total(limit=MAX_ALERTS_PAYLOAD)
 def parse_counter_alerts(obj: dict) -> CounterAlerts | ParseError:
     _version(obj)
-    if _get(obj, "of", int) != ALERT_SHARDS:
-        raise _Bad(f"field 'of' must be {ALERT_SHARDS} (the shard count)")
-    shard = shard_index(_get(obj, "shard", str), ALERT_SHARDS)
-    if shard is None:
-        raise _Bad("field 'shard' must name a shard (two hex digits)")
+    shard = parse_header(obj, ALERT_SHARDS)
     items = _get(obj, "alerts", list)
     if len(items) > MAX_FINDINGS:
         raise _Bad(f"field 'alerts' holds more than {MAX_FINDINGS} findings")
@@ -127,13 +124,7 @@ def alert_shards(
     findings: Iterable[Finding], ts: datetime | None, shards: Iterable[int] | None = None
 ) -> list[CounterAlerts]:
     """The findings as shard messages: every shard (the empty ones too), or those named."""
-    parts: dict[int, list[Finding]] = {
-        i: [] for i in (range(ALERT_SHARDS) if shards is None else shards)
-    }
-    for f in findings:
-        part = parts.get(shard_of(f.key, ALERT_SHARDS))
-        if part is not None:
-            part.append(f)
+    parts = group(findings, lambda f: f.key, ALERT_SHARDS, shards)
     return [CounterAlerts(tuple(p), ts, i) for i, p in parts.items()]
 
 

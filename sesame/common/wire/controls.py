@@ -25,7 +25,8 @@ from sesame.common.wire.base import (
 from sesame.common.wire.shards import (
     MAX_SHARD_PAYLOAD,
     REVOKED_SHARDS,
-    shard_index,
+    group,
+    parse_header,
     shard_name,
     shard_of,
 )
@@ -106,10 +107,8 @@ class Revocations:
 
     def shards(self) -> list[RevocationShard]:
         """Every shard of the list (empty ones too: each replaces what a gate held)."""
-        parts: list[list[str]] = [[] for _ in range(REVOKED_SHARDS)]
-        for b in set(self.badges):
-            parts[shard_of(b, REVOKED_SHARDS)].append(b)
-        out = [RevocationShard(i, tuple(sorted(p)), self.ts) for i, p in enumerate(parts)]
+        parts = group(set(self.badges), str, REVOKED_SHARDS)
+        out = [RevocationShard(i, tuple(sorted(p)), self.ts) for i, p in parts.items()]
         for sh in out:
             if len(sh.to_json()) > MAX_SHARD_PAYLOAD:  # only ids chosen to collide
                 raise ValueError(f"revocation shard {shard_name(sh.shard)} is over "
@@ -151,11 +150,7 @@ class RevocationShard:
 @_total(limit=MAX_SHARD_PAYLOAD)
 def parse_revocation_shard(obj: dict) -> RevocationShard | ParseError:
     _version(obj)
-    if _get(obj, "of", int) != REVOKED_SHARDS:
-        raise _Bad(f"field 'of' must be {REVOKED_SHARDS} (the shard count)")
-    index = shard_index(_get(obj, "shard", str), REVOKED_SHARDS)
-    if index is None:
-        raise _Bad("field 'shard' must name a shard (two hex digits)")
+    index = parse_header(obj, REVOKED_SHARDS)
     badges = _get(obj, "badges", list)
     if not all(isinstance(b, str) and BADGE_ID.match(b) for b in badges):
         raise _Bad("field 'badges' must be a list of badge ids")

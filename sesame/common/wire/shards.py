@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
+
+from sesame.common.wire.base import _Bad, _get
 
 REVOKED_SHARDS = 128  # 100,000 revoked ids: about 27 KB a shard
 ALERT_SHARDS = 32  # 1,000 findings: about 31 a shard
 MAX_SHARD_PAYLOAD = 60 * 1024  # bytes of one shard's message
 _NAME = re.compile(r"^[0-9a-f]{2}$")
+T = TypeVar("T")
 
 
 def shard_of(key: str, shards: int) -> int:
@@ -42,12 +46,27 @@ def shard_index(name: str | None, shards: int) -> int | None:
     return index if index < shards else None
 
 
-def split(keys: Iterable[str], shards: int) -> list[list[str]]:
-    """The keys of each shard, in the order given."""
-    out: list[list[str]] = [[] for _ in range(shards)]
-    for k in keys:
-        out[shard_of(k, shards)].append(k)
+def group(
+    items: Iterable[T], key: Callable[[T], str], shards: int, wanted: Iterable[int] | None = None
+) -> dict[int, list[T]]:
+    """The items of each shard, in the order given: every shard (the empty ones too: each
+    shard message replaces what a reader held of it), or the `wanted` ones."""
+    out: dict[int, list[T]] = {i: [] for i in (range(shards) if wanted is None else wanted)}
+    for item in items:
+        part = out.get(shard_of(key(item), shards))
+        if part is not None:
+            part.append(item)
     return out
+
+
+def parse_header(obj: dict, shards: int) -> int:
+    """The index of a shard message (its `"shard"` and `"of"` fields), or raises _Bad."""
+    if _get(obj, "of", int) != shards:
+        raise _Bad(f"field 'of' must be {shards} (the shard count)")
+    index = shard_index(_get(obj, "shard", str), shards)
+    if index is None:
+        raise _Bad("field 'shard' must name a shard (two hex digits)")
+    return index
 
 
 class ShardedSet:
