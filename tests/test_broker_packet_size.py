@@ -76,10 +76,10 @@ def test_an_oversized_gate_packet_is_cut_and_large_legitimate_ones_pass(mosquitt
             assert len(payload) <= MAX_SHARD_PAYLOAD
             counter.publish(topic, payload, retain=True).wait_for_publish(10)
         revocations = wire.Revocations(tuple(f"B{i:031d}" for i in range(wire.MAX_REVOKED)), now)
-        shards = revocations.shards()
-        assert 3_500_000 < sum(len(sh.to_json()) for sh in shards)  # 3.6 MB in all
-        for sh in shards:
-            admin.publish(T.revoked(f"{sh.shard:02x}"), sh.to_json(), retain=True)
+        shards = revocations.messages(T)
+        assert 3_500_000 < sum(len(payload) for _, payload in shards)  # 3.6 MB in all
+        for topic, payload in shards:
+            admin.publish(topic, payload, retain=True)
         wait_for(lambda: len(dashboard_in.under(f"{ROOT}/counter/alerts/")) == ALERT_SHARDS,
                  what="every shard of the findings", timeout=20)  # fmt: skip
         got = dashboard_in.under(f"{ROOT}/counter/alerts/")

@@ -10,7 +10,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sesame.common import wire
 from sesame.common.reasons import Reason
-from sesame.common.wire.shards import shard_name
 from sesame.gate.agent import GateAgent
 from sesame.gate.turnstile import MemoryTurnstile
 from tests.fixtures.gate import FakeClock, paris
@@ -172,8 +171,8 @@ def test_antipassback_from_the_lanes_own_memory(agents, make_token, gate_clock):
 def test_reboot_while_offline_decides_the_same(agents, make_token, tmp_path):
     a = agents()
     lease(a, 3)
-    for sh in wire.Revocations(("R1",)).shards():  # every shard, as the admin publishes
-        feed(a, a.topics.revoked(shard_name(sh.shard)), sh)
+    for topic, payload in wire.Revocations(("R1",)).messages(a.topics):  # as the admin does
+        feed(a, topic, payload)
     feed(a, a.topics.zone_control("salon-honneur"), wire.ZoneControl("closed"))
     assert a.handle_scan(make_token()).granted
     a.stop()

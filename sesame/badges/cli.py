@@ -243,12 +243,11 @@ def _revoke(args: argparse.Namespace) -> int:
 def _publish_revocations(args: argparse.Namespace, revs) -> None:
     from sesame.common import mqtt, wire
     from sesame.common.cli_venue import load_or_fail
-    from sesame.common.wire.shards import shard_name
 
     venue = load_or_fail(args.venue)
     topics = wire.Topics(venue.id)
     try:
-        shards = revs.shards()
+        shards = revs.messages(topics)
     except ValueError as e:
         raise CliError(f"list saved in {args.list} but not published: {e}", 1) from None
     try:
@@ -264,17 +263,16 @@ def _publish_revocations(args: argparse.Namespace, revs) -> None:
         raise CliError(f"list saved in {args.list} but not published: {e}", 1) from None
     try:
         # every shard, the empty ones too: each replaces what the gates hold of it
-        sent = [(conn.publish(topics.revoked(shard_name(sh.shard)), sh.to_json(),
-                              qos=1, retain=True), sh) for sh in shards]  # fmt: skip
+        sent = [conn.publish(topic, payload, qos=1, retain=True) for topic, payload in shards]
         deadline = time.monotonic() + args.timeout
-        for info, _ in sent:
+        for info in sent:
             try:
                 info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
             except (RuntimeError, ValueError):
                 pass  # reported below as not published
-        mids = {info.mid for info, _ in sent}
+        mids = {info.mid for info in sent}
         refused = [code for mid, code in conn.refusals if mid in mids]
-        missing = [sh for info, sh in sent if not info.is_published()]
+        missing = [info for info in sent if not info.is_published()]
     finally:
         conn.close()
     if missing or refused:

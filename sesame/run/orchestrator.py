@@ -175,15 +175,13 @@ class Replay:
 
     def publish_revocations(self) -> None:
         from sesame.common import mqtt, wire
-        from sesame.common.wire.shards import shard_name
 
         topics = wire.Topics(self.venue.id)
         conn = mqtt.connect(self.broker.url("admin"), f"sim-admin-{os.getpid()}", clean_start=True)
         try:
-            sent = [
-                conn.publish(topics.revoked(shard_name(sh.shard)), sh.to_json(), 1, retain=True)
-                for sh in wire.Revocations(badges=tuple(self.pop.revoked)).shards()
-            ]
+            revocations = wire.Revocations(badges=tuple(self.pop.revoked))
+            sent = [conn.publish(topic, payload, 1, retain=True)
+                    for topic, payload in revocations.messages(topics)]  # fmt: skip
             for info in sent:
                 info.wait_for_publish(10)
         finally:

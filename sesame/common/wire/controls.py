@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sesame.common.ids import BADGE_ID
 from sesame.common.states import VenueMode, ZoneAccess
+from sesame.common.topics import Topics
 from sesame.common.wire.base import (
     _GATE_ID,
     VERSION,
@@ -114,6 +115,10 @@ class Revocations:
                 raise ValueError(f"revocation shard {shard_name(sh.shard)} is over "
                                  f"{MAX_SHARD_PAYLOAD:,} bytes")  # fmt: skip
         return out
+
+    def messages(self, topics: Topics) -> list[tuple[str, bytes]]:
+        """(topic, payload) of every shard, as the admin publishes them (retained)."""
+        return [(topics.revoked(shard_name(sh.shard)), sh.to_json()) for sh in self.shards()]
 
 
 MAX_REVOKED = 100_000
