@@ -36,7 +36,6 @@ from sesame.counter.store_admissions import BadgePassage, DoubleAdmission
 
 KIND = "DOUBLE_ADMISSION"
 WINDOW_S = ANTIPASSBACK_WINDOW.total_seconds()
-Row = BadgePassage  # the store's row of a badge passage (sesame/counter/store_admissions.py)
 
 
 class Inside:
@@ -62,7 +61,7 @@ class Inside:
                                _detail(d))  # fmt: skip
 
     # -- what lanes may say --------------------------------------------------------------
-    def _admissible(self, r: Row, registry: bool) -> bool:
+    def _admissible(self, r: BadgePassage, registry: bool) -> bool:
         """Whether the lane could have admitted this badge: only then do other lanes hear
         of it (a lane cannot block badges it never saw by naming them)."""
         lane = self.venue.gates.get(r.gate)
@@ -119,7 +118,7 @@ class Inside:
         out.append(Out(self.topics.lane_admissions(gate), msg.to_json(), retain=False))
 
     # -- double admissions ---------------------------------------------------------------
-    def _check_double(self, r: Row, now: datetime) -> None:
+    def _check_double(self, r: BadgePassage, now: datetime) -> None:
         """Another lane admitted this badge into the same zone while it was inside: within
         the anti-passback window with no exit seen between (any time that day for `once`)."""
         cat = self.venue.categories[r.category or ""]
@@ -147,7 +146,7 @@ class Inside:
                 self.findings.bump(KIND, d.second_gate, now, _detail(d))
 
 
-def _items(rows: list[Row]) -> tuple[Admission, ...]:
+def _items(rows: list[BadgePassage]) -> tuple[Admission, ...]:
     return tuple(
         Admission(r.id, r.gate, r.badge, r.from_zone, r.to_zone, datetime.fromisoformat(r.ts))
         for r in rows
