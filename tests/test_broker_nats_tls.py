@@ -6,8 +6,6 @@ the permissions are the plain cluster's (a gate cannot write its own lease)."""
 
 from __future__ import annotations
 
-import json
-import shutil
 import threading
 from pathlib import Path
 
@@ -15,11 +13,10 @@ import pytest
 
 from sesame.broker.nats_process import NatsCluster
 from sesame.broker.nats_setup import setup_cluster
-from sesame.broker.tls import issue, make_ca, write_pair
 from sesame.common.mqtt import TLSFailed, connect
 from sesame.common.venue import load_venue
 from sesame.common.wire import Topics
-from tests.fixtures.broker import VENUE_FILE
+from tests.fixtures.broker import VENUE_FILE, credential_variant
 from tests.waiting import wait_for
 
 T = Topics("grand-palais")
@@ -40,18 +37,9 @@ def tls_cluster(tmp_path_factory):
 
 def _on_node(cluster, account: str, index: int, tmp_path: Path, **changes) -> Path:
     """A copy of the account's credential file naming one node (and maybe other entries)."""
-    src = cluster.credentials(account)
-    d = tmp_path / f"{account}-{index}"
-    shutil.copytree(src.parent, d, dirs_exist_ok=True)
-    data = json.loads(src.read_text())
-    data["broker"] = f"mqtts://127.0.0.1:{cluster.settings.nodes[index].mqtt_port}"
-    for key, value in changes.items():
-        if value is None:
-            data.pop(key, None)
-        else:
-            data[key] = str(value)
-    (d / src.name).write_text(json.dumps(data))
-    return d / src.name
+    node = f"mqtts://127.0.0.1:{cluster.settings.nodes[index].mqtt_port}"
+    return credential_variant(cluster.credentials(account), tmp_path / f"{account}-{index}",
+                              broker=node, **changes)  # fmt: skip
 
 
 def test_a_lane_on_one_node_reaches_the_counter_on_another_over_tls(tls_cluster, tmp_path):
@@ -80,15 +68,6 @@ def test_a_lane_on_one_node_reaches_the_counter_on_another_over_tls(tls_cluster,
     finally:
         gate.close()
         counter.close()
-
-
-@pytest.fixture(scope="module")
-def other_ca(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("other-ca")
-    key, cert = make_ca("Someone else's CA")
-    write_pair(key, cert, d / "ca.key", d / "ca.crt")
-    write_pair(*issue(key, cert, "counter"), d / "counter.key", d / "counter.crt")
-    return d
 
 
 def test_a_client_without_the_ca_or_the_venues_certificate_is_refused(

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives import serialization
 from sesame.broker.embedded import EmbeddedBroker
 from sesame.broker.process import MosquittoProcess
 from sesame.broker.setup import setup
-from sesame.broker.tls import issue, make_ca, write_pair
 from sesame.common.mqtt import TLSFailed, connect
 from sesame.common.venue import load_venue
+from tests.fixtures.broker import credential_variant
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,28 +36,8 @@ def tls_broker(request, tls_config, tmp_path):
         proc.close()
 
 
-@pytest.fixture(scope="module")
-def other_ca(tmp_path_factory) -> Path:
-    """Another CA and a client certificate it signed (same account name)."""
-    d = tmp_path_factory.mktemp("other-ca")
-    key, cert = make_ca("Someone else's CA")
-    write_pair(key, cert, d / "ca.key", d / "ca.crt")
-    write_pair(*issue(key, cert, "counter"), d / "counter.key", d / "counter.crt")
-    return d
-
-
 def _variant(cred: Path, tmp_path: Path, **changes) -> Path:
-    """A copy of a credential file and its certificates with some entries changed."""
-    d = tmp_path / "variant"
-    shutil.copytree(cred.parent, d, dirs_exist_ok=True)
-    data = json.loads(cred.read_text())
-    for key, value in changes.items():
-        if value is None:
-            data.pop(key, None)
-        else:
-            data[key] = str(value)
-    (d / cred.name).write_text(json.dumps(data))
-    return d / cred.name
+    return credential_variant(cred, tmp_path / "variant", **changes)
 
 
 def test_setup_writes_ca_server_and_client_certificates(tls_config):

@@ -9,8 +9,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
 
 from sesame.common import wire
 from sesame.common.reasons import Reason
@@ -18,31 +16,13 @@ from sesame.gate.agent import GateAgent
 from sesame.gate.fire_input import WithFireAlarm
 from sesame.gate.hardware import ConfigError, FireAlarmInput, load_hardware
 from sesame.gate.turnstile import SerialTurnstile, SimulatedController
+from tests.waiting import wait_for
 
 FIRE = 13
 
 
-def _until(cond, timeout=5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 @pytest.fixture
-def factory():
-    Device.pin_factory = f = MockFactory()
-    try:
-        yield f
-    finally:
-        f.close()
-        Device.pin_factory = None
-
-
-@pytest.fixture
-def serial_lane(gp_venue, badge_keys, tmp_path, gate_clock, factory):
+def serial_lane(gp_venue, badge_keys, tmp_path, gate_clock, mock_pins):
     made = []
 
     def make(gate="churchill-in-1"):
@@ -51,7 +31,7 @@ def serial_lane(gp_venue, badge_keys, tmp_path, gate_clock, factory):
         fire = WithFireAlarm(drv, FireAlarmInput(pin=FIRE))
         # the mock's pull-up lifts the input as it is set up; on the board the panel's
         # normally-closed contact holds it low all along: no alarm
-        factory.pin(FIRE).drive_low()
+        mock_pins.pin(FIRE).drive_low()
         agent = GateAgent(
             gp_venue, gate, data_dir=tmp_path / gate, keys=badge_keys, clock=gate_clock,
             turnstile=fire, pass_timeout=1.0, broker_url="mqtt://127.0.0.1:9",
@@ -72,7 +52,7 @@ def serial_lane(gp_venue, badge_keys, tmp_path, gate_clock, factory):
 
 
 def test_a_serial_lane_is_freed_by_its_fire_input_with_the_broker_down(
-    serial_lane, factory, make_token
+    serial_lane, mock_pins, make_token
 ):
     agent, fire, ctl = serial_lane()
     agent.start()
@@ -80,42 +60,42 @@ def test_a_serial_lane_is_freed_by_its_fire_input_with_the_broker_down(
     assert agent.handle_scan(make_token("B1")).granted  # normal: one opening, one passage
     assert not ctl.free
 
-    factory.pin(FIRE).drive_high()  # the panel's contact opens: ALARM
+    mock_pins.pin(FIRE).drive_high()  # the panel's contact opens: ALARM
     assert fire.fire_alarm  # at once, from the pin callback: FREE ON is on its way
-    assert _until(lambda: ctl.free), ctl.received
-    assert _until(lambda: "FIRE_ALARM" in agent.faults())
+    wait_for(lambda: ctl.free, 5, "FREE ON at the controller")
+    wait_for(lambda: "FIRE_ALARM" in agent.faults(), 5, "FIRE_ALARM in the faults")
     assert "FIRE_ALARM" in wire.parse_gate_status(agent._status()).faults
     dec = agent.handle_scan(make_token("B2"))
     assert not dec.granted and dec.reason == Reason.FIRE_ALARM
     assert sum(c.startswith("OPEN") for c in ctl.received) == 1  # no unlock: it is free
 
-    factory.pin(FIRE).drive_low()  # restored: an entry lane locks again (no evacuation)
-    assert _until(lambda: not ctl.free)
+    mock_pins.pin(FIRE).drive_low()  # restored: an entry lane locks again (no evacuation)
+    wait_for(lambda: not ctl.free, 5, "FREE OFF at the controller")
     assert not fire.fire_alarm
-    assert _until(lambda: "FIRE_ALARM" not in agent.faults())
+    wait_for(lambda: "FIRE_ALARM" not in agent.faults(), 5, "FIRE_ALARM gone")
 
 
-def test_evacuation_and_the_fire_input_together(serial_lane, factory):
+def test_evacuation_and_the_fire_input_together(serial_lane, mock_pins):
     agent, fire, ctl = serial_lane("churchill-out-1")
     agent.start()
-    factory.pin(FIRE).drive_high()
-    assert _until(lambda: ctl.free)
+    mock_pins.pin(FIRE).drive_high()
+    wait_for(lambda: ctl.free, 5, "FREE ON at the controller")
     agent.on_message(agent.topics.venue_control(), wire.VenueControl("evacuation").to_json(), True)
-    factory.pin(FIRE).drive_low()  # the alarm ends, the evacuation goes on: exits stay free
+    mock_pins.pin(FIRE).drive_low()  # the alarm ends, the evacuation goes on: exits stay free
     time.sleep(0.3)
     assert ctl.free
     agent.on_message(agent.topics.venue_control(), wire.VenueControl("normal").to_json(), False)
-    assert _until(lambda: not ctl.free)
+    wait_for(lambda: not ctl.free, 5, "FREE OFF at the controller")
 
 
-def test_an_alarm_already_active_at_start_frees_the_lane(factory):
+def test_an_alarm_already_active_at_start_frees_the_lane(mock_pins):
     ctl = SimulatedController(pushes=True)
     drv = SerialTurnstile(ctl.port)
-    factory.pin(FIRE).drive_high()
+    mock_pins.pin(FIRE).drive_high()
     fire = WithFireAlarm(drv, FireAlarmInput(pin=FIRE, pull="none", active="high"))
     try:
         assert fire.fire_alarm and fire.levels() == {"fire_alarm": True}
-        assert _until(lambda: ctl.free)
+        wait_for(lambda: ctl.free, 5, "FREE ON at the controller")
     finally:
         fire.close()
         ctl.close()
@@ -149,7 +129,7 @@ def test_the_hardware_file_takes_one_fire_input(tmp_path):
         assert words in str(e.value) and "fire_alarm" in str(e.value), str(e.value)
 
 
-def test_doctor_shows_the_fire_input_of_a_serial_lane(tmp_path, factory, gp_venue):
+def test_doctor_shows_the_fire_input_of_a_serial_lane(tmp_path, mock_pins, gp_venue):
     from sesame.gate.doctor import run_checks
 
     # no pull resistor: the mock pin keeps the level the test drives (a pull-up would lift it
@@ -164,7 +144,7 @@ def test_doctor_shows_the_fire_input_of_a_serial_lane(tmp_path, factory, gp_venu
         assert len(found) == 1
         return found[0].status, found[0].detail
 
-    factory.pin(FIRE).drive_low()  # the panel's contact closed: all is well
+    mock_pins.pin(FIRE).drive_low()  # the panel's contact closed: all is well
     assert fire_check() == ("ok", "GPIO13 normal")
-    factory.pin(FIRE).drive_high()
+    mock_pins.pin(FIRE).drive_high()
     assert fire_check() == ("WARN", "GPIO13 ALARM (lane held free)")

@@ -1,4 +1,4 @@
-"""The GPIO turnstile driver and the lane's fire alarm, on gpiozero's mock pin factory: the
+"""The GPIO turnstile driver and the lane's fire alarm, on gpiozero's mock pin mock_pins: the
 relays are mock output pins whose state history is read back, the turnstile's contacts and
 the fire panel's relay are mock input pins driven low/high by the test."""
 
@@ -8,8 +8,6 @@ import threading
 import time
 
 import pytest
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
 
 from sesame.common import wire
 from sesame.common.reasons import Reason
@@ -22,32 +20,22 @@ PINS = dict(open_in_pin=17, open_out_pin=27, free_pin=22, passed_in_pin=5, passe
 FIRE = 13
 
 
-@pytest.fixture
-def factory():
-    Device.pin_factory = f = MockFactory()
-    try:
-        yield f
-    finally:
-        f.close()
-        Device.pin_factory = None
-
-
 def config(**kw) -> GpioController:
     base = dict(type="gpio", relay_active="low", pulse_ms=100, debounce_ms=30, **PINS)
     return GpioController.model_validate(base | kw)
 
 
-def closed(factory, pin: int) -> bool:
+def closed(mock_pins, pin: int) -> bool:
     """Is this relay closed? (relay_active low: the output pin is driven low)"""
-    p = factory.pin(pin)
+    p = mock_pins.pin(pin)
     return p.function == "output" and p.state is False
 
 
-def on_periods(factory, pin: int) -> list[float]:
+def on_periods(mock_pins, pin: int) -> list[float]:
     """How long each closing of a relay lasted, from the pin's state history (active low;
     gpiozero's mock records each state with the time since the previous change)."""
     out, on, armed = [], False, False
-    for s in factory.pin(pin).states:  # the first True is the set-up driving it inactive
+    for s in mock_pins.pin(pin).states:  # the first True is the set-up driving it inactive
         armed = armed or s.state is True
         if not armed:
             continue
@@ -59,11 +47,11 @@ def on_periods(factory, pin: int) -> list[float]:
     return out
 
 
-def contact(factory, pin: int, chatter: int = 0) -> None:
+def contact(mock_pins, pin: int, chatter: int = 0) -> None:
     """The arm turns: the turnstile closes its contact (to ground) for 50 ms; `chatter` extra
     bounces at the closing and at the opening, back to back (a real bounce lasts a few ms; with
     no sleep between edges a loaded test machine cannot stretch one past the debounce)."""
-    p = factory.pin(pin)
+    p = mock_pins.pin(pin)
     for _ in range(chatter):
         p.drive_low()
         p.drive_high()
@@ -75,15 +63,15 @@ def contact(factory, pin: int, chatter: int = 0) -> None:
     p.drive_high()
 
 
-def person(factory, relay: int, passed: int, chatter: int = 0) -> threading.Thread:
+def person(mock_pins, relay: int, passed: int, chatter: int = 0) -> threading.Thread:
     """Someone who pushes the arm once the lane unlocks (the relay closes)."""
 
     def run():
         deadline = time.monotonic() + 5
-        while not closed(factory, relay) and time.monotonic() < deadline:
+        while not closed(mock_pins, relay) and time.monotonic() < deadline:
             time.sleep(0.002)
         time.sleep(0.02)
-        contact(factory, passed, chatter)
+        contact(mock_pins, passed, chatter)
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
@@ -91,14 +79,14 @@ def person(factory, relay: int, passed: int, chatter: int = 0) -> threading.Thre
 
 
 @pytest.fixture
-def lane(gp_venue, badge_keys, tmp_path, gate_clock, factory):
+def lane(gp_venue, badge_keys, tmp_path, gate_clock, mock_pins):
     made = []
 
     def make(gate="churchill-in-1", pass_timeout=1.0, **kw):
         t = GpioTurnstile(config(**kw))
         # The mock's pull-up lifts the input as the driver sets it up; on the board the fire
         # panel's normally-closed contact holds it low all along: no alarm.
-        factory.pin(FIRE).drive_low()
+        mock_pins.pin(FIRE).drive_low()
         a = GateAgent(
             gp_venue, gate, data_dir=tmp_path / gate, keys=badge_keys, clock=gate_clock,
             turnstile=t, pass_timeout=pass_timeout, broker_url="mqtt://127.0.0.1:9",
@@ -121,10 +109,10 @@ def events(agent):
 
 
 def test_granted_badge_pulses_the_entry_relay_and_one_contact_is_one_passage(
-    lane, factory, make_token
+    lane, mock_pins, make_token
 ):
     agent, _ = lane()
-    walker = person(factory, 17, 5)
+    walker = person(mock_pins, 17, 5)
     dec = agent.handle_scan(make_token("B1"))
     walker.join()
     assert dec.granted and dec.passages == 1
@@ -133,15 +121,15 @@ def test_granted_badge_pulses_the_entry_relay_and_one_contact_is_one_passage(
         "outside",
         "nef",
     )
-    [period] = on_periods(factory, 17)
+    [period] = on_periods(mock_pins, 17)
     assert 0.09 <= period <= 0.2, period  # pulse_ms = 100
-    assert on_periods(factory, 27) == [] and on_periods(factory, 22) == []
-    assert not closed(factory, 17)
+    assert on_periods(mock_pins, 27) == [] and on_periods(mock_pins, 22) == []
+    assert not closed(mock_pins, 17)
 
 
-def test_a_chattering_contact_is_one_passage(lane, factory, make_token):
+def test_a_chattering_contact_is_one_passage(lane, mock_pins, make_token):
     agent, t = lane()
-    walker = person(factory, 17, 5, chatter=6)
+    walker = person(mock_pins, 17, 5, chatter=6)
     assert agent.handle_scan(make_token("B1")).granted
     walker.join()
     time.sleep(0.05)
@@ -151,7 +139,7 @@ def test_a_chattering_contact_is_one_passage(lane, factory, make_token):
     assert t.passages == 1
 
 
-def test_nobody_pushes_no_passage(lane, factory, make_token):
+def test_nobody_pushes_no_passage(lane, mock_pins, make_token):
     agent, _ = lane(pass_timeout=0.3)
     t0 = time.monotonic()
     dec = agent.handle_scan(make_token("B1"))
@@ -159,16 +147,16 @@ def test_nobody_pushes_no_passage(lane, factory, make_token):
     assert not dec.granted and dec.reason == Reason.NO_PASSAGE
     [ev] = events(agent)
     assert ev.kind == "denied" and ev.reason == "NO_PASSAGE"
-    assert len(on_periods(factory, 17)) == 1 and not closed(factory, 17)
+    assert len(on_periods(mock_pins, 17)) == 1 and not closed(mock_pins, 17)
     # a late push after the timeout is not taken for that opening (no passage for B1)
-    contact(factory, 5)
+    contact(mock_pins, 5)
     assert [e.kind for e in events(agent)] == ["denied"]
 
 
-def test_unsolicited_contact_on_a_readerless_exit_is_one_anonymous_passage(lane, factory):
+def test_unsolicited_contact_on_a_readerless_exit_is_one_anonymous_passage(lane, mock_pins):
     agent, _ = lane("churchill-out-1")
     agent.start()
-    contact(factory, 6, chatter=4)
+    contact(mock_pins, 6, chatter=4)
     deadline = time.monotonic() + 3
     while agent.outbox_depth() < 1 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -176,16 +164,16 @@ def test_unsolicited_contact_on_a_readerless_exit_is_one_anonymous_passage(lane,
     [ev] = events(agent)
     assert ev.kind == "passage" and ev.badge is None and ev.to_zone == "outside"
     # nobody unlocked anything
-    assert all(on_periods(factory, p) == [] for p in (17, 27, 22))
+    assert all(on_periods(mock_pins, p) == [] for p in (17, 27, 22))
 
 
-def test_fire_input_frees_the_lane_at_once_with_the_broker_down(lane, factory, make_token):
+def test_fire_input_frees_the_lane_at_once_with_the_broker_down(lane, mock_pins, make_token):
     agent, t = lane(fire_alarm_pin=FIRE)  # the broker (port 9) is not there
     agent.start()
-    assert not agent.online and not closed(factory, 22)
-    factory.pin(FIRE).drive_high()  # the panel's normally-closed contact opens: ALARM
+    assert not agent.online and not closed(mock_pins, 22)
+    mock_pins.pin(FIRE).drive_high()  # the panel's normally-closed contact opens: ALARM
     # freed by the driver from the pin callback, before the agent's loop even looks
-    assert closed(factory, 22) and t.fire_alarm
+    assert closed(mock_pins, 22) and t.fire_alarm
     deadline = time.monotonic() + 2
     while "FIRE_ALARM" not in agent.faults() and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -194,87 +182,87 @@ def test_fire_input_frees_the_lane_at_once_with_the_broker_down(lane, factory, m
     # entries are refused with the reason; people leaving through the free lane are counted
     dec = agent.handle_scan(make_token("B1"))
     assert not dec.granted and dec.reason == Reason.FIRE_ALARM
-    assert on_periods(factory, 17) == []  # no unlock pulse: the lane is free anyway
-    contact(factory, 6)
+    assert on_periods(mock_pins, 17) == []  # no unlock pulse: the lane is free anyway
+    contact(mock_pins, 6)
     deadline = time.monotonic() + 2
     while agent.outbox_depth() < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert [e.kind for e in events(agent)] == ["denied", "passage"]
     # restored: the entry lane goes back to normal (the venue is not in evacuation)
-    factory.pin(FIRE).drive_low()
+    mock_pins.pin(FIRE).drive_low()
     deadline = time.monotonic() + 2
-    while closed(factory, 22) and time.monotonic() < deadline:
+    while closed(mock_pins, 22) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not closed(factory, 22) and not t.fire_alarm
+    assert not closed(mock_pins, 22) and not t.fire_alarm
 
 
-def test_exit_stays_free_after_the_alarm_until_the_evacuation_ends(lane, factory):
+def test_exit_stays_free_after_the_alarm_until_the_evacuation_ends(lane, mock_pins):
     agent, _ = lane("churchill-out-1", fire_alarm_pin=FIRE)
     agent.start()
-    factory.pin(FIRE).drive_high()
-    assert closed(factory, 22)
+    mock_pins.pin(FIRE).drive_high()
+    assert closed(mock_pins, 22)
     agent.on_message(agent.topics.venue_control(), wire.VenueControl("evacuation").to_json(), True)
-    factory.pin(FIRE).drive_low()  # restored, but the venue is still evacuating
+    mock_pins.pin(FIRE).drive_low()  # restored, but the venue is still evacuating
     time.sleep(0.4)
-    assert closed(factory, 22)
+    assert closed(mock_pins, 22)
     agent.on_message(agent.topics.venue_control(), wire.VenueControl("normal").to_json(), True)
     deadline = time.monotonic() + 2
-    while closed(factory, 22) and time.monotonic() < deadline:
+    while closed(mock_pins, 22) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not closed(factory, 22)
+    assert not closed(mock_pins, 22)
 
 
-def test_alarm_active_at_start_frees_the_lane_before_anything_else(factory):
-    factory.pin(FIRE).drive_high()  # NC contact open (or its wire cut): alarm
+def test_alarm_active_at_start_frees_the_lane_before_anything_else(mock_pins):
+    mock_pins.pin(FIRE).drive_high()  # NC contact open (or its wire cut): alarm
     t = GpioTurnstile(config(fire_alarm_pin=FIRE))
     try:
-        assert t.fire_alarm and closed(factory, 22)
+        assert t.fire_alarm and closed(mock_pins, 22)
     finally:
         t.close()
 
 
-def test_outputs_released_when_the_agent_stops(lane, factory):
+def test_outputs_released_when_the_agent_stops(lane, mock_pins):
     agent, t = lane("churchill-out-1", fire_alarm_pin=FIRE)
     agent.start()
-    factory.pin(FIRE).drive_high()
-    assert closed(factory, 22)
+    mock_pins.pin(FIRE).drive_high()
+    assert closed(mock_pins, 22)
     # the relay is closed when the lane stops (gate run: agent.stop(), then the driver closes)
     agent.stop()
     t.close()
     for pin in (17, 27, 22):
-        p = factory.pin(pin)
+        p = mock_pins.pin(pin)
         assert p.function == "input", pin  # handed back: high impedance, the relay drops
         assert p.states[-1].state is True, pin  # and driven inactive before that
 
 
-def test_a_restart_releases_what_a_killed_agent_left(factory):
+def test_a_restart_releases_what_a_killed_agent_left(mock_pins):
     # kill -9 runs no clean-up; whatever level it left on a line, the agent systemd restarts
     # drives every output inactive as it sets up (gpiozero's mock pins live in one process:
     # this shows the restart, not the kernel's handling of the dead process's lines)
     for pin in (17, 27, 22):
-        factory.pin(pin).output_with_state(False)  # active low: every relay closed
+        mock_pins.pin(pin).output_with_state(False)  # active low: every relay closed
     t = GpioTurnstile(config())
     try:
-        assert not any(closed(factory, p) for p in (17, 27, 22))
+        assert not any(closed(mock_pins, p) for p in (17, 27, 22))
     finally:
         t.close()
 
 
-def test_single_contact_for_both_directions_and_free_without_a_free_relay(factory):
+def test_single_contact_for_both_directions_and_free_without_a_free_relay(mock_pins):
     t = GpioTurnstile(config(free_pin=None, passed_out_pin=None))
     try:
-        walker = person(factory, 27, 5)
+        walker = person(mock_pins, 27, 5)
         assert t.open("out", 1.0)  # the one contact answers the opening under way
         walker.join()
         t.hold_free(True)  # no free relay: both unlock relays are held closed
-        assert closed(factory, 17) and closed(factory, 27)
+        assert closed(mock_pins, 17) and closed(mock_pins, 27)
         t.hold_free(False)
-        assert not closed(factory, 17) and not closed(factory, 27)
+        assert not closed(mock_pins, 17) and not closed(mock_pins, 27)
     finally:
         t.close()
 
 
-def test_pin_in_use_is_a_one_line_error(factory):
+def test_pin_in_use_is_a_one_line_error(mock_pins):
     first = GpioTurnstile(config())
     try:
         with pytest.raises(GpioError, match="open_in_pin GPIO17"):
