@@ -12,6 +12,7 @@ import pytest
 from sesame.common import wire
 from sesame.common.reasons import Reason
 from sesame.gate.agent import GateAgent
+from sesame.gate.fire_input import WithFireAlarm
 from sesame.gate.hardware import GpioController
 from sesame.gate.turnstile_gpio import GpioError, GpioTurnstile
 
@@ -78,12 +79,20 @@ def person(mock_pins, relay: int, passed: int, chatter: int = 0) -> threading.Th
     return t
 
 
+def driver(cfg: GpioController):
+    """The lane's turnstile as `gate run` builds it: the driver, with the controller's fire
+    input around it when it has one (sesame/gate/fire_input.py)."""
+    t = GpioTurnstile(cfg)
+    fire = cfg.fire_input()
+    return WithFireAlarm(t, fire) if fire is not None else t
+
+
 @pytest.fixture
 def lane(gp_venue, badge_keys, tmp_path, gate_clock, mock_pins):
     made = []
 
     def make(gate="churchill-in-1", pass_timeout=1.0, **kw):
-        t = GpioTurnstile(config(**kw))
+        t = driver(config(**kw))
         # The mock's pull-up lifts the input as the driver sets it up; on the board the fire
         # panel's normally-closed contact holds it low all along: no alarm.
         mock_pins.pin(FIRE).drive_low()
@@ -214,7 +223,7 @@ def test_exit_stays_free_after_the_alarm_until_the_evacuation_ends(lane, mock_pi
 
 def test_alarm_active_at_start_frees_the_lane_before_anything_else(mock_pins):
     mock_pins.pin(FIRE).drive_high()  # NC contact open (or its wire cut): alarm
-    t = GpioTurnstile(config(fire_alarm_pin=FIRE))
+    t = driver(config(fire_alarm_pin=FIRE))
     try:
         assert t.fire_alarm and closed(mock_pins, 22)
     finally:

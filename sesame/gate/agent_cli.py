@@ -160,16 +160,18 @@ def _line_of(path: Path, decoder: str) -> str:
 
 def _turnstile(hw, lane, hw_file):
     t = _controller(hw, lane, hw_file)
-    if hw.fire_alarm is None:
+    fire = hw.fire_input()
+    if fire is None:
         return t
     from sesame.gate.fire_input import WithFireAlarm
     from sesame.gate.turnstile_gpio import GpioError
 
     try:  # the fire panel's contact on the board's own GPIO, whatever drives the arms
-        return WithFireAlarm(t, hw.fire_alarm)
+        return WithFireAlarm(t, fire)
     except GpioError as e:
         t.close()
-        raise CliError(f"{hw_file}: fire_alarm: {e}") from None
+        key = "fire_alarm" if hw.fire_alarm is not None else "controller.fire_alarm_pin"
+        raise CliError(f"{hw_file}: {key}: {e}") from None
 
 
 def _controller(hw, lane, hw_file):

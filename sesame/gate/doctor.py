@@ -54,10 +54,10 @@ def run_checks(
         yield from gpio_checks(hw.controller, g, click=click)
     else:
         yield _controller(hw, timeout)
-    if hw.fire_alarm is not None:
+    if (fire := hw.fire_input()) is not None:
         from sesame.gate.doctor_gpio import fire_input_check
 
-        yield fire_input_check(hw.fire_alarm)
+        yield fire_input_check(fire)
     yield _clock(venue, now or datetime.now(UTC))
     yield _disk(hw.agent.data_dir)
     yield _keys(hw)

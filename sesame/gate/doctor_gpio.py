@@ -26,10 +26,7 @@ def gpio_checks(cfg: GpioController, lane, *, click: bool = False) -> Iterator[C
         yield Check("controller", "ok", f"gpio: relays {', '.join(relays)} released")
         for name, active in t.levels().items():
             pin = getattr(cfg, f"{name}_pin")
-            if name == "fire_alarm":
-                status, word = ("WARN", "ALARM (lane held free)") if active else ("ok", "normal")
-            else:
-                status, word = ("WARN", "closed at rest: stuck?") if active else ("ok", "open")
+            status, word = ("WARN", "closed at rest: stuck?") if active else ("ok", "open")
             yield Check(f"in {name}", status, f"GPIO{pin} {word}")
         if click:
             for name in t.outputs:
@@ -42,7 +39,7 @@ def gpio_checks(cfg: GpioController, lane, *, click: bool = False) -> Iterator[C
 
 
 def fire_input_check(cfg: FireAlarmInput) -> Check:
-    """The `[fire_alarm]` input of any lane: its level now."""
+    """The lane's fire alarm input (`Hardware.fire_input()`): its level now."""
     from sesame.gate.fire_input import WithFireAlarm
     from sesame.gate.turnstile import MemoryTurnstile
 

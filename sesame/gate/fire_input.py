@@ -6,8 +6,8 @@ fire panel whatever drives its arms.
 pin callback itself, at once, without the agent's loop or the network, and keeps it free
 until the input is restored; evacuation (`hold_free`) is combined with it. It has the
 driver's interface plus `fire_alarm`, which the agent reads to report `FIRE_ALARM` and to
-refuse entries (sesame/gate/agent.py). A GPIO controller can take the same contact as its
-own `fire_alarm_pin` (sesame/gate/turnstile_gpio.py).
+refuse entries (sesame/gate/agent.py). A GPIO controller's own `fire_alarm_pin` is served
+the same way (`Hardware.fire_input()`).
 """
 
 from __future__ import annotations

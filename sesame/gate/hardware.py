@@ -47,6 +47,18 @@ Level = Literal["low", "high"]
 Pull = Literal["up", "down", "none"]
 
 
+class FireAlarmInput(_Model):
+    """The fire panel's relay contact on a GPIO input of the lane's board, whatever drives the
+    turnstile (a serial controller has no fire input of its own; sesame/gate/fire_input.py).
+    A GPIO controller may take it as its `fire_alarm_pin` instead, not both."""
+
+    pin: Pin
+    active: Level = Field(
+        "high", description="level meaning ALARM (a normally closed contact to ground: high)"
+    )
+    pull: Pull = Field("up", description="pull resistor on the input")
+
+
 class Controller(_Model):
     """A controller speaking the line protocol of sesame/gate/turnstile.py on a serial port."""
 
@@ -92,6 +104,13 @@ class GpioController(_Model):
             raise ValueError("passed_in_pin or passed_out_pin: a passage contact is needed")
         return self
 
+    def fire_input(self) -> FireAlarmInput | None:
+        """`fire_alarm_pin` and its level and pull, as any lane's fire input."""
+        if self.fire_alarm_pin is None:
+            return None
+        return FireAlarmInput(pin=self.fire_alarm_pin, active=self.fire_alarm_active,
+                              pull=self.fire_alarm_pull)  # fmt: skip
+
     @staticmethod
     def pin_names() -> tuple[str, ...]:
         return (
@@ -109,18 +128,6 @@ AnyController = Annotated[
     Annotated[Controller, Tag("serial")] | Annotated[GpioController, Tag("gpio")],
     Discriminator(_controller_type),
 ]
-
-
-class FireAlarmInput(_Model):
-    """The fire panel's relay contact on a GPIO input of the lane's board, whatever drives the
-    turnstile (a serial controller has no fire input of its own; sesame/gate/fire_input.py).
-    A GPIO controller may take it as its `fire_alarm_pin` instead, not both."""
-
-    pin: Pin
-    active: Level = Field(
-        "high", description="level meaning ALARM (a normally closed contact to ground: high)"
-    )
-    pull: Pull = Field("up", description="pull resistor on the input")
 
 
 class AgentSettings(_Model):
@@ -147,6 +154,12 @@ class Hardware(_Model):
             if getattr(c, name) == fire.pin:
                 raise ValueError(f"fire_alarm: GPIO{fire.pin} is already controller.{name}")
         return self
+
+    def fire_input(self) -> FireAlarmInput | None:
+        """The lane's fire alarm input: `[fire_alarm]`, or a GPIO controller's own pin."""
+        if self.fire_alarm is not None:
+            return self.fire_alarm
+        return self.controller.fire_input() if isinstance(self.controller, GpioController) else None
 
 
 def load_hardware(path: str | Path) -> Hardware:

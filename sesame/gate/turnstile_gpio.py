@@ -5,15 +5,15 @@ Tripod turnstiles and speed gates take potential-free inputs and give potential-
   board -> turnstile (relays)             turnstile -> board (contacts)
   open_in / open_out: a pulse unlocks     passed_in / passed_out: the arm turned, one person
     one passage in that direction           passed (one contact for both directions is fine)
-  free: held closed, the arms are free    fire_alarm: the fire panel's relay (any lane)
+  free: held closed, the arms are free    (the fire panel's relay: sesame/gate/fire_input.py)
 
 Semantics are the serial driver's: `open()` pulses the direction's relay and waits for that
 direction's passage contact or the timeout (False: NO_PASSAGE); a contact nobody opened for is
 an unsolicited pulse (an exit lane without a reader, a lane held free); `hold_free()` keeps the
 lane free. A chattering contact is one passage: an activation counts only after the input was
 quiet for `debounce_ms` (debounced here, not by the pin library, so every backend behaves
-alike). The fire alarm frees the lane from the pin callback itself, without the agent's loop
-or the network, and holds it free while the input is active.
+alike). The controller's `fire_alarm_pin` is the lane's fire input, served as on any lane by
+`fire_input.WithFireAlarm` around this driver (`Hardware.fire_input()`).
 
 Outputs are driven inactive when the driver starts (a restart after a crash releases what the
 dead process left) and when it closes. What a killed process leaves on a line depends on the
@@ -26,7 +26,6 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
 
 from sesame.gate.hardware import GpioController
 
@@ -86,12 +85,9 @@ class GpioTurnstile:
         self._pulses: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._free_wanted = False
         self._free_on = False
-        self._fire = False
         self._closed = threading.Event()
-        self.on_fire: Callable[[bool], None] | None = None  # told from the pin callback
         self.outputs: dict[str, gpiozero.DigitalOutputDevice] = {}
         self._contacts: dict[str, _Contact] = {}
-        self._fire_in: _Contact | None = None
         try:
             self._setup(gpiozero, pin_factory)
         except Exception as e:
@@ -123,12 +119,6 @@ class GpioTurnstile:
                 c.device.when_activated = c.device.when_deactivated = (
                     lambda _d=None, direction=direction: self._contact_edge(direction)
                 )
-        if cfg.fire_alarm_pin is not None:
-            c = self._input(gpiozero, factory, "fire_alarm_pin", cfg.fire_alarm_pin,
-                            cfg.fire_alarm_pull, cfg.fire_alarm_active, 0.0)  # fmt: skip
-            self._fire_in = c
-            c.device.when_activated = c.device.when_deactivated = lambda _d=None: self._fire_edge()
-            self._fire_edge()  # an alarm already active at start frees the lane at once
 
     @staticmethod
     def _input(gpiozero, factory, name, pin, pull, level, debounce) -> _Contact:
@@ -162,24 +152,10 @@ class GpioTurnstile:
                 return
         self._pulses.put(direction)
 
-    def _fire_edge(self) -> None:
-        assert self._fire_in is not None
-        with self._lock:
-            was, self._fire = self._fire, self._fire_in.active
-            if was == self._fire:
-                return
-            self._apply_free()
-        log.warning("fire alarm input %s", "ACTIVE: lane released" if self._fire else "restored")
-        if self.on_fire is not None:
-            try:
-                self.on_fire(self._fire)
-            except Exception:
-                log.exception("fire alarm callback failed")
-
     def _apply_free(self) -> None:
-        """Free relay (or, without one, every unlock relay held closed) per evacuation and
-        fire alarm. Called with the lock held."""
-        want = (self._free_wanted or self._fire) and not self._closed.is_set()
+        """Free relay (or, without one, every unlock relay held closed) as asked (evacuation,
+        a fire alarm). Called with the lock held."""
+        want = self._free_wanted and not self._closed.is_set()
         if want == self._free_on:
             return
         self._free_on = want
@@ -192,10 +168,6 @@ class GpioTurnstile:
             dev.value = want
 
     # -- Turnstile ---------------------------------------------------------------------------
-    @property
-    def fire_alarm(self) -> bool:
-        return self._fire
-
     @property
     def free(self) -> bool:
         return self._free_on
@@ -239,11 +211,8 @@ class GpioTurnstile:
             return None
 
     def levels(self) -> dict[str, bool]:
-        """Each input's logical state now (doctor): True = contact active / alarm."""
-        out = {f"passed_{d}": c.active for d, c in self._contacts.items()}
-        if self._fire_in is not None:
-            out["fire_alarm"] = self._fire_in.active
-        return out
+        """Each passage contact's logical state now (doctor): True = contact active."""
+        return {f"passed_{d}": c.active for d, c in self._contacts.items()}
 
     def click(self, name: str, seconds: float | None = None) -> None:
         """Close one relay for a pulse (doctor --click): the technician hears it."""
@@ -268,11 +237,6 @@ class GpioTurnstile:
         for dev in [*self.outputs.values(), *(c.device for c in self._contacts.values())]:
             try:
                 dev.close()
-            except Exception:
-                pass
-        if self._fire_in is not None:
-            try:
-                self._fire_in.device.close()
             except Exception:
                 pass
         self.health = "closed"
